@@ -1,0 +1,3 @@
+from nac.cli import main
+
+main()

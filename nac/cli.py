@@ -1,0 +1,20 @@
+"""The ``nac-bench`` command (also ``python -m nac``): a Hydra app composed from ``configs/``."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from nac.harness.environment import PROJECT_ROOT
+from nac.harness.runner import run
+
+CONFIG_DIR = str(PROJECT_ROOT / "configs")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()

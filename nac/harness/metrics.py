@@ -1,0 +1,61 @@
+"""Losses and metrics for classification and regression, per sequence or per step."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: metric name -> direction ("max" is better or "min" is better)
+DIRECTIONS = {"accuracy": "max", "loss": "min", "mse": "min", "rmse": "min", "mae": "min"}
+
+
+def flatten_steps(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, per_step: bool):
+    """For per-step labels keep only valid steps: pred (B, L, ...) -> (N, ...), y (B, L) -> (N,)."""
+    if not per_step:
+        return pred, y
+    if mask is None:
+        return pred.reshape(-1, *pred.shape[2:]), y.reshape(-1, *y.shape[2:])
+    return pred[mask], y[mask]
+
+
+def loss_fn(task: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if task == "classification":
+        return F.cross_entropy(pred, y)
+    return F.mse_loss(pred.reshape(y.shape), y)
+
+
+class MetricAccumulator:
+    """Accumulates sums over batches; :meth:`result` returns a dict of metrics."""
+
+    def __init__(self, task: str):
+        self.task = task
+        self.n = 0
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.sq_err = 0.0
+        self.abs_err = 0.0
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, y: torch.Tensor) -> None:
+        n = y.shape[0]
+        self.n += n
+        self.loss_sum += float(loss_fn(self.task, pred, y)) * n
+        if self.task == "classification":
+            self.correct += int((pred.argmax(-1) == y).sum())
+        else:
+            err = pred.reshape(y.shape) - y
+            self.sq_err += float((err**2).sum())
+            self.abs_err += float(err.abs().sum())
+
+    def result(self) -> dict[str, float]:
+        if self.n == 0:
+            raise ValueError("no samples were evaluated (empty split?)")
+        out = {"loss": self.loss_sum / self.n}
+        if self.task == "classification":
+            out["accuracy"] = self.correct / self.n
+        else:
+            mse = self.sq_err / self.n
+            out.update(mse=mse, rmse=math.sqrt(mse), mae=self.abs_err / self.n)
+        return out
