@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 _VOLATILE = ("paths", "device", "hydra")
 
 
+class SetupError(RuntimeError):
+    """A run could not start: a bad config value, missing data, a model that cannot be built."""
+
+
 def resolve_data_root(value: str | None) -> Path:
     """The data root: the configured one, else $NAC_DATA_ROOT, ./datasets, or the shared dev copy."""
     if value:
@@ -90,7 +94,10 @@ def run(cfg: DictConfig) -> float:
     fold = cfg.protocol.get("fold") if cfg.protocol.name == "paper" else None
     path = record_path(Path(cfg.paths.records_dir), cfg.dataset.name, cfg.protocol.name, cfg.model.name,
                        cfg.seed, fold, config_hash(identity))
-    device = env.resolve_device(cfg.device)
+    try:
+        device = env.resolve_device(cfg.device)
+    except ValueError as err:
+        raise SetupError(str(err)) from err
     record: dict = {
         "schema": RECORD_SCHEMA, "status": "failed", "model": cfg.model.name, "dataset": cfg.dataset.name,
         "protocol": cfg.protocol.name, "fold": fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
@@ -103,12 +110,15 @@ def run(cfg: DictConfig) -> float:
     memory.reset()
     wall = time.perf_counter()
     try:
-        env.seed_everything(cfg.seed, cfg.trainer.deterministic)
-        splits = build_splits(cfg)
-        meta = splits.meta
+        try:
+            env.seed_everything(cfg.seed, cfg.trainer.deterministic)
+            splits = build_splits(cfg)
+            meta = splits.meta
+            model = build_model(cfg, meta.input_dim, meta.output_dim).to(device)
+        except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
+            raise SetupError(f"{cfg.model.name} on {cfg.dataset.name} ({cfg.protocol.name}): {err}") from err
         record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode, dataset_meta=meta.to_dict(),
                       n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
-        model = build_model(cfg, meta.input_dim, meta.output_dim).to(device)
         record["parameters"] = count_parameters(model)
         record["parameters_sequence_model"] = count_parameters(model.sequence_model)
         per_step = meta.label_granularity == "step"

@@ -99,7 +99,7 @@ def fit(
             pred, y = flatten_steps(_forward(model, batch), batch["y"], batch["mask"], per_step)
             loss = loss_fn(task, pred, y)
             if not torch.isfinite(loss):
-                raise Diverged(f"training loss became {float(loss)} at epoch {epoch + 1}, batch {step + 1}; "
+                raise Diverged(f"training loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}; "
                                "lower trainer.optimizer.lr or set trainer.grad_clip")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,151 @@
+"""The runner, its records, reproducibility, failure handling, tables and the command line."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from nac.harness import runner as runner_module
+from nac.harness import train as train_module
+from nac.harness.memory import PeakMemory
+from nac.harness.records import load_records
+from nac.harness.runner import SetupError, run
+from nac.harness.tables import records_frame, summary_table
+from nac.models.contract import last_valid_step
+from tests.conftest import run_cli
+
+REQUIRED = {"status", "model", "dataset", "protocol", "seed", "test", "val", "parameters", "train_time_per_epoch_s",
+            "latency_per_sample_s", "peak_memory_mb", "peak_memory_method", "config", "versions", "git_commit",
+            "device", "history", "best_epoch"}
+
+
+def _records(tmp_path: Path) -> list[dict]:
+    return load_records(tmp_path / "records")
+
+
+def test_run_writes_complete_record(make_cfg, tmp_path):
+    best = run(make_cfg("model=nac", "seed=0"))
+    (rec,) = _records(tmp_path)
+    assert REQUIRED <= rec.keys()
+    assert rec["status"] == "ok" and rec["seed"] == 0 and rec["protocol"] == "clean"
+    assert rec["val"]["accuracy"] == pytest.approx(best)
+    assert 0.0 <= rec["test"]["accuracy"] <= 1.0 and rec["epochs_run"] == 2
+    assert rec["config"]["model"]["variant"] == "paper" and rec["config"]["seed"] == 0
+    assert rec["versions"]["torch"] == torch.__version__
+    assert rec["peak_memory_method"].startswith("cpu_peak_rss") and rec["peak_memory_mb"] > 50
+    assert rec["parameters"] > rec["parameters_sequence_model"] > 0
+    assert rec["latency_per_sample_s"] > 0 and rec["device"].startswith("cpu")
+    assert Path(rec["_path"]).name.startswith("seed0-")
+
+
+def test_same_config_and_seed_give_same_numbers(make_cfg, tmp_path):
+    run(make_cfg("model=nac_official", "seed=0"))
+    first = _records(tmp_path)[0]
+    Path(first["_path"]).unlink()
+    run(make_cfg("model=nac_official", "seed=0"))
+    second = _records(tmp_path)[0]
+    assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in second["history"]]
+    assert first["test"] == second["test"]
+    run(make_cfg("model=nac_official", "seed=1"))
+    other = [r for r in _records(tmp_path) if r["seed"] == 1][0]
+    assert other["history"][0]["train_loss"] != first["history"][0]["train_loss"]
+
+
+def test_runs_with_different_settings_get_different_records(make_cfg, tmp_path):
+    run(make_cfg("model=nac", "model.topk=4"))
+    run(make_cfg("model=nac", "model.topk=6"))
+    paths = {r["_path"] for r in _records(tmp_path)}
+    assert len(paths) == 2
+
+
+def test_bad_config_value_is_a_setup_error_with_the_choices(make_cfg, tmp_path):
+    with pytest.raises(SetupError, match=r"mode='fast' is not valid; choose one of \['euler', 'exact', 'steady'\]"):
+        run(make_cfg("model.mode=fast"))
+    (rec,) = _records(tmp_path)
+    assert rec["status"] == "failed" and "mode='fast'" in rec["error"]
+
+
+def test_divergence_stops_with_message_and_record(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "loss_fn", lambda task, pred, y: (pred.sum() * float("nan")))
+    assert torch.isnan(torch.tensor(run(make_cfg())))
+    (rec,) = _records(tmp_path)
+    assert rec["status"] == "diverged" and "loss became nan" in rec["error"]
+
+
+def test_interrupt_keeps_earlier_records_and_records_itself(make_cfg, tmp_path, monkeypatch):
+    run(make_cfg("seed=0"))
+    before = json.loads(Path(_records(tmp_path)[0]["_path"]).read_text())
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg("seed=1"))
+    records = {r["seed"]: r for r in _records(tmp_path)}
+    assert records[1]["status"] == "interrupted"
+    assert {k: v for k, v in records[0].items() if k != "_path"} == before
+    assert not list((tmp_path / "records").rglob("*.tmp"))
+
+
+def test_paper_protocol_record_names_its_fold(make_cfg, tmp_path):
+    run(make_cfg("protocol=paper", "protocol.fold=3"))
+    (rec,) = _records(tmp_path)
+    assert rec["protocol"] == "paper" and rec["fold"] == 3 and "fold3" in Path(rec["_path"]).name
+
+
+def test_summary_table_mean_std_and_incomplete_groups():
+    def rec(model, seed, acc, status="ok"):
+        return {"dataset": "d", "protocol": "clean", "model": model, "seed": seed, "status": status,
+                "metric": "accuracy", "test": {"accuracy": acc}, "val": {"accuracy": acc},
+                "parameters_sequence_model": 10, "train_time_per_epoch_s": 1.0, "latency_per_sample_s": 0.001,
+                "peak_memory_mb": 100.0, "peak_memory_method": "m"}
+
+    frame = records_frame([rec("a", 0, 0.5), rec("a", 1, 0.7), rec("b", 0, 0.9), rec("b", 1, None, "failed")])
+    table = summary_table(frame).set_index("model")
+    assert table.loc["a", "test"] == "60.00 ± 10.00"  # population std (ddof 0), as the paper reports
+    assert table.loc["a", "runs"] == "2/2" and table.loc["b", "runs"] == "1/2"
+    assert table.loc["b", "test"] == "90.00"
+
+
+def test_peak_memory_is_named_and_positive():
+    memory = PeakMemory(torch.device("cpu"))
+    memory.reset()
+    _ = torch.ones(4096, 4096)  # 64 MiB
+    mb, method = memory.read()
+    assert mb > 64 and method.startswith("cpu_peak_rss")
+
+
+def test_last_valid_step_picks_each_samples_last_valid_output():
+    seq = torch.arange(12.0).view(2, 3, 2)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    assert last_valid_step(seq, mask).tolist() == [[2.0, 3.0], [10.0, 11.0]]
+    assert last_valid_step(seq, None).tolist() == [[4.0, 5.0], [10.0, 11.0]]
+
+
+def test_cli_unknown_model_lists_choices(tmp_path):
+    proc = run_cli("experiment=none", "model=transformr", cwd=tmp_path)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Available options in 'model'" in out and "nac_official" in out
+
+
+def test_cli_bad_value_is_one_clear_line(tmp_path):
+    proc = run_cli("experiment=none", "model.mode=fast", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "nac-bench: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
+    """The no-argument command, with a tiny budget: every model of the default sweep, one table."""
+    proc = run_cli("trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=150",
+                   "trainer.latency_samples=2", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tables = list((tmp_path / "multirun").rglob("table.csv"))
+    assert len(tables) == 1
+    table = pd.read_csv(tables[0])
+    assert set(table.model) >= {"nac", "nac_official", "nac_fc", "nac_pw", "nac_pwfc"}
+    assert (table.runs == "1/1").all()
+    assert "| nac_official" in proc.stdout
