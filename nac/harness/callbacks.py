@@ -20,7 +20,9 @@ class SweepTable(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = load_records([p for p in sweep_dir.rglob("record.json")])
+        files = sorted(sweep_dir.rglob("record.json"),
+                       key=lambda p: (int(p.parent.name) if p.parent.name.isdigit() else 1 << 30, str(p)))
+        records = load_records(files)  # in job order
         table = summary_table(records_frame(records))
         if table.empty:
             log.warning("no run records found under %s", sweep_dir)

@@ -32,3 +32,54 @@ class LinearStem(nn.Module):
 
     def forward(self, x: torch.Tensor, t=None, mask=None):
         return self.act(self.linear(x)), t, mask
+
+
+class ConvStem(nn.Module):
+    """Stacked Conv1d + activation over time, with stride, as in the paper's E-MNIST model.
+
+    Output step j of a stride-s layer reads inputs from ``j*s - (k-1)//2`` on (a fixed left
+    padding, so a sample's outputs do not depend on how much padding its batch adds); steps past
+    a sample's end are zeroed after every layer. Time and mask are resampled per stride block:
+    the block's elapsed times are summed (the output is observed when its block ends) and the
+    output step is valid when any step of its block is.
+    """
+
+    def __init__(self, in_features: int, channels: list[int] | int, kernel_size: int = 5,
+                 stride: list[int] | int = 1, activation: str = "relu"):
+        super().__init__()
+        channels = [channels] if isinstance(channels, int) else list(channels)
+        strides = [stride] * len(channels) if isinstance(stride, int) else list(stride)
+        if len(strides) != len(channels):
+            raise ValueError(f"ConvStem: {len(channels)} channel sizes but {len(strides)} strides")
+        widths = [in_features, *channels]
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, s) for a, b, s in zip(widths, widths[1:], strides))
+        self.act = {"relu": nn.ReLU(), "elu": nn.ELU(), "tanh": nn.Tanh(), "gelu": nn.GELU()}[activation]
+        self.kernel_size = int(kernel_size)
+        self.output_dim = widths[-1]
+
+    @staticmethod
+    def _resample(t, mask, length: int, stride: int):
+        out_len = -(-length // stride)
+        pad = out_len * stride - length
+        if mask is not None:
+            mask = nn.functional.pad(mask, (0, pad)).view(mask.shape[0], out_len, stride).any(-1)
+        if t is not None:
+            t = nn.functional.pad(t, (0, pad)).view(t.shape[0], out_len, stride).sum(-1)
+        return t, mask, out_len
+
+    def forward(self, x: torch.Tensor, t=None, mask=None):
+        h = x.transpose(1, 2)  # (B, C, L)
+        if mask is not None:
+            h = h * mask[:, None, :]
+        if t is not None and mask is not None:
+            t = t * mask
+        for conv in self.convs:
+            length = h.shape[-1]
+            stride = conv.stride[0]
+            t, mask, out_len = self._resample(t, mask, length, stride)
+            left = (self.kernel_size - 1) // 2
+            right = max(0, (out_len - 1) * stride + self.kernel_size - length - left)
+            h = self.act(conv(nn.functional.pad(h, (left, right))))
+            if mask is not None:
+                h = h * mask[:, None, :]
+        return h.transpose(1, 2), t, mask

@@ -1,0 +1,38 @@
+"""Stems keep the contract: time and mask resampled correctly, padding never changes valid outputs."""
+
+import torch
+
+from nac.models.stems import ConvStem, LinearStem
+
+
+def test_conv_stem_resamples_time_and_mask_per_stride_block():
+    stem = ConvStem(1, [3, 3], kernel_size=3, stride=[2, 1])
+    t = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 0.0]])
+    mask = torch.tensor([[True, True, True, True, True, False]])
+    x, t_out, m_out = stem(torch.randn(1, 6, 1), t, mask)
+    assert x.shape == (1, 3, 3)
+    assert t_out.tolist() == [[3.0, 7.0, 5.0]]  # elapsed time summed per block: observed at block end
+    assert m_out.tolist() == [[True, True, True]]
+    assert x[0].abs().sum() > 0
+
+
+def test_conv_stem_padding_does_not_change_valid_outputs():
+    torch.manual_seed(0)
+    stem = ConvStem(2, [4, 4], kernel_size=5, stride=[2, 1])
+    x, t = torch.randn(1, 29, 2), torch.rand(1, 29)
+    ref, t_ref, _ = stem(x, t, torch.ones(1, 29, dtype=torch.bool))
+    x_pad = torch.cat([x, torch.randn(1, 7, 2)], 1)  # junk in the padding
+    t_pad = torch.cat([t, torch.rand(1, 7)], 1)
+    mask = torch.arange(36)[None] < 29
+    out, t_out, m_out = stem(x_pad, t_pad, mask)
+    n = ref.shape[1]
+    torch.testing.assert_close(out[:, :n], ref)
+    torch.testing.assert_close(t_out[:, :n], t_ref)
+    assert m_out.sum() == n and out[:, n:].abs().sum() == 0
+
+
+def test_linear_stem_keeps_grid():
+    stem = LinearStem(3, 5)
+    t, mask = torch.rand(2, 4), torch.ones(2, 4, dtype=torch.bool)
+    x, t_out, m_out = stem(torch.randn(2, 4, 3), t, mask)
+    assert x.shape == (2, 4, 5) and t_out is t and m_out is mask
