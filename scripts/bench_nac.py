@@ -62,6 +62,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from nac.harness.memory import reset_peak_rss, status_kib  # noqa: E402
+
 POINT_MARKER = "BENCH_NAC_POINT "
 MEMORY_LENGTHS = [1024, 2048, 4096, 8192, 16384]
 SPEED_LENGTHS = [11, 256]
@@ -78,32 +80,9 @@ MEMORY_CFG = dict(batch=1, input_dim=64, d_model=64, num_heads=4, topk=8, mode="
 SPEED_CFG = dict(batch=32, input_dim=64, d_model=64, num_heads=16, topk=10, sparsity=0.7,
                  mode="exact", classes=10, warmup=2, steps=10)
 
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 # ---------------------------------------------------------------------------- helpers
-def status_kib(field: str) -> int | None:
-    """A ``kB`` field (VmRSS, VmHWM) of /proc/self/status, or None where there is none."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux clear_refs 5); True if it took effect."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    hwm, rss = status_kib("VmHWM"), status_kib("VmRSS")
-    return hwm is not None and rss is not None and hwm <= rss + 1024  # within 1 MiB
-
-
 def lifetime_peak_rss_mib() -> float:
     """VmHWM, or ru_maxrss where /proc is missing (both process-lifetime peaks)."""
     hwm = status_kib("VmHWM")

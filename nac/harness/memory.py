@@ -18,7 +18,8 @@ _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def _status_kib(field: str) -> int | None:
+def status_kib(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM), or None where there is none."""
     try:
         for line in _STATUS.read_text().splitlines():
             if line.startswith(field + ":"):
@@ -26,6 +27,16 @@ def _status_kib(field: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5); True if it took effect."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    hwm, rss = status_kib("VmHWM"), status_kib("VmRSS")
+    return hwm is not None and rss is not None and hwm <= rss + 1024  # within 1 MiB
 
 
 class PeakMemory:
@@ -41,17 +52,13 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.method = "cuda_max_memory_allocated"
             return
-        try:
-            _CLEAR_REFS.write_text("5")
-            self.method = "cpu_peak_rss_since_run_start"
-        except OSError:
-            self.method = "cpu_peak_rss_process_lifetime"
+        self.method = "cpu_peak_rss_since_run_start" if reset_peak_rss() else "cpu_peak_rss_process_lifetime"
 
     def read(self) -> tuple[float, str]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             return torch.cuda.max_memory_allocated(self.device) / 2**20, self.method
-        hwm = _status_kib("VmHWM")
+        hwm = status_kib("VmHWM")
         if hwm is not None and self.method == "cpu_peak_rss_since_run_start":
             return hwm / 1024, self.method
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
