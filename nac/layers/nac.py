@@ -294,6 +294,14 @@ class NeuronalAttentionCircuit(SequenceModel):
             return out, Attention(weights, idx, valid)
         return out
 
+    @property
+    def padding_invariant(self) -> bool:  # the official variant's mask multiplies logits (NAC.md 2.6)
+        return self.variant == "paper"
+
+    @property
+    def uses_time(self) -> bool:  # the contract's flag: does a (B, T) time input change the output?
+        return self.time_input != "constant"
+
     def extra_repr(self) -> str:
         return (f"variant={self.variant}, d_model={self.d_model}, heads={self.num_heads}, topk={self.topk}, "
                 f"mode={self.mode}, dense={self.dense}, pairwise={self.pairwise}, causal={self.causal}, "

@@ -28,6 +28,9 @@ class SequenceModel(nn.Module):
     output_dim: int
     #: True when the model's output depends on the time input ``t``
     uses_time: bool = True
+    #: True when padding (mask False) never changes the outputs at valid steps; a model that
+    #: reproduces another code's masking quirk declares False (and a test checks the claim)
+    padding_invariant: bool = True
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover - interface
