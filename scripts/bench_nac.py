@@ -62,6 +62,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from nac.harness.efficiency import ForeignLoad  # noqa: E402
 from nac.harness.memory import reset_peak_rss, status_kib  # noqa: E402
 
 POINT_MARKER = "BENCH_NAC_POINT "
@@ -93,43 +94,6 @@ def lifetime_peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-class ForeignLoad:
-    """CPU time that other processes used on this machine between start() and stop().
-
-    Busy jiffies from /proc/stat minus this process's (and its waited-for children's) CPU
-    time from os.times(). Timings taken while another process is busy are not comparable:
-    with torch's default thread count every parallel op waits for a descheduled thread.
-    """
-
-    def __init__(self) -> None:
-        self.start_busy, self.start_own, self.start_wall = self._busy(), self._own(), time.perf_counter()
-
-    @staticmethod
-    def _busy() -> float | None:
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        except (OSError, ValueError, IndexError):
-            return None
-        busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal minus idle and iowait
-        return busy / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _own() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def report(self) -> str:
-        busy = self._busy()
-        wall = time.perf_counter() - self.start_wall
-        if busy is None or self.start_busy is None or wall <= 0:
-            return "machine load: unknown (no /proc/stat)"
-        foreign = max(0.0, (busy - self.start_busy) - (self._own() - self.start_own))
-        share = foreign / wall
-        text = (f"machine load: other processes used {foreign:.1f} CPU-s in {wall:.1f} s "
-                f"({share:.2f} cores on average, of {os.cpu_count()})")
-        if share > 0.1:
-            text += "  WARNING: the machine was not idle; timings are inflated"
-        return text
 
 
 def sync(device: str) -> None:

@@ -62,12 +62,18 @@ def build_splits(cfg: DictConfig) -> DatasetSplits:
                    data_root=resolve_data_root(cfg.paths.data_root), seed=cfg.seed)
 
 
+def make_sequence_model(model_cfg: DictConfig, input_dim: int):
+    """Instantiate a ``configs/model/`` node (a ``_partial_`` target) for inputs of width ``input_dim``."""
+    model = instantiate(_without(model_cfg, "name"))(input_dim=input_dim)
+    if not hasattr(model, "output_dim"):
+        raise TypeError(f"model {model_cfg.name!r} does not expose output_dim (see nac/models/contract.py)")
+    return model
+
+
 def build_model(cfg: DictConfig, input_dim: int, output_dim: int) -> SequencePredictor:
     """Stem (from the dataset) -> sequence model (``model=``) -> head (from the dataset)."""
     stem = instantiate(cfg.dataset.stem)(in_features=input_dim)
-    sequence_model = instantiate(_without(cfg.model, "name"))(input_dim=stem.output_dim)
-    if not hasattr(sequence_model, "output_dim"):
-        raise TypeError(f"model {cfg.model.name!r} does not expose output_dim (see nac/models/contract.py)")
+    sequence_model = make_sequence_model(cfg.model, stem.output_dim)
     head = instantiate(cfg.dataset.head)(in_features=sequence_model.output_dim, out_features=output_dim)
     return SequencePredictor(stem, sequence_model, head)
 

@@ -1,0 +1,55 @@
+"""Shared driver for recurrent baselines: step a cell over time with per-sample elapsed times.
+
+A subclass implements :meth:`RecurrentSequenceModel.initial_state` and
+:meth:`RecurrentSequenceModel.step`; this class handles the contract (``t`` None -> 1 per step,
+(B, 1) elapsed times per step, so every sample uses its own times without a loop over samples;
+the state is held at masked steps; ``return_sequences``; the last valid step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from nac.models.contract import SequenceModel, last_valid_step
+
+State = Any  # a tensor or a tuple of tensors
+
+
+def _hold(mask_t: torch.Tensor, new: State, old: State) -> State:
+    """Keep ``old`` where ``mask_t`` (B, 1) is False, element-wise over a tensor or a tuple."""
+    if isinstance(new, torch.Tensor):
+        return torch.where(mask_t, new, old)
+    return type(new)(_hold(mask_t, n, o) for n, o in zip(new, old))
+
+
+class RecurrentSequenceModel(SequenceModel):
+    """Base for models defined by a cell ``(x_t, state, dt) -> (output_t, state)``."""
+
+    def __init__(self, input_dim: int, output_dim: int, return_sequences: bool = False):
+        super().__init__()
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.return_sequences = bool(return_sequences)
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> State:
+        """Zero state for ``batch`` samples in the dtype/device of ``like``."""
+        raise NotImplementedError
+
+    def step(self, x_t: torch.Tensor, state: State, dt: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """One observation: x_t (B, C), dt (B, 1) elapsed time since the previous one."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        b, length, _ = x.shape
+        if t is None:
+            t = torch.ones(b, length, dtype=x.dtype, device=x.device)
+        t = t.to(dtype=x.dtype)
+        state = self.initial_state(b, x)
+        outputs = []
+        for i in range(length):
+            out, new_state = self.step(x[:, i], state, t[:, i:i + 1])
+            state = new_state if mask is None else _hold(mask[:, i:i + 1], new_state, state)
+            outputs.append(out)
+        seq = torch.stack(outputs, dim=1)
+        return seq if self.return_sequences else last_valid_step(seq, mask)
