@@ -149,3 +149,23 @@ def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
     assert set(table.model) >= {"nac", "nac_official", "nac_fc", "nac_pw", "nac_pwfc"}
     assert (table.runs == "1/1").all()
     assert "| nac_official" in proc.stdout
+
+
+def test_finished_run_is_skipped_unless_forced(make_cfg, tmp_path, monkeypatch):
+    run(make_cfg("seed=0"))
+    (first,) = _records(tmp_path)
+    def trains(*args, **kwargs):
+        raise RuntimeError("trained again")
+
+    monkeypatch.setattr(runner_module, "fit", trains)
+    assert run(make_cfg("seed=0")) == pytest.approx(first["val"]["accuracy"])  # skipped: fit never called
+    assert json.loads(Path(first["_path"]).read_text())["finished"] == first["finished"]
+    with pytest.raises(RuntimeError, match="trained again"):  # forced: training really runs again
+        run(make_cfg("seed=0", "force=true"))
+
+
+def test_failed_run_is_not_skipped(make_cfg, tmp_path):
+    with pytest.raises(SetupError):
+        run(make_cfg("model.mode=fast"))
+    with pytest.raises(SetupError):  # a failed record does not count as done: the run is attempted again
+        run(make_cfg("model.mode=fast"))

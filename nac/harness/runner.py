@@ -7,6 +7,7 @@ protocol, seed, package versions, git commit and device.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ from nac.models.predictor import SequencePredictor, count_parameters
 log = logging.getLogger(__name__)
 
 #: config keys that do not change a run's result (left out of its identity hash)
-_VOLATILE = ("paths", "device", "hydra")
+_VOLATILE = ("paths", "device", "hydra", "force", "logger")
 
 
 class SetupError(RuntimeError):
@@ -93,6 +94,15 @@ def _hydra_output_dir() -> Path | None:
         return None
 
 
+def _finished_record(path: Path) -> dict | None:
+    """The record at ``path`` if a run with this exact config already finished ok, else None."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if record.get("status") == "ok" else None
+
+
 def run(cfg: DictConfig) -> float:
     """Train and evaluate one configuration; write its record. Returns the best validation metric."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -100,6 +110,13 @@ def run(cfg: DictConfig) -> float:
     fold = cfg.protocol.get("fold") if cfg.protocol.name == "paper" else None
     path = record_path(Path(cfg.paths.records_dir), cfg.dataset.name, cfg.protocol.name, cfg.model.name,
                        cfg.seed, fold, config_hash(identity))
+    hydra_dir = _hydra_output_dir()
+    done = _finished_record(path)
+    if done is not None and not cfg.get("force", False):
+        log.info("skipped: %s already has a finished record %s (force=true reruns it)", cfg.model.name, path)
+        if hydra_dir is not None:
+            write_json_atomic(hydra_dir / "record.json", done)
+        return float(done.get("val", {}).get(done.get("metric"), float("nan")))
     try:
         device = env.resolve_device(cfg.device)
     except ValueError as err:
@@ -111,7 +128,6 @@ def run(cfg: DictConfig) -> float:
         "git_commit": env.git_commit(), "versions": env.package_versions(), "config": resolved,
         "config_hash": path.stem.rsplit("-", 1)[-1],
     }
-    hydra_dir = _hydra_output_dir()
     memory = PeakMemory(device)
     memory.reset()
     wall = time.perf_counter()
