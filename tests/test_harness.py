@@ -169,3 +169,12 @@ def test_failed_run_is_not_skipped(make_cfg, tmp_path):
         run(make_cfg("model.mode=fast"))
     with pytest.raises(SetupError):  # a failed record does not count as done: the run is attempted again
         run(make_cfg("model.mode=fast"))
+
+
+def test_record_from_other_commit_is_rerun(make_cfg, tmp_path, monkeypatch):
+    run(make_cfg("seed=0"))
+    (first,) = _records(tmp_path)
+    monkeypatch.setattr(runner_module.env, "git_commit", lambda: "another-commit")
+    run(make_cfg("seed=0"))
+    (second,) = _records(tmp_path)
+    assert second["git_commit"] == "another-commit" and second["_path"] == first["_path"]

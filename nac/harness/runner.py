@@ -94,13 +94,22 @@ def _hydra_output_dir() -> Path | None:
         return None
 
 
-def _finished_record(path: Path) -> dict | None:
-    """The record at ``path`` if a run with this exact config already finished ok, else None."""
+def _finished_record(path: Path, commit: str) -> dict | None:
+    """The record at ``path`` if this exact config already finished ok with this code, else None.
+
+    A record from another commit is not reused (the code changed); note that uncommitted edits
+    only show as ``-dirty``, so rerun with ``force=true`` after editing code without committing.
+    """
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return record if record.get("status") == "ok" else None
+    if record.get("status") != "ok":
+        return None
+    if record.get("git_commit") != commit:
+        log.info("rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"), commit)
+        return None
+    return record
 
 
 def run(cfg: DictConfig) -> float:
@@ -111,7 +120,8 @@ def run(cfg: DictConfig) -> float:
     path = record_path(Path(cfg.paths.records_dir), cfg.dataset.name, cfg.protocol.name, cfg.model.name,
                        cfg.seed, fold, config_hash(identity))
     hydra_dir = _hydra_output_dir()
-    done = _finished_record(path)
+    commit = env.git_commit()
+    done = _finished_record(path, commit)
     if done is not None and not cfg.get("force", False):
         log.info("skipped: %s already has a finished record %s (force=true reruns it)", cfg.model.name, path)
         if hydra_dir is not None:
@@ -125,7 +135,7 @@ def run(cfg: DictConfig) -> float:
         "schema": RECORD_SCHEMA, "status": "failed", "model": cfg.model.name, "dataset": cfg.dataset.name,
         "protocol": cfg.protocol.name, "fold": fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": env.describe_device(device),
-        "git_commit": env.git_commit(), "versions": env.package_versions(), "config": resolved,
+        "git_commit": commit, "versions": env.package_versions(), "config": resolved,
         "config_hash": path.stem.rsplit("-", 1)[-1],
     }
     memory = PeakMemory(device)
