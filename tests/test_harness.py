@@ -96,18 +96,47 @@ def test_paper_protocol_record_names_its_fold(make_cfg, tmp_path):
     assert rec["protocol"] == "paper" and rec["fold"] == 3 and "fold3" in Path(rec["_path"]).name
 
 
-def test_summary_table_mean_std_and_incomplete_groups():
-    def rec(model, seed, acc, status="ok"):
-        return {"dataset": "d", "protocol": "clean", "model": model, "seed": seed, "status": status,
-                "metric": "accuracy", "test": {"accuracy": acc}, "val": {"accuracy": acc},
-                "parameters_sequence_model": 10, "train_time_per_epoch_s": 1.0, "latency_per_sample_s": 0.001,
-                "peak_memory_mb": 100.0, "peak_memory_method": "m"}
+def _rec(model, seed, acc, status="ok", dataset="d", protocol="clean", fold=None, group="g"):
+    return {"dataset": dataset, "protocol": protocol, "model": model, "seed": seed, "fold": fold, "status": status,
+            "metric": "accuracy", "test": {"accuracy": acc}, "val": {"accuracy": acc}, "group_hash": group,
+            "config": {"protocol": {"n_folds": 5}}, "parameters_sequence_model": 10, "train_time_per_epoch_s": 1.0,
+            "latency_per_sample_s": 0.001, "peak_memory_mb": 100.0, "peak_memory_method": "m"}
 
-    frame = records_frame([rec("a", 0, 0.5), rec("a", 1, 0.7), rec("b", 0, 0.9), rec("b", 1, None, "failed")])
+
+def test_summary_table_mean_std_and_incomplete_groups():
+    frame = records_frame([_rec("a", 0, 0.5), _rec("a", 1, 0.7), _rec("b", 0, 0.9), _rec("b", 1, None, "failed")])
     table = summary_table(frame).set_index("model")
     assert table.loc["a", "test"] == "60.00 ± 10.00"  # population std (ddof 0), as the paper reports
     assert table.loc["a", "runs"] == "2/2" and table.loc["b", "runs"] == "1/2"
     assert table.loc["b", "test"] == "90.00"
+    assert table.loc["a", "status"] == "complete" and table.loc["b", "status"].startswith("incomplete: 1 not ok")
+
+
+def test_summary_table_marks_missing_folds_and_keeps_settings_apart():
+    folds = [_rec("nac", 0, 0.9, dataset="emnist", protocol="paper", fold=f) for f in range(3)]
+    other = [_rec("nac", 0, 0.5, dataset="emnist", protocol="paper", fold=f, group="h") for f in range(5)]
+    table = summary_table(records_frame(folds + other))
+    assert len(table) == 2  # different settings are never averaged together
+    three, five = table.iloc[0], table.iloc[1]
+    assert three["status"] == "incomplete: 3/5 folds" and five["status"] == "complete"
+    assert three["settings"] == "g" and five["settings"] == "h"
+    assert three["paper (NAC)"] == 96.64 and three["diff vs paper"] == pytest.approx(90.0 - 96.64)
+
+
+def test_make_tables_script(tmp_path):
+    import subprocess
+    import sys
+
+    from nac.harness.records import write_json_atomic
+    from tests.conftest import ROOT
+
+    for seed, acc in ((0, 0.5), (1, 0.7)):
+        write_json_atomic(tmp_path / "records" / f"r{seed}.json", {"schema": 1, **_rec("m", seed, acc)})
+    proc = subprocess.run([sys.executable, "scripts/make_tables.py", "--records", str(tmp_path / "records"),
+                           "--out-dir", str(tmp_path), "--name", "t"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table.loc[0, "test"] == "60.00 ± 10.00" and (tmp_path / "t.md").exists()
 
 
 def test_peak_memory_is_named_and_positive():

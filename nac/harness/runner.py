@@ -94,6 +94,16 @@ def _hydra_output_dir() -> Path | None:
         return None
 
 
+def _group_hash(cfg: DictConfig) -> str:
+    """Hash of the config with seed and fold neutralised (values derived from them included):
+    runs that differ only in seed or fold share it, so tables average exactly those."""
+    neutral = OmegaConf.to_container(cfg, resolve=False)
+    neutral["seed"] = 0
+    neutral.get("protocol", {}).pop("fold", None)
+    resolved = OmegaConf.to_container(OmegaConf.create(neutral), resolve=True)
+    return config_hash({k: v for k, v in resolved.items() if k not in _VOLATILE})
+
+
 def _finished_record(path: Path, commit: str) -> dict | None:
     """The record at ``path`` if this exact config already finished ok with this code, else None.
 
@@ -119,6 +129,7 @@ def run(cfg: DictConfig) -> float:
     fold = cfg.protocol.get("fold") if cfg.protocol.name == "paper" else None
     path = record_path(Path(cfg.paths.records_dir), cfg.dataset.name, cfg.protocol.name, cfg.model.name,
                        cfg.seed, fold, config_hash(identity))
+    group = _group_hash(cfg)
     hydra_dir = _hydra_output_dir()
     commit = env.git_commit()
     done = _finished_record(path, commit)
@@ -136,7 +147,7 @@ def run(cfg: DictConfig) -> float:
         "protocol": cfg.protocol.name, "fold": fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": env.describe_device(device),
         "git_commit": commit, "versions": env.package_versions(), "config": resolved,
-        "config_hash": path.stem.rsplit("-", 1)[-1],
+        "config_hash": path.stem.rsplit("-", 1)[-1], "group_hash": group,
     }
     memory = PeakMemory(device)
     memory.reset()

@@ -1,4 +1,10 @@
-"""Aggregate run records into a table: model x dataset x protocol, mean ± std over seeds/folds."""
+"""Aggregate run records into tables: model x dataset x protocol, mean ± std over seeds or folds.
+
+Runs are grouped by dataset, protocol, model, tag and *settings* (the record's ``group_hash``:
+the config with seed and fold neutralised), so a sweep over, say, learning rates never averages
+different settings together. Only ``ok`` runs enter the mean; a group with failed runs or (paper
+protocol) missing folds is marked incomplete in its ``status`` column.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,36 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+#: Headline NAC figures attributed to the paper (PROTOCOLS.md; from a results aggregator, not
+#: checked against the PDF), keyed by (dataset, metric), in the units tables print.
+PAPER_FIGURES: dict[tuple[str, str], float] = {
+    ("emnist", "accuracy"): 96.64,
+    ("par", "accuracy"): 90.18,
+    ("carracing", "accuracy"): 80.72,
+    ("udacity", "mse"): 0.017,
+    ("pronostia", "score"): 37.5,
+    ("xjtu", "score"): 22.87,
+    ("hust", "score"): 27.82,
+}
+#: models the paper figures belong to
+NAC_MODELS = ("nac", "nac_official")
+PERCENT_METRICS = ("accuracy",)
+
 
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     """One row per record with the columns tables need."""
     rows = []
     for rec in records:
         metric = rec.get("metric")
+        protocol_cfg = (rec.get("config") or {}).get("protocol") or {}
         rows.append({
             "dataset": rec.get("dataset"), "protocol": rec.get("protocol"), "model": rec.get("model"),
-            "tag": rec.get("tag", ""), "seed": rec.get("seed"), "fold": rec.get("fold"), "status": rec.get("status"),
+            "tag": rec.get("tag", ""), "group": rec.get("group_hash", ""), "seed": rec.get("seed"),
+            "fold": rec.get("fold"), "n_folds": protocol_cfg.get("n_folds"), "status": rec.get("status"),
             "metric": metric,
             "test": (rec.get("test") or {}).get(metric) if metric else None,
             "val": (rec.get("val") or {}).get(metric) if metric else None,
             "parameters": rec.get("parameters_sequence_model"),
-            "parameters_total": rec.get("parameters"),
             "train_s_per_epoch": rec.get("train_time_per_epoch_s"),
             "latency_ms": 1e3 * rec["latency_per_sample_s"] if rec.get("latency_per_sample_s") is not None else None,
             "peak_memory_mb": rec.get("peak_memory_mb"), "memory_method": rec.get("peak_memory_method"),
@@ -27,40 +49,72 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _mean_std(series: pd.Series, scale: float = 1.0, digits: int = 2) -> str:
+def _stats(series: pd.Series, scale: float = 1.0) -> tuple[float | None, float | None]:
     values = series.dropna().astype(float) * scale
     if values.empty:
+        return None, None
+    return float(values.mean()), float(values.std(ddof=0))
+
+
+def _fmt(mean: float | None, std: float | None, n: int, digits: int) -> str:
+    if mean is None:
         return "-"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=0):.{digits}f}"
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _completeness(group: pd.DataFrame, ok: pd.DataFrame) -> str:
+    notes = []
+    failed = len(group) - len(ok)
+    if failed:
+        notes.append(f"{failed} not ok ({', '.join(sorted(set(group.status) - {'ok'}))})")
+    if (group.protocol == "paper").all():
+        n_folds = group.n_folds.dropna()
+        expected = int(n_folds.iloc[0]) if not n_folds.empty else 5
+        seen = ok.fold.dropna().nunique()
+        if seen < expected:
+            notes.append(f"{seen}/{expected} folds")
+    return "incomplete: " + "; ".join(notes) if notes else "complete"
+
+
+def _digits(metric: str) -> int:
+    return 2 if metric in PERCENT_METRICS else 4
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Group ok runs by (dataset, protocol, model, tag); mean ± population std (ddof 0), as the paper reports."""
+    """Mean ± population std (ddof 0, as the paper reports) of every group of runs."""
     if frame.empty:
         return pd.DataFrame()
+    frame = frame.copy()
+    frame["group"] = frame["group"].fillna("")
+    variants = frame.groupby(["dataset", "protocol", "model", "tag"], dropna=False)["group"].nunique()
     rows = []
-    for key, group in frame.groupby(["dataset", "protocol", "model", "tag"], sort=False, dropna=False):
+    for key, group in frame.groupby(["dataset", "protocol", "model", "tag", "group"], sort=False, dropna=False):
+        dataset, protocol, model, tag, settings = key
         ok = group[group.status == "ok"]
         metric = ok.metric.dropna().iloc[0] if not ok.metric.dropna().empty else group.metric.iloc[0]
-        scale = 100.0 if metric == "accuracy" else 1.0
-        label = f"test {metric}" + (" (%)" if scale == 100.0 else "")
+        scale = 100.0 if metric in PERCENT_METRICS else 1.0
+        mean, std = _stats(ok.test, scale)
+        paper = PAPER_FIGURES.get((dataset, metric)) if model in NAC_MODELS else None
         rows.append({
-            "dataset": key[0], "protocol": key[1], "model": key[2], "tag": key[3],
+            "dataset": dataset, "protocol": protocol, "model": model, "tag": tag,
+            "settings": settings if variants.get((dataset, protocol, model, tag), 1) > 1 else "",
+            "metric": f"{metric} (%)" if scale == 100.0 else metric,
+            "test": _fmt(mean, std, len(ok), _digits(metric)),
+            "val": _fmt(*_stats(ok.val, scale), len(ok), _digits(metric)),
             "runs": f"{len(ok)}/{len(group)}",
-            "metric": label,
-            "test": _mean_std(ok.test, scale),
-            "val": _mean_std(ok.val, scale),
+            "status": _completeness(group, ok),
+            "paper (NAC)": paper,
+            "diff vs paper": None if paper is None or mean is None else round(mean - paper, _digits(metric)),
             "params": int(ok.parameters.dropna().iloc[0]) if not ok.parameters.dropna().empty else None,
-            "train s/epoch": _mean_std(ok.train_s_per_epoch),
-            "latency ms": _mean_std(ok.latency_ms, digits=3),
-            "peak MB": _mean_std(ok.peak_memory_mb, digits=0),
+            "train s/epoch": _fmt(*_stats(ok.train_s_per_epoch), len(ok), 2),
+            "latency ms": _fmt(*_stats(ok.latency_ms), len(ok), 3),
+            "peak MB": _fmt(*_stats(ok.peak_memory_mb), len(ok), 0),
             "memory": ", ".join(sorted(set(ok.memory_method.dropna()))),
         })
     table = pd.DataFrame(rows)
-    if (table.tag == "").all():
-        table = table.drop(columns="tag")
+    for optional in ("tag", "settings", "paper (NAC)", "diff vs paper"):
+        if table[optional].isna().all() or (table[optional] == "").all():
+            table = table.drop(columns=optional)
     return table
 
 
