@@ -207,3 +207,39 @@ def test_record_from_other_commit_is_rerun(make_cfg, tmp_path, monkeypatch):
     run(make_cfg("seed=0"))
     (second,) = _records(tmp_path)
     assert second["git_commit"] == "another-commit" and second["_path"] == first["_path"]
+
+
+def test_wandb_offline_gives_each_run_its_own_finished_run(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run(make_cfg("logger=wandb", "seed=0"))
+    run(make_cfg("logger=wandb", "seed=1"))  # a second run in the same process (as in a multirun)
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 2 and all(p.stat().st_size > 0 for p in runs)
+
+
+def test_wandb_tracker_logs_history_and_record_metrics(make_cfg, tmp_path, monkeypatch):
+    """With a stand-in wandb module: one init and one finish per run, every epoch logged."""
+    import sys
+    import types
+
+    calls = {"init": [], "log": [], "finish": [], "summary": {}}
+
+    class FakeRun:
+        summary = types.SimpleNamespace(update=lambda d: calls["summary"].update(d))
+
+        def log(self, metrics, step=None):
+            calls["log"].append((step, metrics))
+
+        def finish(self, exit_code=0):
+            calls["finish"].append(exit_code)
+
+    fake = types.SimpleNamespace(init=lambda **kw: calls["init"].append(kw) or FakeRun())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    run(make_cfg("logger=wandb", "seed=0"))
+    (rec,) = _records(tmp_path)
+    assert len(calls["init"]) == 1 and calls["finish"] == [0]
+    assert calls["init"][0]["config"]["seed"] == 0 and calls["init"][0]["mode"] == "offline"
+    assert [step for step, _ in calls["log"]] == [1, 2]
+    assert calls["log"][-1][1]["val_accuracy"] == rec["history"][-1]["val_accuracy"]
+    assert calls["summary"]["test/accuracy"] == rec["test"]["accuracy"] and calls["summary"]["status"] == "ok"

@@ -24,6 +24,7 @@ from nac.data.base import DatasetSplits, collate_sequences
 from nac.harness import environment as env
 from nac.harness.memory import PeakMemory
 from nac.harness.records import RECORD_SCHEMA, config_hash, record_path, write_json_atomic
+from nac.harness.tracking import make_tracker
 from nac.harness.train import Diverged, evaluate, fit, latency_per_sample
 from nac.models.predictor import SequencePredictor, count_parameters
 
@@ -149,6 +150,7 @@ def run(cfg: DictConfig) -> float:
         "git_commit": commit, "versions": env.package_versions(), "config": resolved,
         "config_hash": path.stem.rsplit("-", 1)[-1], "group_hash": group,
     }
+    tracker = None
     memory = PeakMemory(device)
     memory.reset()
     wall = time.perf_counter()
@@ -168,6 +170,8 @@ def run(cfg: DictConfig) -> float:
         train_loader = _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed)
         val_loader = _loader(splits.val, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
         test_loader = _loader(splits.test, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
+        tracker = make_tracker(cfg, resolved, name=f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}"
+                               + ("" if fold is None else f"-fold{fold}"))
         log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", cfg.model.name, meta.name,
                  meta.protocol, cfg.seed, f"{record['parameters']:,}", record["device"])
         result = fit(
@@ -177,6 +181,7 @@ def run(cfg: DictConfig) -> float:
             scheduler_factory=instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None,
             early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
             limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step, progress=cfg.trainer.progress,
+            on_epoch_end=lambda entry: tracker.log(entry, step=entry["epoch"]),
         )
         test = evaluate(model, test_loader, device, meta.task, per_step)
         record.update(
@@ -203,6 +208,8 @@ def run(cfg: DictConfig) -> float:
         record["wall_time_s"] = time.perf_counter() - wall
         record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json_atomic(path, record)
+        if tracker is not None:
+            tracker.finish(record)
         if hydra_dir is not None:
             write_json_atomic(hydra_dir / "record.json", record)
         log.info("record: %s", path)
