@@ -31,7 +31,7 @@ from nac.models.predictor import SequencePredictor, count_parameters
 log = logging.getLogger(__name__)
 
 #: config keys that do not change a run's result (left out of its identity hash)
-_VOLATILE = ("paths", "device", "hydra", "force", "logger")
+_VOLATILE = ("paths", "device", "hydra", "force", "logger", "threads")
 
 
 class SetupError(RuntimeError):
@@ -139,6 +139,8 @@ def run(cfg: DictConfig) -> float:
         if hydra_dir is not None:
             write_json_atomic(hydra_dir / "record.json", done)
         return float(done.get("val", {}).get(done.get("metric"), float("nan")))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     try:
         device = env.resolve_device(cfg.device)
     except ValueError as err:
