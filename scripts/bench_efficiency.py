@@ -15,6 +15,15 @@ so ``peak MB`` is the process's peak RSS during the passes (torch itself include
     python scripts/bench_efficiency.py                        # every model in configs/model/
     python scripts/bench_efficiency.py --models nac cfc transformer --out results/efficiency.csv
     python scripts/bench_efficiency.py --device cuda
+    python scripts/bench_efficiency.py --sweep length --lengths 256 1024 4096 16384 --out results/scaling.csv
+    python scripts/bench_efficiency.py --sweep batch --batches 1 8 32 --mode train
+
+Scaling sweeps (``--sweep length|batch``) time inference or, with ``--mode train``, a training
+step (forward, a linear head, MSE loss, backward, Adam step), write the table, fit per model the
+log-log slope of time and of memory increment against the swept variable (1 = linear, 2 =
+quadratic), and plot both on log-log axes (PNG beside the CSV). A model stops at the first point
+that fails, takes over ``--max-seconds`` per pass, or whose memory, extrapolated from its last two
+points, would pass ``--max-memory-mb``: the remaining points are listed as skipped, with the reason.
 
 Timings are only comparable on an idle machine: the last line reports the CPU time other
 processes used meanwhile and warns when it was not idle.
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +42,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from nac.harness.efficiency import ForeignLoad, build_sequence_model, mean_std, model_names, time_forward  # noqa: E402
+from nac.harness.efficiency import (  # noqa: E402
+    ForeignLoad, build_sequence_model, mean_std, model_names, time_forward, time_train_step)
 from nac.harness.memory import reset_peak_rss, status_kib  # noqa: E402
 from nac.models.predictor import count_parameters  # noqa: E402
 
@@ -49,7 +61,8 @@ def measure(args: argparse.Namespace) -> dict:
     model = build_sequence_model(args.model, args.features, args.width, args.heads).to(device)
     x = torch.randn(args.batch, args.length, args.features, device=device)
     t = torch.ones(args.batch, args.length, device=device)
-    row = {"model": args.model, "params": count_parameters(model)}
+    row = {"model": args.model, "mode": args.mode, "length": args.length, "batch": args.batch,
+           "params": count_parameters(model)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device) / 2**20
@@ -57,7 +70,10 @@ def measure(args: argparse.Namespace) -> dict:
     else:
         method = "cpu_peak_rss_during_passes" if reset_peak_rss() else "cpu_peak_rss_process_lifetime"
         baseline = (status_kib("VmRSS") or 0) / 1024
-    times = time_forward(model, x, t, warmup=args.warmup, repeats=args.repeats)
+    if args.mode == "train":
+        times = time_train_step(model, x, t, warmup=args.warmup, repeats=args.repeats)
+    else:
+        times = time_forward(model, x, t, warmup=args.warmup, repeats=args.repeats)
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else (status_kib("VmHWM") or 0) / 1024)
     mean, std = mean_std(times)
@@ -66,20 +82,92 @@ def measure(args: argparse.Namespace) -> dict:
     return row
 
 
-def spawn(model: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--point", "--models", model, "--length", str(args.length),
-           "--batch", str(args.batch), "--features", str(args.features), "--width", str(args.width),
+def spawn(model: str, args: argparse.Namespace, length: int, batch: int) -> dict:
+    """Measure one (model, length, batch) point in a fresh process."""
+    cmd = [sys.executable, __file__, "--point", "--models", model, "--length", str(length),
+           "--batch", str(batch), "--features", str(args.features), "--width", str(args.width),
            "--heads", str(args.heads), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-           "--device", args.device]
+           "--device", args.device, "--mode", args.mode]
+    base = {"model": model, "mode": args.mode, "length": length, "batch": batch}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        return {"model": model, "status": f"timeout after {args.timeout} s"}
+        return {**base, "status": f"timeout after {args.timeout} s"}
     for line in proc.stdout.splitlines():
         if line.startswith(POINT_MARKER):
             return json.loads(line[len(POINT_MARKER):])
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"model": model, "status": f"failed: {tail}"}
+    tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode} (killed?)"])[-1]
+    return {**base, "status": f"failed: {tail}"}
+
+
+def skip_reason(done: list[dict], size: int, key: str, args: argparse.Namespace) -> str | None:
+    """Why a model should not attempt the next point of a sweep, or None."""
+    if not done:
+        return None
+    last = done[-1]
+    if last.get("status") != "ok":
+        return "skipped: a smaller point did not finish"
+    if last["mean_s"] > args.max_seconds:
+        return f"skipped: {last[key]} already took {last['mean_s']:.1f} s > --max-seconds {args.max_seconds}"
+    slope = 2.0  # assume quadratic growth until two points tell otherwise
+    if len(done) >= 2 and done[-2].get("status") == "ok" and done[-2]["increment_mb"] > 0 and last["increment_mb"] > 0:
+        slope = max(1.0, math.log(last["increment_mb"] / done[-2]["increment_mb"]) / math.log(last[key] / done[-2][key]))
+    predicted = max(last["increment_mb"], 1.0) * (size / last[key]) ** slope
+    if predicted > args.max_memory_mb:
+        return f"skipped: predicted {predicted:.0f} MB > --max-memory-mb {args.max_memory_mb}"
+    return None
+
+
+def sweep_points(args: argparse.Namespace) -> tuple[str, list[tuple[int, int]]]:
+    if args.sweep == "length":
+        return "length", [(length, args.batch) for length in args.lengths]
+    if args.sweep == "batch":
+        return "batch", [(args.length, batch) for batch in args.batches]
+    return "length", [(args.length, args.batch)]
+
+
+def fit_slopes(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Per model, the log-log slope of time and of memory increment against ``key`` (ok points)."""
+    rows = []
+    for model, group in table[table.status == "ok"].groupby("model", sort=False):
+        if group[key].nunique() < 2:
+            continue
+        logs = np.log(group[key].astype(float))
+        row = {"model": model, "points": len(group), f"{key} range": f"{group[key].min()}-{group[key].max()}",
+               "time slope": float(np.polyfit(logs, np.log(group.mean_s.astype(float)), 1)[0])}
+        increments = group.increment_mb.astype(float).clip(lower=1e-3)
+        row["memory slope"] = float(np.polyfit(logs, np.log(increments), 1)[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot(table: pd.DataFrame, key: str, slopes: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = table[table.status == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    slope_of = slopes.set_index("model") if not slopes.empty else pd.DataFrame()
+    for model, group in ok.groupby("model", sort=False):
+        if group[key].nunique() < 2:
+            continue
+        s_time = slope_of.loc[model, "time slope"] if model in slope_of.index else float("nan")
+        s_mem = slope_of.loc[model, "memory slope"] if model in slope_of.index else float("nan")
+        axes[0].plot(group[key], group.mean_s, marker="o", label=f"{model} ({s_time:.2f})")
+        axes[1].plot(group[key], group.increment_mb.clip(lower=1e-3), marker="o", label=f"{model} ({s_mem:.2f})")
+    for ax, ylabel in zip(axes, ("seconds per pass", "memory increment (MB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, title="model (log-log slope)", title_fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -93,6 +181,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--mode", choices=["inference", "train"], default="inference",
+                   help="time forward passes (no grad) or training steps (forward, backward, Adam)")
+    p.add_argument("--sweep", choices=["none", "length", "batch"], default="none")
+    p.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--max-seconds", type=float, default=20.0, help="stop a model's sweep after a slower point")
+    p.add_argument("--max-memory-mb", type=float, default=12000.0, help="skip points predicted to need more")
     p.add_argument("--timeout", type=int, default=900, help="seconds per model before it is reported as timed out")
     p.add_argument("--out", default=None, help="write the table to this CSV (and a .md beside it)")
     p.add_argument("--point", action="store_true", help=argparse.SUPPRESS)
@@ -113,26 +208,46 @@ def main(argv: list[str] | None = None) -> int:
     print(f"efficiency protocol: batch {args.batch}, length {args.length}, {args.features} features, width "
           f"{args.width}, {args.heads} heads; {args.warmup} warm-up + {args.repeats} timed forward passes, no grad; "
           f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    key, points = sweep_points(args)
     load = ForeignLoad()
     rows = []
     for model in models:
-        row = spawn(model, args)
-        rows.append(row)
-        shown = f"{row['mean_s']:.4f} s" if row.get("status") == "ok" else row["status"]
-        print(f"  {model:15s} {shown}", flush=True)
-    table = pd.DataFrame(rows)
-    columns = {"model": "model", "params": "params", "mean_s": "mean s", "std_s": "std s",
-               "seq_per_s": "seq/s", "steps_per_s": "steps/s", "peak_mb": "peak MB",
-               "increment_mb": "increment MB", "memory_method": "memory", "status": "status"}
-    table = table.reindex(columns=list(columns)).rename(columns=columns)
+        done: list[dict] = []
+        for length, batch in points:
+            size = length if key == "length" else batch
+            reason = skip_reason(done, size, key, args)
+            row = ({"model": model, "mode": args.mode, "length": length, "batch": batch, "status": reason}
+                   if reason else spawn(model, args, length, batch))
+            done.append(row)
+            rows.append(row)
+            shown = f"{row['mean_s']:.4f} s" if row.get("status") == "ok" else row["status"]
+            print(f"  {model:15s} length {length:>6} batch {batch:>4}: {shown}", flush=True)
+    raw = pd.DataFrame(rows)
+    columns = {"model": "model", "mode": "mode", "length": "length", "batch": "batch", "params": "params",
+               "mean_s": "mean s", "std_s": "std s", "seq_per_s": "seq/s", "steps_per_s": "steps/s",
+               "peak_mb": "peak MB", "increment_mb": "increment MB", "memory_method": "memory", "status": "status"}
+    table = raw.reindex(columns=list(columns)).rename(columns=columns)
     markdown = table.to_markdown(index=False, floatfmt=".4g")
-    print("\n" + markdown + "\n\n" + load.report())
+    report = load.report()
+    print("\n" + markdown + "\n\n" + report)
+    slopes = fit_slopes(raw.reindex(columns=list(columns)), key) if args.sweep != "none" else pd.DataFrame()
+    if not slopes.empty:
+        print("\nlog-log slopes against " + key + " (1 = linear, 2 = quadratic):\n"
+              + slopes.to_markdown(index=False, floatfmt=".2f"))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)
-        out.with_suffix(".md").write_text(markdown + "\n")
-        print(f"wrote {out} and {out.with_suffix('.md')}")
+        text = markdown + "\n"
+        if not slopes.empty:
+            slopes.to_csv(out.with_name(out.stem + "_slopes.csv"), index=False)
+            text += "\nlog-log slopes against " + key + ":\n\n" + slopes.to_markdown(index=False, floatfmt=".2f") + "\n"
+            title = (f"{args.mode} on {args.device}: batch {args.batch if key == 'length' else 'swept'}, "
+                     f"length {'swept' if key == 'length' else args.length}, {args.features} features, width "
+                     f"{args.width}; memory = peak minus pre-pass ({raw.memory_method.dropna().iloc[0]})")
+            plot(raw, key, slopes, out.with_suffix(".png"), title)
+        out.with_suffix(".md").write_text(text + "\n" + report + "\n")
+        print(f"wrote {out} (+ .md" + (", _slopes.csv, .png" if not slopes.empty else "") + ")")
     return 0
 
 

@@ -32,3 +32,27 @@ def test_bench_nac_memory_point_tiny():
     proc = _run("scripts/bench_nac.py", "--part", "memory", "--lengths", "64", "128", "--variants", "official")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "slope" in proc.stdout and "official" in proc.stdout
+
+
+def test_bench_efficiency_length_sweep_train_mode_writes_slopes_and_plot(tmp_path):
+    out = tmp_path / "scaling.csv"
+    proc = _run("scripts/bench_efficiency.py", "--models", "nac_official", "rnn", "--sweep", "length", "--lengths",
+                "16", "32", "64", "--repeats", "1", "--mode", "train", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert len(table) == 6 and (table.status == "ok").all() and set(table["mode"]) == {"train"}
+    slopes = pd.read_csv(tmp_path / "scaling_slopes.csv")
+    assert list(slopes.model) == ["nac_official", "rnn"] and slopes["time slope"].notna().all()
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
+
+
+def test_bench_efficiency_skips_points_over_the_memory_cap(tmp_path):
+    proc = _run("scripts/bench_efficiency.py", "--models", "nac_pw", "--sweep", "length", "--lengths", "32", "64",
+                "512", "--repeats", "1", "--max-memory-mb", "50", "--out", str(tmp_path / "s.csv"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import pandas as pd
+
+    status = pd.read_csv(tmp_path / "s.csv").status.tolist()
+    assert status[:2] == ["ok", "ok"] and status[2].startswith("skipped: predicted")

@@ -56,6 +56,32 @@ def time_forward(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warm
     return times
 
 
+def time_train_step(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1,
+                    repeats: int = 10) -> list[float]:
+    """Seconds of each training step: forward, a linear head, MSE loss, backward, Adam step."""
+    model.train()
+    head = nn.Linear(model.output_dim, 1).to(x.device)
+    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-4)
+    target = torch.zeros(x.shape[0], 1, device=x.device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.mse_loss(head(model(x, t, None)), target)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    _sync(x.device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        _sync(x.device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and population standard deviation."""
     return statistics.fmean(values), statistics.pstdev(values)
