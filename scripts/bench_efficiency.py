@@ -17,6 +17,13 @@ so ``peak MB`` is the process's peak RSS during the passes (torch itself include
     python scripts/bench_efficiency.py --device cuda
     python scripts/bench_efficiency.py --sweep length --lengths 256 1024 4096 16384 --out results/scaling.csv
     python scripts/bench_efficiency.py --sweep batch --batches 1 8 32 --mode train
+    python scripts/bench_efficiency.py --suite results/efficiency   # all of it, one command
+
+``--suite DIR`` runs everything in one command: the paper's protocol, then length and batch
+sweeps, each for inference and for a training step, writing ``DIR/protocol.*``,
+``DIR/length_inference.*``, ``DIR/length_train.*``, ``DIR/batch_inference.*`` and
+``DIR/batch_train.*`` (tables, slopes and plots); other options (models, lengths, batches,
+repeats, device, budgets) apply to every part.
 
 Scaling sweeps (``--sweep length|batch``) time inference or, with ``--mode train``, a training
 step (forward, a linear head, MSE loss, backward, Adam step), write the table, fit per model the
@@ -106,7 +113,7 @@ def skip_reason(done: list[dict], size: int, key: str, args: argparse.Namespace)
         return None
     last = done[-1]
     if last.get("status") != "ok":
-        return "skipped: a smaller point did not finish"
+        return "skipped: a smaller point was skipped or did not finish"
     if last["mean_s"] > args.max_seconds:
         return f"skipped: {last[key]} already took {last['mean_s']:.1f} s > --max-seconds {args.max_seconds}"
     slope = 2.0  # assume quadratic growth until two points tell otherwise
@@ -150,13 +157,16 @@ def plot(table: pd.DataFrame, key: str, slopes: pd.DataFrame, path: Path, title:
     ok = table[table.status == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     slope_of = slopes.set_index("model") if not slopes.empty else pd.DataFrame()
-    for model, group in ok.groupby("model", sort=False):
-        if group[key].nunique() < 2:
-            continue
+    models = [m for m, g in ok.groupby("model", sort=False) if g[key].nunique() >= 2]
+    colors = plt.cm.tab20(np.linspace(0, 1, max(len(models), 1)))
+    styles = ["-", "--", "-.", ":"]
+    for i, model in enumerate(models):
+        group = ok[ok.model == model]
+        look = {"color": colors[i], "linestyle": styles[i % len(styles)], "marker": "o", "markersize": 3}
         s_time = slope_of.loc[model, "time slope"] if model in slope_of.index else float("nan")
         s_mem = slope_of.loc[model, "memory slope"] if model in slope_of.index else float("nan")
-        axes[0].plot(group[key], group.mean_s, marker="o", label=f"{model} ({s_time:.2f})")
-        axes[1].plot(group[key], group.increment_mb.clip(lower=1e-3), marker="o", label=f"{model} ({s_mem:.2f})")
+        axes[0].plot(group[key], group.mean_s, label=f"{model} ({s_time:.2f})", **look)
+        axes[1].plot(group[key], group.increment_mb.clip(lower=1e-3), label=f"{model} ({s_mem:.2f})", **look)
     for ax, ylabel in zip(axes, ("seconds per pass", "memory increment (MB)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -190,12 +200,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-memory-mb", type=float, default=12000.0, help="skip points predicted to need more")
     p.add_argument("--timeout", type=int, default=900, help="seconds per model before it is reported as timed out")
     p.add_argument("--out", default=None, help="write the table to this CSV (and a .md beside it)")
+    p.add_argument("--suite", default=None, metavar="DIR",
+                   help="run the protocol and all sweeps (inference and train) into DIR")
     p.add_argument("--point", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
+SUITE = (("protocol", ["--sweep", "none", "--mode", "inference"]),
+         ("length_inference", ["--sweep", "length", "--mode", "inference"]),
+         ("length_train", ["--sweep", "length", "--mode", "train"]),
+         ("batch_inference", ["--sweep", "batch", "--mode", "inference"]),
+         ("batch_train", ["--sweep", "batch", "--mode", "train"]))
+
+
+def run_suite(argv: list[str], out_dir: str) -> int:
+    """Every part of the suite, each as if called on its own with ``--out DIR/<part>.csv``."""
+    base = []
+    skip = False
+    for item in argv:  # drop --suite DIR, --sweep X, --mode X, --out X from the shared options
+        if skip:
+            skip = False
+        elif item in ("--suite", "--sweep", "--mode", "--out"):
+            skip = True
+        else:
+            base.append(item)
+    status = 0
+    for name, extra in SUITE:
+        print(f"\n===== {name} =====", flush=True)
+        status |= main([*base, *extra, "--out", str(Path(out_dir) / f"{name}.csv")])
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.suite:
+        return run_suite(argv, args.suite)
     if args.point:
         args.model = args.models[0]
         print(POINT_MARKER + json.dumps(measure(args)), flush=True)
@@ -205,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown model(s) {unknown}; choose from {model_names()}", file=sys.stderr)
         return 2
-    print(f"efficiency protocol: batch {args.batch}, length {args.length}, {args.features} features, width "
-          f"{args.width}, {args.heads} heads; {args.warmup} warm-up + {args.repeats} timed forward passes, no grad; "
+    shape = {"none": f"batch {args.batch}, length {args.length}",
+             "length": f"batch {args.batch}, lengths {args.lengths}",
+             "batch": f"batches {args.batches}, length {args.length}"}[args.sweep]
+    print(f"efficiency ({args.mode}, sweep {args.sweep}): {shape}, {args.features} features, width "
+          f"{args.width}, {args.heads} heads; {args.warmup} warm-up + {args.repeats} timed "
+          f"{'training steps' if args.mode == 'train' else 'forward passes, no grad'}; "
           f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     key, points = sweep_points(args)
     load = ForeignLoad()

@@ -61,7 +61,7 @@ def test_runs_with_different_settings_get_different_records(make_cfg, tmp_path):
 
 
 def test_bad_config_value_is_a_setup_error_with_the_choices(make_cfg, tmp_path):
-    with pytest.raises(SetupError, match=r"mode='fast' is not valid; choose one of \['euler', 'exact', 'steady'\]"):
+    with pytest.raises(SetupError, match=r"model \(nac\): model.mode=.fast. is not valid; choose one of \[.euler., .exact., .steady.\]"):
         run(make_cfg("model.mode=fast"))
     (rec,) = _records(tmp_path)
     assert rec["status"] == "failed" and "mode='fast'" in rec["error"]
@@ -244,3 +244,13 @@ def test_wandb_tracker_logs_history_and_record_metrics(make_cfg, tmp_path, monke
     assert [step for step, _ in calls["log"]] == [1, 2]
     assert calls["log"][-1][1]["val_accuracy"] == rec["history"][-1]["val_accuracy"]
     assert calls["summary"]["test/accuracy"] == rec["test"]["accuracy"] and calls["summary"]["status"] == "ok"
+
+
+def test_bad_optimizer_names_the_trainer_group(make_cfg, tmp_path):
+    with pytest.raises(SetupError, match=r"trainer \(optimizer/scheduler\): .*torch\.optim\.Adamm"):
+        run(make_cfg("trainer.optimizer._target_=torch.optim.Adamm"))
+
+
+def test_bad_protocol_names_the_dataset_group_and_choices(make_cfg, tmp_path):
+    with pytest.raises(SetupError, match=r"dataset \(digits, leaky\): .*\['clean', 'paper'\]"):
+        run(make_cfg("protocol.name=leaky"))

@@ -49,10 +49,11 @@ def test_bench_efficiency_length_sweep_train_mode_writes_slopes_and_plot(tmp_pat
 
 
 def test_bench_efficiency_skips_points_over_the_memory_cap(tmp_path):
-    proc = _run("scripts/bench_efficiency.py", "--models", "nac_pw", "--sweep", "length", "--lengths", "32", "64",
-                "512", "--repeats", "1", "--max-memory-mb", "50", "--out", str(tmp_path / "s.csv"))
+    proc = _run("scripts/bench_efficiency.py", "--models", "nac_pw", "--sweep", "length", "--lengths", "16", "32",
+                "2048", "--repeats", "1", "--max-memory-mb", "300", "--out", str(tmp_path / "s.csv"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     import pandas as pd
 
     status = pd.read_csv(tmp_path / "s.csv").status.tolist()
+    # extrapolated from 16 and 32 steps (slope >= 1), all pairs at 2,048 steps need far more than 300 MB
     assert status[:2] == ["ok", "ok"] and status[2].startswith("skipped: predicted")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import traceback
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
@@ -95,6 +98,18 @@ def _hydra_output_dir() -> Path | None:
         return None
 
 
+@contextmanager
+def _setup_step(group: str, *what: str):
+    """Turn a construction error into a :class:`SetupError` naming the config group (and key)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError, InstantiationException) as err:
+        message = str(err).strip()
+        if re.match(r"^[A-Za-z_]\w*=", message):  # "mode='fast' is not valid ..." -> "model.mode='fast' ..."
+            message = f"{group}.{message}"
+        raise SetupError(f"{group} ({', '.join(what)}): {message}") from err
+
+
 def _group_hash(cfg: DictConfig) -> str:
     """Hash of the config with seed and fold neutralised (values derived from them included):
     runs that differ only in seed or fold share it, so tables average exactly those."""
@@ -157,13 +172,15 @@ def run(cfg: DictConfig) -> float:
     memory.reset()
     wall = time.perf_counter()
     try:
-        try:
-            env.seed_everything(cfg.seed, cfg.trainer.deterministic)
+        env.seed_everything(cfg.seed, cfg.trainer.deterministic)
+        with _setup_step("dataset", cfg.dataset.name, cfg.protocol.name):
             splits = build_splits(cfg)
             meta = splits.meta
+        with _setup_step("model", cfg.model.name):
             model = build_model(cfg, meta.input_dim, meta.output_dim).to(device)
-        except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
-            raise SetupError(f"{cfg.model.name} on {cfg.dataset.name} ({cfg.protocol.name}): {err}") from err
+        with _setup_step("trainer", "optimizer/scheduler"):
+            optimizer_factory = instantiate(cfg.trainer.optimizer)
+            scheduler_factory = instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None
         record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode, dataset_meta=meta.to_dict(),
                       n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
         record["parameters"] = count_parameters(model)
@@ -179,8 +196,7 @@ def run(cfg: DictConfig) -> float:
         result = fit(
             model, train_loader, val_loader, device=device, task=meta.task, metric=meta.metric,
             mode=meta.metric_mode, epochs=cfg.trainer.epochs,
-            optimizer_factory=instantiate(cfg.trainer.optimizer),
-            scheduler_factory=instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None,
+            optimizer_factory=optimizer_factory, scheduler_factory=scheduler_factory,
             early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
             limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step, progress=cfg.trainer.progress,
             on_epoch_end=lambda entry: tracker.log(entry, step=entry["epoch"]),
