@@ -34,11 +34,10 @@ from typing import Optional
 import torch
 from ncps.torch import CfC as NcpsCfC
 
-from baselines._recurrent import RecurrentSequenceModel
-from baselines.ltc import autoncp_wiring, frozen_parameters_to_buffers
+from baselines.ltc import NcpsStepper, autoncp_wiring, frozen_parameters_to_buffers
 
 
-class CfC(RecurrentSequenceModel):
+class CfC(NcpsStepper):
     """ncps CfC stepped with per-sample elapsed times."""
 
     uses_time = True
@@ -58,14 +57,5 @@ class CfC(RecurrentSequenceModel):
         self.rnn = rnn
         frozen_parameters_to_buffers(self.rnn)
 
-    def initial_state(self, batch: int, like: torch.Tensor):
-        h = like.new_zeros(batch, self.rnn.state_size)
-        return (h, h.clone()) if self.rnn.use_mixed else h
-
-    def step(self, x_t: torch.Tensor, state, dt: torch.Tensor):
-        if self.rnn.use_mixed:
-            h, c = self.rnn.lstm(x_t, state)
-        else:
-            h, c = state, None
-        out, h = self.rnn.rnn_cell(x_t, h, dt)
-        return self.rnn.fc(out), ((h, c) if self.rnn.use_mixed else h)
+    def output(self, out: torch.Tensor) -> torch.Tensor:
+        return self.rnn.fc(out)  # the proj_size projection (identity without one), as ncps' forward

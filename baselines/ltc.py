@@ -65,7 +65,34 @@ def frozen_parameters_to_buffers(module: nn.Module) -> None:
                 sub.register_buffer(name, param.detach())
 
 
-class LTC(RecurrentSequenceModel):
+class NcpsStepper(RecurrentSequenceModel):
+    """Steps the cell of an ``ncps.torch`` LTC/CfC module (``self.rnn``) one observation at a time,
+    exactly as that module's forward does, but with (B, 1) elapsed times (ncps issues 81-83)."""
+
+    rnn: nn.Module
+
+    def initial_state(self, batch: int, like: torch.Tensor):
+        h = like.new_zeros(batch, self.rnn.state_size)
+        return (h, h.clone()) if self.rnn.use_mixed else h
+
+    def elapsed(self, dt: torch.Tensor) -> torch.Tensor:
+        """The elapsed time handed to the cell."""
+        return dt
+
+    def output(self, out: torch.Tensor) -> torch.Tensor:
+        """The cell output mapped to the model output."""
+        return out
+
+    def step(self, x_t: torch.Tensor, state, dt: torch.Tensor):
+        if self.rnn.use_mixed:
+            h, c = self.rnn.lstm(x_t, state)
+        else:
+            h, c = state, None
+        out, h = self.rnn.rnn_cell(x_t, h, self.elapsed(dt))
+        return self.output(out), ((h, c) if self.rnn.use_mixed else h)
+
+
+class LTC(NcpsStepper):
     """ncps LTC stepped with per-sample elapsed times; output = motor neurons (or all units)."""
 
     uses_time = True
@@ -95,13 +122,7 @@ class LTC(RecurrentSequenceModel):
 
     def initial_state(self, batch: int, like: torch.Tensor):
         self._sync_cell_params()
-        h = like.new_zeros(batch, self.rnn.state_size)
-        return (h, h.clone()) if self.rnn.use_mixed else h
+        return super().initial_state(batch, like)
 
-    def step(self, x_t: torch.Tensor, state, dt: torch.Tensor):
-        if self.rnn.use_mixed:
-            h, c = self.rnn.lstm(x_t, state)
-        else:
-            h, c = state, None
-        out, h = self.rnn.rnn_cell(x_t, h, dt.clamp(min=self.min_elapsed))
-        return out, ((h, c) if self.rnn.use_mixed else h)
+    def elapsed(self, dt: torch.Tensor) -> torch.Tensor:
+        return dt.clamp(min=self.min_elapsed)
