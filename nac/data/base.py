@@ -1,7 +1,7 @@
 """The one interface every dataset builder follows.
 
-A builder is a function ``build(protocol: Mapping, data_root: Path, seed: int, **options)``
-returning :class:`DatasetSplits`: train / validation / test datasets plus :class:`DatasetMeta`.
+A builder is a function ``build(protocol: Mapping, data_root: Path, seed: int, cache_dir: Path,
+**options)`` returning :class:`DatasetSplits`: train / validation / test datasets plus :class:`DatasetMeta`.
 Every item is a dict with ``x`` (L, C) float, ``t`` (L,) float elapsed time since the previous
 observation, ``mask`` (L,) bool and ``y``; :func:`collate_sequences` pads a list of items
 (right padding) into a batch.

@@ -19,10 +19,10 @@ from nac.data.splits import check_protocol, stratified_fold, stratified_holdout
 
 
 def build(protocol: Mapping, data_root: Path | None = None, seed: int = 0, max_events: int = 32,
-          threshold: float = 8.0, limit: int | None = None) -> DatasetSplits:
+          threshold: float = 8.0, limit: int | None = None, cache_dir: Path | None = None) -> DatasetSplits:
     """Digits splits. ``clean``: stratified train/val/test hold-out (``protocol.split_seed``).
     ``paper``: stratified k-fold, model selection on the held-out fold (as the NAC authors do).
-    ``limit`` keeps the first N images (for fast tests)."""
+    ``limit`` keeps the first N images (for fast tests). Small enough to need no cache."""
     name = check_protocol("digits", protocol, ("clean", "paper"))
     digits = load_digits()
     images, labels = digits.images, digits.target

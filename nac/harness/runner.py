@@ -64,7 +64,8 @@ def _without(node: DictConfig, *keys: str) -> DictConfig:
 def build_splits(cfg: DictConfig) -> DatasetSplits:
     builder = instantiate(_without(cfg.dataset.builder))
     return builder(protocol=OmegaConf.to_container(cfg.protocol, resolve=True),
-                   data_root=resolve_data_root(cfg.paths.data_root), seed=cfg.seed)
+                   data_root=resolve_data_root(cfg.paths.data_root), seed=cfg.seed,
+                   cache_dir=Path(cfg.paths.cache_dir))
 
 
 def make_sequence_model(model_cfg: DictConfig, input_dim: int):
