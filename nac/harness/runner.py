@@ -68,18 +68,21 @@ def build_splits(cfg: DictConfig) -> DatasetSplits:
                    cache_dir=Path(cfg.paths.cache_dir))
 
 
-def make_sequence_model(model_cfg: DictConfig, input_dim: int):
+def make_sequence_model(model_cfg: DictConfig, input_dim: int, **overrides):
     """Instantiate a ``configs/model/`` node (a ``_partial_`` target) for inputs of width ``input_dim``."""
-    model = instantiate(_without(model_cfg, "name"))(input_dim=input_dim)
+    model = instantiate(_without(model_cfg, "name"))(input_dim=input_dim, **overrides)
     if not hasattr(model, "output_dim"):
         raise TypeError(f"model {model_cfg.name!r} does not expose output_dim (see nac/models/contract.py)")
     return model
 
 
-def build_model(cfg: DictConfig, input_dim: int, output_dim: int) -> SequencePredictor:
-    """Stem (from the dataset) -> sequence model (``model=``) -> head (from the dataset)."""
+def build_model(cfg: DictConfig, input_dim: int, output_dim: int, per_step: bool = False) -> SequencePredictor:
+    """Stem (from the dataset) -> sequence model (``model=``) -> head (from the dataset).
+
+    With per-step labels the sequence model returns every step (``return_sequences=True``).
+    """
     stem = instantiate(cfg.dataset.stem)(in_features=input_dim)
-    sequence_model = make_sequence_model(cfg.model, stem.output_dim)
+    sequence_model = make_sequence_model(cfg.model, stem.output_dim, **({"return_sequences": True} if per_step else {}))
     head = instantiate(cfg.dataset.head)(in_features=sequence_model.output_dim, out_features=output_dim)
     return SequencePredictor(stem, sequence_model, head)
 
@@ -178,7 +181,8 @@ def run(cfg: DictConfig) -> float:
             splits = build_splits(cfg)
             meta = splits.meta
         with _setup_step("model", cfg.model.name):
-            model = build_model(cfg, meta.input_dim, meta.output_dim).to(device)
+            model = build_model(cfg, meta.input_dim, meta.output_dim,
+                                per_step=meta.label_granularity == "step").to(device)
         with _setup_step("trainer", "optimizer/scheduler"):
             optimizer_factory = instantiate(cfg.trainer.optimizer)
             scheduler_factory = instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None

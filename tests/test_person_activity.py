@@ -1,0 +1,177 @@
+"""Person Activity (par): both protocols checked against the raw file read independently.
+
+Uses the shared person-A development copy (../shared/data/person_activity/); skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nac.data import person_activity as par
+from nac.harness.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path("/work/shared/data")
+if not (DATA_ROOT / "person_activity").is_dir():
+    DATA_ROOT = ROOT.parent / "shared" / "data"
+RAW_FILES = sorted((DATA_ROOT / "person_activity").glob("ConfLongDemo_JSI*.txt"))
+
+pytestmark = pytest.mark.skipif(
+    not RAW_FILES, reason=f"no ConfLongDemo_JSI*.txt under {DATA_ROOT / 'person_activity'} (the shared Person "
+    "Activity copy); get it with scripts/download_data.py person_activity")
+
+PAPER = {"name": "paper", "n_folds": 5, "fold": 0, "split_seed": 42}
+CLEAN = {"name": "clean", "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    """The raw file, parsed here without the module's reader."""
+    return pd.read_csv(RAW_FILES[0], header=None, names=["seq", "tag", "ticks", "date", "x", "y", "z", "act"])
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return par.build(CLEAN, DATA_ROOT, person="A")
+
+
+def test_paper_person_absent_names_people_present_and_download(raw):
+    people = sorted(set(raw["seq"].str[0]))
+    assert "B" not in people
+    with pytest.raises(ValueError) as err:
+        par.build(PAPER, DATA_ROOT)  # default person B
+    message = str(err.value)
+    assert f"people present: {people}" in message
+    assert "person A only" in message
+    assert f"python scripts/download_data.py person_activity --root {DATA_ROOT}" in message
+    assert "dataset.builder.person=A" in message
+
+
+def test_missing_file_names_file_folder_and_command(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        par.build(PAPER, tmp_path, person="A")
+    message = str(err.value)
+    assert "ConfLongDemo_JSI.txt" in message and str(tmp_path / "person_activity") in message
+    assert f"python scripts/download_data.py person_activity --root {tmp_path}" in message
+
+
+def test_paper_balancing_time_scaling_and_folds(raw):
+    person = raw[raw["seq"].str.startswith("A")].reset_index(drop=True)
+    counts = person["act"].value_counts()
+    n = int(counts.min())
+    rows = par.paper_rows(raw.rename(columns={"seq": "sequence", "act": "activity"}), "A")
+    # balanced: every present activity exactly n times, the first n of each in file order
+    kept = rows["activity"].value_counts()
+    assert set(kept.index) == set(counts.index) and (kept == n).all()
+    expected_rows = np.sort(np.concatenate([np.flatnonzero(person["act"].to_numpy() == a)[:n] for a in counts.index]))
+    assert np.array_equal(rows["row"].to_numpy(), expected_rows)
+    # synthetic time before scaling: index among the person's rows * 0.211 s
+    assert np.allclose(rows["time"].to_numpy(), expected_rows * 0.211)
+    assert np.allclose(rows[["x", "y", "z"]].to_numpy(), person.loc[expected_rows, ["x", "y", "z"]].to_numpy())
+
+    # standardisation on all kept rows (the paper's leak), recomputed by hand
+    raw_features = np.column_stack([person.loc[expected_rows, ["x", "y", "z"]].to_numpy(), expected_rows * 0.211])
+    scaled = (raw_features - raw_features.mean(0)) / raw_features.std(0)
+    labels = np.array([par.ACTIVITIES.index(a) for a in person.loc[expected_rows, "act"]])
+    held_out_sets = []
+    for fold in range(5):
+        splits = par.build({**PAPER, "fold": fold}, DATA_ROOT, person="A")
+        meta = splits.meta
+        assert (meta.name, meta.input_dim, meta.output_dim, meta.label_granularity, meta.fold) == \
+            ("par", 4, 11, "sequence", fold)
+        assert torch_equal(splits.val.x, splits.test.x)
+        assert splits.train.x.shape[1:] == (1, 4) and splits.test.x.shape[1:] == (1, 4)  # one row per sample
+        assert len(splits.train) + len(splits.test) == len(expected_rows)
+        # held-out samples are exact rows of the hand-scaled matrix, with their labels
+        test_x = splits.test.x[:, 0].numpy().astype(np.float64)
+        idx = [int(np.argmin(np.abs(scaled - row).sum(1))) for row in test_x]
+        assert np.allclose(scaled[idx], test_x, atol=1e-5)
+        assert np.array_equal(labels[idx], splits.test.y.numpy())
+        held_out_sets.append(set(idx))
+        all_x = np.concatenate([splits.train.x[:, 0].numpy(), test_x])
+        assert np.allclose(all_x.mean(0), 0, atol=1e-4) and np.allclose(all_x.std(0), 1, atol=1e-3)
+    # the 5 held-out folds partition the rows
+    assert sum(len(s) for s in held_out_sets) == len(expected_rows)
+    assert set().union(*held_out_sets) == set(range(len(expected_rows)))
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def test_clean_split_by_recording_and_scaler(clean, raw):
+    meta = clean.meta
+    assert (meta.input_dim, meta.output_dim, meta.label_granularity, meta.time_unit) == (7, 11, "step", "second")
+    recs = meta.extra["recordings"]
+    sets = [set(recs[k]) for k in ("train", "val", "test")]
+    assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert set().union(*sets) == set(raw["seq"])
+    for key, split in zip(("train", "val", "test"), (clean.train, clean.val, clean.test)):
+        assert {rec for rec, _ in split.windows} <= set(recs[key])
+        assert split.x.shape[1:] == (32, 7) and split.t.shape[1:] == (32,) and split.y.shape[1:] == (32,)
+        assert bool(split.mask.all())
+        assert np.allclose(split.x[..., :4].sum(-1).numpy(), 1.0)  # one-hot tag
+    # scaler: fitted on all rows of the training recordings, independently
+    train_rows = raw[raw["seq"].isin(recs["train"])][["x", "y", "z"]].to_numpy()
+    assert np.allclose(meta.extra["scaler_mean"], train_rows.mean(0))
+    assert np.allclose(meta.extra["scaler_std"], train_rows.std(0))
+    # windows overlap (stride 16 of 32), so the window mean is near, not exactly, 0 on train
+    assert np.allclose(clean.train.x[..., 4:].reshape(-1, 3).mean(0).numpy(), 0, atol=0.05)
+    test_mean = clean.test.x[..., 4:].reshape(-1, 3).mean(0).numpy()
+    assert np.abs(test_mean).max() > 1e-3
+
+
+def test_clean_windows_match_raw_rows(clean, raw):
+    for split in (clean.train, clean.val, clean.test):
+        for i in range(0, len(split), 37):
+            rec, start = split.windows[i]
+            rows = raw[raw["seq"] == rec].sort_values("ticks", kind="stable")
+            ticks = rows["ticks"].to_numpy()
+            block = rows.iloc[start:start + 32]
+            assert np.array_equal(split.y[i].numpy(), [par.ACTIVITIES.index(a) for a in block["act"]])
+            onehot = split.x[i, :, :4].numpy().argmax(-1)
+            assert [par.TAGS[k] for k in onehot] == list(block["tag"])
+            prev = ticks[start - 1:start + 31] if start > 0 else np.concatenate([[ticks[0]], ticks[:31]])
+            assert np.allclose(split.t[i].numpy(), (block["ticks"].to_numpy() - prev) / 1e7, atol=1e-6)
+            assert (split.t[i].numpy() >= 0).all()
+            mean, std = np.array(clean.meta.extra["scaler_mean"]), np.array(clean.meta.extra["scaler_std"])
+            assert np.allclose(split.x[i, :, 4:].numpy(), (block[["x", "y", "z"]].to_numpy() - mean) / std, atol=1e-5)
+
+
+def test_split_recordings_rule():
+    assert par.split_recordings(["A03", "A01", "A02"], 0.2, 0.2, 0) == (["A02"], ["A01"], ["A03"])
+    many = [f"{p}{i:02d}" for p in "ABCDE" for i in range(1, 6)]
+    train, val, test = par.split_recordings(many, 0.2, 0.2, 0)
+    assert (len(train), len(val), len(test)) == (15, 5, 5) and sorted(train + val + test) == many
+    with pytest.raises(ValueError, match="at least 3"):
+        par.split_recordings(["A01", "A02"], 0.2, 0.2, 0)
+
+
+@pytest.mark.parametrize("protocol, model", [("paper", "lstm"), ("clean", "lstm"), ("clean", "nac")])
+def test_end_to_end_run(make_cfg, tmp_path, protocol, model):
+    """Per-step labels (clean) need no model setting: the runner asks the model for every step."""
+    cfg = make_cfg("dataset=par", "dataset.builder.person=A", f"paths.data_root={DATA_ROOT}", f"protocol={protocol}",
+                   f"model={model}")
+    run(cfg)
+    (record_file,) = (tmp_path / "records").rglob("*.json")
+    record = json.loads(record_file.read_text())
+    assert record["status"] == "ok", record.get("error")
+    assert record["dataset"] == "par" and record["protocol"] == protocol
+    assert record["dataset_meta"]["label_granularity"] == ("step" if protocol == "clean" else "sequence")
+    assert 0.0 <= record["test"]["accuracy"] <= 1.0
+
+
+def test_experiment_configs_compose():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        paper = compose("config", overrides=["experiment=par_paper"], return_hydra_config=True)
+        clean_cfg = compose("config", overrides=["experiment=par_clean"], return_hydra_config=True)
+    assert paper.protocol.name == "paper" and paper.dataset.name == "par" and paper.trainer.batch_size == 20
+    assert paper.hydra.sweeper.params["protocol.fold"] == "0,1,2,3,4"
+    assert clean_cfg.protocol.name == "clean" and clean_cfg.dataset.name == "par"
