@@ -11,6 +11,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the real development data (read in place, never copied): $NAC_DATA_ROOT (set by .ci/run), else
+#: ../shared/data next to the project; real-data tests skip with a reason when it is absent
+SHARED_DATA = Path(os.environ.get("NAC_DATA_ROOT") or ROOT.parent / "shared" / "data")
 CONFIGS = str(ROOT / "configs")
 #: overrides that make any run take a second or two
 TINY = ["trainer.epochs=2", "trainer.limit_train_batches=3", "dataset.builder.limit=200",

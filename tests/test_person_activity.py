@@ -1,6 +1,6 @@
 """Person Activity (par): both protocols checked against the raw file read independently.
 
-Uses the shared person-A development copy (../shared/data/person_activity/); skipped without it.
+Uses the shared person-A development copy ($NAC_DATA_ROOT or ../shared/data); skipped without it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import pytest
 
 from nac.data import person_activity as par
 from nac.harness.runner import run
+from tests.conftest import ROOT, SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path("/work/shared/data")
-if not (DATA_ROOT / "person_activity").is_dir():
-    DATA_ROOT = ROOT.parent / "shared" / "data"
+DATA_ROOT = SHARED_DATA
 RAW_FILES = sorted((DATA_ROOT / "person_activity").glob("ConfLongDemo_JSI*.txt"))
 
 pytestmark = pytest.mark.skipif(

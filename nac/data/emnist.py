@@ -1,0 +1,128 @@
+"""Event-based MNIST (PROTOCOLS.md, 1): each 28x28 image as a sequence of run-length events.
+
+Encoding (shared with ``digits``, :func:`nac.data.events.encode_images`): binarise (pixel >= 128),
+flatten row-major to 784 pixels, run-length encode into (value, run length) events, rescale the run
+lengths so they sum to 256, truncate / zero-pad to 256 events, with a mask of the real events.
+Features per event: [value, duration]; the time input ``t`` is each event's duration (the elapsed time
+since the previous event ended). MNIST has at most 95 runs per image, so nothing is truncated.
+
+Data: ``<data_root>/mnist/`` holding the four canonical IDX files (gzipped or not); get them with
+``python scripts/download_data.py mnist --root <data_root>``. Encoded arrays are cached as ``.npz``
+under ``cache_dir`` (never under ``data_root``), keyed by the source files' sizes and modification
+times and the encoding settings.
+
+Protocols: ``paper``: the 60k + 10k images pooled, shuffled stratified k-fold (``protocol.n_folds``,
+``split_seed`` 42); the checkpoint is chosen on the held-out fold that is reported (val = test), as the
+NAC authors did. ``clean``: the official 60k / 10k split, validation stratified from the 60k
+(``protocol.val_fraction``, ``split_seed``); the 10k test images are never used for selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
+from nac.data.events import encode_images
+from nac.data.idx import load_mnist, mnist_paths
+from nac.data.splits import check_protocol, stratified_fold
+
+log = logging.getLogger(__name__)
+
+#: bump when the encoding changes, so old caches are not reused
+ENCODING_VERSION = 1
+
+
+def _cache_key(paths: Mapping[str, Path], max_events: int, threshold: float, limit: int | None) -> str:
+    sources = {role: [os.path.basename(p), p.stat().st_size, p.stat().st_mtime_ns] for role, p in sorted(paths.items())}
+    blob = json.dumps({"v": ENCODING_VERSION, "sources": sources, "max_events": int(max_events),
+                       "threshold": float(threshold), "limit": limit}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _encode(folder: Path, data_root: Path, max_events: int, threshold: float, limit: int | None) -> dict:
+    train_images, train_labels, test_images, test_labels = load_mnist(folder, data_root)
+    if limit is not None:
+        train_images, train_labels = train_images[:limit], train_labels[:limit]
+        test_images, test_labels = test_images[:limit], test_labels[:limit]
+    images = np.concatenate([train_images, test_images])
+    x, t, mask = encode_images(images, threshold, max_events, total_duration=float(max_events))
+    return {"x": x, "t": t, "mask": mask, "y": np.concatenate([train_labels, test_labels]).astype(np.int64),
+            "n_train": np.int64(len(train_images))}
+
+
+def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int = 256, threshold: float = 128,
+                 limit: int | None = None) -> tuple[dict, Path | None, bool]:
+    """Encoded MNIST, official train images first then test: ``(arrays, cache_file, from_cache)``.
+
+    ``arrays`` holds x (N, L, 2), t (N, L), mask (N, L), y (N,) and n_train.
+    """
+    data_root = Path(data_root)
+    folder = data_root / "mnist"
+    paths = mnist_paths(folder, data_root)  # FileNotFoundError with the download command
+    cache_file = None
+    if cache_dir is not None:
+        key = _cache_key(paths, max_events, threshold, limit)
+        cache_file = Path(cache_dir) / "emnist" / f"events_{key}.npz"
+        if cache_file.is_file():
+            try:
+                with np.load(cache_file) as stored:
+                    arrays = {k: stored[k] for k in ("x", "mask", "y", "n_train")}
+                arrays["t"] = arrays["x"][:, :, 1].copy()  # as encode_images: t = event durations
+                log.info("E-MNIST events loaded from cache %s", cache_file)
+                return arrays, cache_file, True
+            except (OSError, ValueError, KeyError) as err:  # a torn or stale file: re-encode
+                log.warning("ignoring unreadable E-MNIST cache %s (%s)", cache_file, err)
+    arrays = _encode(folder, data_root, max_events, threshold, limit)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
+        # compressed (about 5 MB instead of 230 MB: most of the 256 events are padding); t is derived
+        np.savez_compressed(tmp, **{k: v for k, v in arrays.items() if k != "t"})
+        os.replace(tmp, cache_file)  # atomic: concurrent runs never read a half-written cache
+    return arrays, cache_file, False
+
+
+def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, max_events: int = 256,
+          threshold: float = 128, limit: int | None = None) -> DatasetSplits:
+    """E-MNIST splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
+
+    ``limit`` keeps the first N images of each official split (quick tests). ``seed`` varies the
+    model, not the split (splits use ``protocol.split_seed``).
+    """
+    name = check_protocol("emnist", protocol, ("clean", "paper"))
+    if data_root is None:
+        raise FileNotFoundError("E-MNIST needs a data root holding mnist/ (paths.data_root or $NAC_DATA_ROOT); "
+                                "get the files with `python scripts/download_data.py mnist --root <data_root>`")
+    arrays, cache_file, from_cache = load_encoded(data_root, cache_dir, max_events, threshold, limit)
+    labels = arrays["y"]
+    n_train = int(arrays["n_train"])
+    full = SequenceTensorDataset(arrays["x"], arrays["t"], arrays["mask"], labels)
+    fold = None
+    if name == "clean":
+        train_idx, val_idx = train_test_split(np.arange(n_train), test_size=protocol.get("val_fraction", 0.2),
+                                              stratify=labels[:n_train],
+                                              random_state=protocol.get("split_seed", 0))
+        test_idx = np.arange(n_train, len(labels))
+        splits = (full.subset(np.sort(train_idx)), full.subset(np.sort(val_idx)), full.subset(test_idx))
+    else:
+        fold = int(protocol.get("fold", 0))
+        train_idx, held_out = stratified_fold(labels, protocol.get("n_folds", 5), fold, protocol.get("split_seed", 42))
+        splits = (full.subset(train_idx), full.subset(held_out), full.subset(held_out))
+    events = arrays["mask"].sum(1)
+    meta = DatasetMeta(name="emnist", input_dim=2, output_dim=10, task="classification", metric="accuracy",
+                       metric_mode="max", protocol=name, time_unit=f"pixel run (rescaled to {max_events} per image)",
+                       fold=fold,
+                       extra={"max_events": int(max_events), "threshold": float(threshold),
+                              "n_images": int(len(labels)), "limit": limit,
+                              "events_per_image_max": int(events.max()),
+                              "events_per_image_mean": round(float(events.mean()), 2),
+                              "cache_file": str(cache_file) if cache_file else None, "from_cache": from_cache})
+    return DatasetSplits(*splits, meta=meta)
