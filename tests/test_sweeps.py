@@ -35,3 +35,21 @@ def test_parallel_multirun_writes_four_records_one_table_and_resumes(tmp_path):
     assert {p: json.load(open(p))["finished"] for p in finished} == finished
     tables = sorted((tmp_path / "multirun").rglob("table.csv"))
     assert len(tables) == 2 and (pd.read_csv(tables[-1]).runs == "2/2").all()
+
+
+def test_emnist_paper_experiment_gives_five_fold_records_and_a_complete_table(tmp_path):
+    """The paper protocol as the experiment runs it: one record per fold, one mean ± std row."""
+    import pytest
+
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.skip(f"no MNIST files under {SHARED_DATA}")
+    proc = run_cli("experiment=emnist_paper", "model=lstm", "dataset.builder.limit=300", *TINY,
+                   f"paths.data_root={SHARED_DATA}", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = load_records(tmp_path / "records")
+    assert sorted(r["fold"] for r in records) == [0, 1, 2, 3, 4] and {r["protocol"] for r in records} == {"paper"}
+    (table_file,) = list((tmp_path / "multirun").rglob("table.csv"))
+    row = pd.read_csv(table_file).iloc[0]
+    assert row["runs"] == "5/5" and row["status"] == "complete" and "±" in row["test"]
