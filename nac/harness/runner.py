@@ -180,9 +180,9 @@ def run(cfg: DictConfig) -> float:
         with _setup_step("dataset", cfg.dataset.name, cfg.protocol.name):
             splits = build_splits(cfg)
             meta = splits.meta
+        per_step = meta.label_granularity == "step"
         with _setup_step("model", cfg.model.name):
-            model = build_model(cfg, meta.input_dim, meta.output_dim,
-                                per_step=meta.label_granularity == "step").to(device)
+            model = build_model(cfg, meta.input_dim, meta.output_dim, per_step=per_step).to(device)
         with _setup_step("trainer", "optimizer/scheduler"):
             optimizer_factory = instantiate(cfg.trainer.optimizer)
             scheduler_factory = instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None
@@ -190,7 +190,6 @@ def run(cfg: DictConfig) -> float:
                       n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
         record["parameters"] = count_parameters(model)
         record["parameters_sequence_model"] = count_parameters(model.sequence_model)
-        per_step = meta.label_granularity == "step"
         train_loader = _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed)
         val_loader = _loader(splits.val, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
         test_loader = _loader(splits.test, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
