@@ -126,6 +126,15 @@ def allowed_keys(mask: torch.Tensor | None, length: int, causal: bool, device: t
     return allowed
 
 
+def prepare_input(x: torch.Tensor, mask: torch.Tensor | None, input_dim: int,
+                  causal: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Check x is (B, L, input_dim); return the mask as bool on x's device and the allowed keys."""
+    check_input(x, input_dim)
+    if mask is not None:
+        mask = mask.to(device=x.device, dtype=torch.bool)
+    return mask, allowed_keys(mask, x.shape[1], causal, x.device)
+
+
 def masked_softmax(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
     """Softmax over the last axis with disallowed keys at weight exactly 0.
 
@@ -244,10 +253,7 @@ class AttentionEncoder(SequenceModel):
         return self.embedding.time_encoding
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        check_input(x, self.input_dim)
-        if mask is not None:
-            mask = mask.to(device=x.device, dtype=torch.bool)
-        allowed = allowed_keys(mask, x.shape[1], self.causal, x.device)
+        mask, allowed = prepare_input(x, mask, self.input_dim, self.causal)
         h = self.embed_dropout(self.embedding(x, t, mask))
         attention = []
         for layer in self.layers:
@@ -264,4 +270,4 @@ class AttentionEncoder(SequenceModel):
 
 
 __all__ = ["AttentionEncoder", "EncoderBlock", "InputEmbedding", "MultiHeadSelfAttention", "SinusoidalTimeEncoding",
-           "absolute_times", "allowed_keys", "check_input", "make_activation", "masked_softmax", "step_index"]
+           "absolute_times", "allowed_keys", "check_input", "make_activation", "masked_softmax", "prepare_input", "step_index"]

@@ -24,6 +24,30 @@ def _hold(mask_t: torch.Tensor, new: State, old: State) -> State:
     return type(new)(_hold(mask_t, n, o) for n, o in zip(new, old))
 
 
+def scan(step, state: State, x: torch.Tensor, t: torch.Tensor | None,
+         mask: torch.Tensor | None, hold_outputs: bool = False) -> torch.Tensor:
+    """Run ``step(x_t, state, dt) -> (output_t, state)`` over time; the (B, L, H) outputs.
+
+    ``t`` None means one time unit per step; ``dt`` is (B, 1), so each sample uses its own
+    elapsed time without a loop over samples; the state is held where ``mask`` is False, and
+    with ``hold_outputs`` (outputs that are the state) the output too.
+    """
+    b, length, _ = x.shape
+    if t is None:
+        t = torch.ones(b, length, dtype=x.dtype, device=x.device)
+    t = t.to(dtype=x.dtype)
+    outputs = []
+    for i in range(length):
+        out, new_state = step(x[:, i], state, t[:, i:i + 1])
+        if mask is not None:
+            if hold_outputs:
+                out = _hold(mask[:, i:i + 1], out, state)
+            new_state = _hold(mask[:, i:i + 1], new_state, state)
+        state = new_state
+        outputs.append(out)
+    return torch.stack(outputs, dim=1)
+
+
 class RecurrentSequenceModel(SequenceModel):
     """Base for models defined by a cell ``(x_t, state, dt) -> (output_t, state)``."""
 
@@ -41,15 +65,5 @@ class RecurrentSequenceModel(SequenceModel):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        b, length, _ = x.shape
-        if t is None:
-            t = torch.ones(b, length, dtype=x.dtype, device=x.device)
-        t = t.to(dtype=x.dtype)
-        state = self.initial_state(b, x)
-        outputs = []
-        for i in range(length):
-            out, new_state = self.step(x[:, i], state, t[:, i:i + 1])
-            state = new_state if mask is None else _hold(mask[:, i:i + 1], new_state, state)
-            outputs.append(out)
-        seq = torch.stack(outputs, dim=1)
+        seq = scan(self.step, self.initial_state(x.shape[0], x), x, t, mask)
         return seq if self.return_sequences else last_valid_step(seq, mask)

@@ -35,7 +35,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from baselines._attention import MultiHeadSelfAttention, allowed_keys, check_input
+from baselines._attention import MultiHeadSelfAttention, prepare_input
+from baselines._recurrent import scan
+from baselines.ctrnn import fixed_step_solve
 from nac.models.contract import SequenceModel, last_valid_step
 
 Solver = Literal["euler", "rk4"]
@@ -82,17 +84,7 @@ class ContinuousTimeAttention(SequenceModel):
 
     def evolve(self, h: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         """Solve ``dh/dt = f(h)`` from h (B, D) over elapsed times dt (B, 1) with fixed steps."""
-        step = dt / (self.ode_steps * self.time_scale)
-        for _ in range(self.ode_steps):
-            if self.solver == "euler":
-                h = h + step * self.ode(h)
-            else:
-                k1 = self.ode(h)
-                k2 = self.ode(h + 0.5 * step * k1)
-                k3 = self.ode(h + 0.5 * step * k2)
-                k4 = self.ode(h + step * k3)
-                h = h + step / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-        return h
+        return fixed_step_solve(self.ode, h, dt / self.time_scale, self.ode_steps, self.solver)
 
     def hidden_states(self, x: torch.Tensor, t: torch.Tensor | None = None,
                       mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,21 +92,17 @@ class ContinuousTimeAttention(SequenceModel):
         b, length, _ = x.shape
         if t is not None and t.shape != (b, length):
             raise ValueError(f"t must be (B, L) = {(b, length)}, got {tuple(t.shape)}")
-        dt = torch.ones(b, length, dtype=x.dtype, device=x.device) if t is None else t.to(dtype=x.dtype)
-        h = x.new_zeros(b, self.output_dim)
-        states = []
-        for i in range(length):
-            new = self.cell(x[:, i], self.evolve(h, dt[:, i:i + 1]))
-            h = new if mask is None else torch.where(mask[:, i:i + 1], new, h)
-            states.append(h)
-        return torch.stack(states, dim=1)
+
+        def step(x_t: torch.Tensor, h: torch.Tensor, dt: torch.Tensor):
+            new = self.cell(x_t, self.evolve(h, dt))
+            return new, new
+
+        return scan(step, x.new_zeros(b, self.output_dim), x, t, mask, hold_outputs=True)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        check_input(x, self.input_dim)
-        if mask is not None:
-            mask = mask.to(device=x.device, dtype=torch.bool)
+        mask, allowed = prepare_input(x, mask, self.input_dim, self.causal)
         states = self.hidden_states(x, t, mask)
-        attended, weights = self.attention(states, allowed_keys(mask, x.shape[1], self.causal, x.device))
+        attended, weights = self.attention(states, allowed)
         out = states + attended if self.residual else attended
         if not self.return_sequences:
             out = last_valid_step(out, mask)

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from baselines._attention import InputEmbedding, allowed_keys, check_input, masked_softmax
+from baselines._attention import InputEmbedding, masked_softmax, prepare_input
 from nac.models.contract import SequenceModel, last_valid_step
 
 Scale = Literal["sqrt", "none", "learned"]
@@ -55,12 +55,9 @@ class DotProductAttention(SequenceModel):
         return 1.0 / math.sqrt(d) if self.scale_mode == "sqrt" else 1.0
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        check_input(x, self.input_dim)
-        if mask is not None:
-            mask = mask.to(device=x.device, dtype=torch.bool)
+        mask, allowed = prepare_input(x, mask, self.input_dim, self.causal)
         z = self.embedding(x, t, mask)
         logits = (z @ z.transpose(-1, -2)) * self._factor(z.shape[-1])
-        allowed = allowed_keys(mask, x.shape[1], self.causal, x.device)
         weights = masked_softmax(logits, None if allowed is None else allowed[:, 0])
         out = self.attn_dropout(weights) @ z
         if not self.return_sequences:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from baselines._attention import InputEmbedding, MultiHeadSelfAttention, allowed_keys, check_input
+from baselines._attention import InputEmbedding, MultiHeadSelfAttention, prepare_input
 from nac.models.contract import SequenceModel, last_valid_step
 
 
@@ -43,11 +43,9 @@ class MultiHeadAttentionBaseline(SequenceModel):
         return self.embedding.time_encoding
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        check_input(x, self.input_dim)
-        if mask is not None:
-            mask = mask.to(device=x.device, dtype=torch.bool)
+        mask, allowed = prepare_input(x, mask, self.input_dim, self.causal)
         z = self.embedding(x, t, mask)
-        out, weights = self.attention(z, allowed_keys(mask, x.shape[1], self.causal, x.device))
+        out, weights = self.attention(z, allowed)
         if self.residual:
             out = z + out
         if not self.return_sequences:
