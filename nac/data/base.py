@@ -9,6 +9,7 @@ observation, ``mask`` (L,) bool and ``y``; :func:`collate_sequences` pads a list
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -31,18 +32,35 @@ class DatasetMeta:
     time_unit: str = "step"
     label_granularity: Literal["sequence", "step"] = "sequence"
     fold: int | None = None
+    #: metrics (not the training loss) are computed on ``pred * target_scale`` and ``y * target_scale``,
+    #: e.g. a RUL target trained as RUL / 125 but reported in cycles
+    target_scale: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+#: a post-training evaluation: ``evaluate(model, device) -> {figure: value}`` (e.g. closed-loop driving)
+Evaluation = Callable[[torch.nn.Module, torch.device], dict]
+
+
 @dataclass
 class DatasetSplits:
+    """Train / validation / test datasets, plus optional named test sets and evaluations.
+
+    ``tests``: named test sets (e.g. one per held-out bearing); when given, the record holds
+    ``tests[name]`` metrics for each and tables report one row per name (``<dataset>/<name>``).
+    ``evaluations``: callables run once on the selected model after testing; their figures go to
+    the record's ``evaluations[name]``.
+    """
+
     train: Dataset
     val: Dataset
     test: Dataset
     meta: DatasetMeta
+    tests: dict[str, Dataset] = field(default_factory=dict)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
 
 class SequenceTensorDataset(Dataset):

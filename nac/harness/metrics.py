@@ -8,7 +8,17 @@ import torch
 import torch.nn.functional as F
 
 #: metric name -> direction ("max" is better or "min" is better)
-DIRECTIONS = {"accuracy": "max", "loss": "min", "mse": "min", "rmse": "min", "mae": "min"}
+DIRECTIONS = {"accuracy": "max", "loss": "min", "mse": "min", "rmse": "min", "mae": "min", "score": "min"}
+
+
+def asymmetric_score(error: torch.Tensor) -> torch.Tensor:
+    """PHM 2008 / PRONOSTIA score of errors ``e = prediction - truth``, summed (lower is better).
+
+    ``sum_{e<0} (exp(-e/13) - 1) + sum_{e>=0} (exp(e/10) - 1)``: late predictions (e >= 0, an
+    over-estimated RUL or degradation reached too late) cost more than early ones.
+    """
+    error = error.double()
+    return torch.where(error < 0, torch.expm1(-error / 13.0), torch.expm1(error / 10.0)).sum()
 
 
 def flatten_steps(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, per_step: bool):
@@ -29,13 +39,15 @@ def loss_fn(task: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class MetricAccumulator:
     """Accumulates sums over batches; :meth:`result` returns a dict of metrics."""
 
-    def __init__(self, task: str):
+    def __init__(self, task: str, target_scale: float = 1.0):
         self.task = task
+        self.target_scale = float(target_scale)
         self.n = 0
         self.loss_sum = 0.0
         self.correct = 0
         self.sq_err = 0.0
         self.abs_err = 0.0
+        self.score = 0.0
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, y: torch.Tensor) -> None:
@@ -45,9 +57,10 @@ class MetricAccumulator:
         if self.task == "classification":
             self.correct += int((pred.argmax(-1) == y).sum())
         else:
-            err = pred.reshape(y.shape) - y
+            err = (pred.reshape(y.shape) - y) * self.target_scale
             self.sq_err += float((err**2).sum())
             self.abs_err += float(err.abs().sum())
+            self.score += float(asymmetric_score(err))
 
     def result(self) -> dict[str, float]:
         if self.n == 0:
@@ -57,5 +70,5 @@ class MetricAccumulator:
             out["accuracy"] = self.correct / self.n
         else:
             mse = self.sq_err / self.n
-            out.update(mse=mse, rmse=math.sqrt(mse), mae=self.abs_err / self.n)
+            out.update(mse=mse, rmse=math.sqrt(mse), mae=self.abs_err / self.n, score=self.score)
         return out

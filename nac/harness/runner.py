@@ -202,10 +202,19 @@ def run(cfg: DictConfig) -> float:
             mode=meta.metric_mode, epochs=cfg.trainer.epochs,
             optimizer_factory=optimizer_factory, scheduler_factory=scheduler_factory,
             early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
-            limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step, progress=cfg.trainer.progress,
+            limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step,
+            target_scale=meta.target_scale, progress=cfg.trainer.progress,
             on_epoch_end=lambda entry: tracker.log(entry, step=entry["epoch"]),
         )
-        test = evaluate(model, test_loader, device, meta.task, per_step)
+        test = evaluate(model, test_loader, device, meta.task, per_step, meta.target_scale)
+        if splits.tests:
+            record["tests"] = {
+                name: evaluate(model, _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device,
+                               meta.task, per_step, meta.target_scale)
+                for name, dataset in splits.tests.items()}
+        if splits.evaluations:
+            model.eval()
+            record["evaluations"] = {name: evaluation(model, device) for name, evaluation in splits.evaluations.items()}
         record.update(
             best_epoch=result.best_epoch, epochs_run=len(result.epoch_times_s), history=result.history,
             val={**result.best_val}, test=test,

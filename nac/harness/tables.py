@@ -1,5 +1,9 @@
 """Aggregate run records into tables: model x dataset x protocol, mean ± std over seeds or folds.
 
+A record with named test sets (``tests``, e.g. one per held-out bearing) gives one row per set,
+with dataset ``<dataset>/<name>``. Figures of post-training evaluations (``evaluations``, e.g.
+closed-loop driving) become columns ``<evaluation> <figure>`` (mean ± std).
+
 Runs are grouped by dataset, protocol, model, tag and *settings* (the record's ``group_hash``:
 the config with seed and fold neutralised), so a sweep over, say, learning rates never averages
 different settings together. Only ``ok`` runs enter the mean; a group with failed runs or (paper
@@ -19,13 +23,15 @@ PAPER_FIGURES: dict[tuple[str, str], float] = {
     ("par", "accuracy"): 90.18,
     ("carracing", "accuracy"): 80.72,
     ("udacity", "mse"): 0.017,
-    ("pronostia", "score"): 37.5,
-    ("xjtu", "score"): 22.87,
-    ("hust", "score"): 27.82,
+    ("bearings/pronostia", "score"): 37.5,
+    ("bearings/xjtu", "score"): 22.87,
+    ("bearings/hust", "score"): 27.82,
 }
 #: models the paper figures belong to
 NAC_MODELS = ("nac", "nac_official")
 PERCENT_METRICS = ("accuracy",)
+#: prefix of the columns that hold evaluation figures in :func:`records_frame`
+EVAL_PREFIX = "eval:"
 
 
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
@@ -34,7 +40,7 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     for rec in records:
         metric = rec.get("metric")
         protocol_cfg = (rec.get("config") or {}).get("protocol") or {}
-        rows.append({
+        row = {
             "dataset": rec.get("dataset"), "protocol": rec.get("protocol"), "model": rec.get("model"),
             "tag": rec.get("tag", ""), "group": rec.get("group_hash", ""), "seed": rec.get("seed"),
             "fold": rec.get("fold"), "n_folds": protocol_cfg.get("n_folds"), "status": rec.get("status"),
@@ -45,7 +51,17 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
             "train_s_per_epoch": rec.get("train_time_per_epoch_s"),
             "latency_ms": 1e3 * rec["latency_per_sample_s"] if rec.get("latency_per_sample_s") is not None else None,
             "peak_memory_mb": rec.get("peak_memory_mb"), "memory_method": rec.get("peak_memory_method"),
-        })
+        }
+        for evaluation, figures in (rec.get("evaluations") or {}).items():
+            for key, value in (figures or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    row[f"{EVAL_PREFIX}{evaluation} {key}"] = value
+        named = rec.get("tests") or {}
+        if not named:
+            rows.append(row)
+        for name, metrics in named.items():
+            rows.append({**row, "dataset": f"{rec.get('dataset')}/{name}",
+                         "test": (metrics or {}).get(metric) if metric else None})
     return pd.DataFrame(rows)
 
 
@@ -110,10 +126,13 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             "latency ms": _fmt(*_stats(ok.latency_ms), len(ok), 3),
             "peak MB": _fmt(*_stats(ok.peak_memory_mb), len(ok), 0),
             "memory": ", ".join(sorted(set(ok.memory_method.dropna()))),
+            **{column[len(EVAL_PREFIX):]: _fmt(*_stats(ok[column]), int(ok[column].notna().sum()), 2)
+               for column in frame.columns if column.startswith(EVAL_PREFIX)},
         })
     table = pd.DataFrame(rows)
-    for optional in ("tag", "settings", "paper (NAC)", "diff vs paper"):
-        if table[optional].isna().all() or (table[optional] == "").all():
+    evaluation_columns = [c[len(EVAL_PREFIX):] for c in frame.columns if c.startswith(EVAL_PREFIX)]
+    for optional in ("tag", "settings", "paper (NAC)", "diff vs paper", *evaluation_columns):
+        if table[optional].isna().all() or table[optional].isin(["", "-"]).all():
             table = table.drop(columns=optional)
     return table
 

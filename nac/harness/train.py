@@ -38,10 +38,12 @@ def _forward(model: nn.Module, batch: dict, use_time: bool = True) -> torch.Tens
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, task: str, per_step: bool) -> dict:
-    """Metrics of ``model`` over a loader (eval mode, no gradients)."""
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, task: str, per_step: bool,
+             target_scale: float = 1.0) -> dict:
+    """Metrics of ``model`` over a loader (eval mode, no gradients); regression errors in target units
+    times ``target_scale``."""
     model.eval()
-    acc = MetricAccumulator(task)
+    acc = MetricAccumulator(task, target_scale)
     for batch in loader:
         batch = _to_device(batch, device)
         pred, y = flatten_steps(_forward(model, batch), batch["y"], batch["mask"], per_step)
@@ -71,6 +73,7 @@ def fit(
     grad_clip: float | None = None,
     limit_train_batches: int | None = None,
     per_step: bool = False,
+    target_scale: float = 1.0,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
 ) -> FitResult:
@@ -112,7 +115,7 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         result.epoch_times_s.append(time.perf_counter() - start)
-        val = evaluate(model, val_loader, device, task, per_step)
+        val = evaluate(model, val_loader, device, task, per_step, target_scale)
         entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
                  **{f"val_{k}": v for k, v in val.items()}, "epoch_time_s": result.epoch_times_s[-1]}
         result.history.append(entry)
