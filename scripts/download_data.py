@@ -10,7 +10,7 @@ checksum is skipped; a download with the wrong checksum is deleted and the scrip
 Where the checksum is not known (``null``), the script prints the computed hash and says the file
 could not be verified. Mirrors are tried in order; override them (e.g. for an internal mirror) with
 ``NAC_DOWNLOAD_URLS_<DATASET>`` (comma-separated; MNIST: base URLs the file names are appended to;
-Person Activity: URLs of the zip archive).
+Person Activity and C-MAPSS: URLs of the zip archive; zips nested in it are searched too).
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ SOURCES = {
         "archive_urls": ["https://archive.ics.uci.edu/static/public/196/"
                          "localization+data+for+person+activity.zip"],
         "card": "UCI ML repository, dataset 196 (Kaluza et al. 2010); CC BY 4.0",
+    },
+    "cmapss": {
+        "files": [f"{kind}_FD00{i}.txt" for kind in ("train", "test", "RUL") for i in (1, 2, 3, 4)],
+        # NASA PCoE data repository, mirrored on the PHM Society's S3; the .txt files sit in a zip
+        # (CMAPSSData.zip) inside the outer zip
+        "archive_urls": ["https://phm-datasets.s3.amazonaws.com/NASA/"
+                         "6.+Turbofan+Engine+Degradation+Simulation+Data+Set.zip"],
+        "card": "NASA C-MAPSS turbofan engine degradation (Saxena et al. 2008); US Government work",
     },
 }
 CHOICES = [*SOURCES, "all"]
@@ -143,6 +151,35 @@ def _verify_new(part: Path, final: Path, expected: str | None, url: str, out) ->
         print(f"  OK          {final}  sha256 {digest} (verified)", file=out)
 
 
+def _extract_needed(archive: Path, needed: list[str], folder: Path, tmp: Path, sums: dict, url: str, out,
+                    depth: int = 0) -> None:
+    """Extract the files named in ``needed`` (matched by base name) from ``archive`` into ``folder``,
+    looking inside zips nested in it (up to two levels); verify each one."""
+    remaining = list(needed)
+    with zipfile.ZipFile(archive) as zf:
+        members = {Path(m).name: m for m in zf.namelist() if not m.endswith("/")}
+        for file in [f for f in remaining if f in members]:
+            part = folder / (file + ".part")
+            with zf.open(members[file]) as src, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            _verify_new(part, folder / file, sums.get(file), url, out)
+            remaining.remove(file)
+        nested = [m for m in zf.namelist() if m.lower().endswith(".zip")] if depth < 2 else []
+        for i, member in enumerate(nested):
+            if not remaining:
+                break
+            inner = tmp / f"nested-{depth}-{i}.zip"
+            with zf.open(member) as src, open(inner, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            _extract_needed(inner, remaining, folder, tmp, sums, url, out, depth + 1)
+            remaining = [f for f in remaining if not (folder / f).is_file()]
+            inner.unlink(missing_ok=True)
+    if depth == 0:
+        missing = [f for f in needed if not (folder / f).is_file()]
+        if missing:
+            raise DownloadError(f"{', '.join(missing)} not found in the archive from {url}")
+
+
 def _try_mirrors(urls: list[str], attempt) -> None:
     errors = []
     for url in urls:
@@ -202,15 +239,7 @@ def download(name: str, root: Path, urls: list[str] | None = None, checksums: di
             with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
                 archive = Path(tmp) / "archive.zip"
                 fetch(url, archive, progress=progress)
-                with zipfile.ZipFile(archive) as zf:
-                    members = {Path(m).name: m for m in zf.namelist() if not m.endswith("/")}
-                    for file in needed:
-                        if file not in members:
-                            raise DownloadError(f"{file} not found in the archive from {url}")
-                        part = folder / (file + ".part")
-                        with zf.open(members[file]) as src, open(part, "wb") as dst:
-                            shutil.copyfileobj(src, dst)
-                        _verify_new(part, folder / file, checksums.get(name, {}).get(file), url, out)
+                _extract_needed(archive, needed, folder, Path(tmp), checksums.get(name, {}), url, out)
 
         _try_mirrors(urls, attempt)
     return folder

@@ -202,6 +202,37 @@ def test_cli_mismatch_exits_non_zero(tmp_path):
 
 def test_verify_only_reports_missing_files(tmp_path):
     proc = _cli("all", "--root", str(tmp_path), "--verify-only")
-    assert proc.returncode == 1 and proc.stdout.count("MISSING") == 5
+    assert proc.returncode == 1 and proc.stdout.count("MISSING") == sum(len(s["files"]) for s in dd.SOURCES.values())
     assert "python scripts/download_data.py all" in proc.stderr
     assert not any(tmp_path.iterdir())  # verify-only writes nothing
+
+
+def test_files_in_a_zip_nested_in_the_archive_are_extracted_and_verified(tmp_path):
+    """C-MAPSS ships its .txt files in CMAPSSData.zip inside the outer zip."""
+    files = {f"{kind}_FD00{i}.txt": f"{kind} {i}\n".encode() for kind in ("train", "test", "RUL") for i in (1, 2, 3, 4)}
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(f"CMAPSSData/{name}", content)
+    archive = tmp_path / "outer.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("6. Turbofan/CMAPSSData.zip", inner.getvalue())
+        zf.writestr("6. Turbofan/Damage Propagation Modeling.pdf", b"%PDF")
+    sums = {"cmapss": {name: _sha(content) for name, content in files.items()}}
+    out = io.StringIO()
+    folder = dd.download("cmapss", tmp_path / "root", urls=[archive.as_uri()], checksums=sums, progress=False, out=out)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    assert (folder / "RUL_FD003.txt").read_bytes() == b"RUL 3\n" and out.getvalue().count("(verified)") == 12
+    sums["cmapss"]["test_FD004.txt"] = _sha(b"something else")
+    (folder / "test_FD004.txt").unlink()
+    with pytest.raises(dd.DownloadError, match="checksum mismatch for test_FD004.txt"):
+        dd.download("cmapss", tmp_path / "root", urls=[archive.as_uri()], checksums=sums, progress=False,
+                    out=io.StringIO())
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cmapss" / "train_FD001.txt").is_file(), reason="no shared C-MAPSS copy")
+def test_shared_cmapss_files_match_the_published_checksums():
+    out = io.StringIO()
+    assert not dd.verify("cmapss", SHARED_DATA, out=out)  # train FD002-4, test FD002/FD004 are not there
+    text = out.getvalue()
+    assert text.count("  OK  ") == 7 and "MISMATCH" not in text and text.count("MISSING") == 5
