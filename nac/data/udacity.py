@@ -1,0 +1,449 @@
+"""Udacity self-driving-car simulator recordings: steering regression (PROTOCOLS.md section 2, ``udacity``).
+
+Data: ``<data_root>/udacity/driving_log.csv`` and ``<data_root>/udacity/IMG/``. The log has one row
+per frame: center, left and right image paths, steering, throttle, brake, speed. The simulator writes
+it without a header and with absolute paths of the recording machine (Windows or Unix); the course's
+sample recording has a header and relative paths. Both are read: a first row whose steering field is
+not a number is taken as a header, and only the base name of each path is used (looked up in
+``IMG/``). Row order is recording order (about 14 frames per second).
+
+Preprocessing (every frame, every camera): crop raw rows 60 to 135 (``image[60:-25]`` of the 160x320
+frame), resize to 200x66 with bilinear sampling at half-pixel centres (OpenCV ``INTER_LINEAR``
+geometry -- the common ``cv2.resize(img, (200, 66), cv2.INTER_AREA)`` passes INTER_AREA as ``dst``, so
+it is INTER_LINEAR), RGB -> YUV exactly as OpenCV's 8-bit ``COLOR_RGB2YUV`` (BT.601:
+``Y = 0.299 R + 0.587 G + 0.114 B``, ``U = 0.492 (B - Y) + 128``, ``V = 0.877 (R - Y) + 128`` in
+14-bit fixed point, rounded, saturated to uint8), then ``x / 127.5 - 1``. An item's ``x`` is
+(1, 3, 66, 200) (one frame, channels YUV), ``t`` = [1.0], ``mask`` = [True], ``y`` = steering (float).
+
+Training augmentation (the usual Udacity pipeline the paper uses), applied to a training item with
+probability ``augment_probability`` (0.6), else the centre frame as it is: random camera (left
++0.2 steering, right -0.2, centre; 1/3 each), horizontal flip with probability 0.5 (steering
+negated), random translation ``tx = 100 (u - 0.5)``, ``ty = 10 (u - 0.5)`` raw pixels (steering
++= 0.002 per pixel of ``tx``; uncovered pixels black), a random shadow (a line from a random point
+of the top edge to one of the bottom edge of the raw frame; one side, chosen at random, darkened by
+a factor U(0.2, 0.5) -- applied to RGB, which equals scaling HLS lightness for pixels of lightness
+<= 0.5), brightness: HSV value times U(0.8, 1.2), saturated at 255. The usual implementation
+augments the raw 320x160 frame before cropping; here the same geometry is applied to the resized
+frame: each camera image is cached as a *band* of the resized image ``margin_rows`` (6) rows taller
+at the top and bottom than the 66-row crop (sampled from the raw rows around the crop), shifted by
+``tx * 200/320`` and ``ty * 66/75`` resized pixels (bilinear), then cut to the 66 crop rows. This
+equals translate-then-crop up to interpolation rounding, and the cache is 7x smaller than raw frames.
+Random numbers come from a generator seeded by ``(seed, row, n-th draw of that item)`` (and the
+DataLoader worker seed when ``num_workers > 0``): the same seed gives the same augmented batches.
+
+Cache: the uint8 RGB bands of all cameras (N, 3, 78, 200, 3) are written once to
+``<cache_dir>/udacity/bands_<key>.npy`` (memory-mapped on reading), keyed by the log's path, size and
+modification time, the row limit, the band margin and :data:`PREPROCESS_VERSION`.
+
+Protocols:
+``paper`` -- shuffled 5-fold over rows (``protocol.n_folds``, ``fold``, ``split_seed`` 42); the
+  held-out fold is both validation and test (the checkpoint is chosen on the reported fold), the
+  other folds train (with augmentation). Neighbouring frames 70 ms apart land in train and test,
+  so this measures interpolation along one drive.
+``clean`` -- contiguous blocks in recording order: training (the first ``1 - val - test`` share),
+  then validation (``protocol.val_fraction``), then test (``protocol.test_fraction``, the end of the
+  drive), with ``margin`` frames dropped before the validation and before the test block, so every
+  test frame is more than ``margin`` rows from any training or validation frame.
+  ``protocol.split_seed`` is not used (the split is fixed by the order).
+Metric: MSE of steering (``mode`` min); ``meta.extra`` also gives the test MSE of two trivial
+predictors: the training mean steering and 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from sklearn.model_selection import KFold
+from torch.utils.data import Dataset
+
+from nac.data.base import DatasetMeta, DatasetSplits
+from nac.data.splits import check_protocol
+
+log = logging.getLogger(__name__)
+
+FOLDER = "udacity"
+LOG_NAME = "driving_log.csv"
+COLUMNS = ["center", "left", "right", "steering", "throttle", "brake", "speed"]
+CAMERAS = ("center", "left", "right")
+#: bump when preprocessing changes, so old caches are not reused
+PREPROCESS_VERSION = 1
+
+RAW_HEIGHT, RAW_WIDTH = 160, 320
+CROP_TOP, CROP_BOTTOM = 60, 135  # image[60:-25]
+HEIGHT, WIDTH = 66, 200
+#: extra resized rows cached above and below the crop, for vertical translation (6 rows = 6.8 raw rows)
+MARGIN_ROWS = 6
+Y_SCALE = (CROP_BOTTOM - CROP_TOP) / HEIGHT  # raw rows per resized row
+X_SCALE = RAW_WIDTH / WIDTH
+
+#: steering offset of the side cameras (left +, right -)
+CAMERA_OFFSET = 0.2
+TRANSLATE_RANGE = (100.0, 10.0)  # raw pixels (x, y)
+STEERING_PER_PIXEL = 0.002
+BRIGHTNESS_RANGE = (0.8, 1.2)
+SHADOW_RANGE = (0.2, 0.5)
+
+DOWNLOAD_HINT = (
+    "Udacity recordings come from the Udacity self-driving-car simulator: record your own (Training "
+    "mode writes driving_log.csv and IMG/) or unpack a published sample recording (e.g. the course's "
+    "data.zip) so that {folder}/driving_log.csv and {folder}/IMG/ exist")
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+def find_log(data_root: Path | str) -> Path:
+    """``<data_root>/udacity/driving_log.csv``, or a FileNotFoundError saying how to get one."""
+    folder = Path(data_root) / FOLDER
+    path = folder / LOG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"Udacity data not found: expected {path} and {folder / 'IMG'}/. "
+                                + DOWNLOAD_HINT.format(folder=folder))
+    return path
+
+
+def _base_name(path: str) -> str:
+    """The file name of a Windows or Unix path (``C:\\a\\IMG\\x.jpg`` -> ``x.jpg``)."""
+    return re.split(r"[\\/]", str(path).strip())[-1]
+
+
+def read_log(path: Path | str) -> pd.DataFrame:
+    """The log as a DataFrame with :data:`COLUMNS`; image columns hold base names, numbers are floats.
+
+    A header row (the course's sample recording has one) is detected and skipped.
+    """
+    frame = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
+    if frame.shape[1] < 4:
+        raise ValueError(f"{path}: expected at least 4 columns (center, left, right, steering, ...), "
+                         f"found {frame.shape[1]}")
+    frame = frame.iloc[:, :len(COLUMNS)]
+    frame.columns = COLUMNS[:frame.shape[1]]
+    if len(frame) and pd.isna(pd.to_numeric(frame["steering"].iloc[0], errors="coerce")):
+        frame = frame.iloc[1:].reset_index(drop=True)  # header row
+    for column in CAMERAS:
+        frame[column] = frame[column].map(_base_name)
+    for column in COLUMNS[3:frame.shape[1]]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().any():
+            bad = int(values.isna().idxmax())
+            raise ValueError(f"{path}: row {bad + 1} has a non-numeric {column!r} ({frame[column].iloc[bad]!r})")
+        frame[column] = values.astype(np.float64)
+    return frame
+
+
+def image_paths(frame: pd.DataFrame, image_dir: Path) -> list[list[Path]]:
+    """``[[center, left, right], ...]`` paths in ``image_dir``; FileNotFoundError naming missing ones."""
+    paths = [[image_dir / frame[c].iloc[i] for c in CAMERAS] for i in range(len(frame))]
+    missing = [p for row in paths for p in row if not p.is_file()]
+    if missing:
+        shown = ", ".join(p.name for p in missing[:5])
+        raise FileNotFoundError(
+            f"{len(missing)} of {3 * len(paths)} images referenced by the driving log are missing from "
+            f"{image_dir} (e.g. {shown}). Copy the recording's IMG/ folder next to driving_log.csv. "
+            + DOWNLOAD_HINT.format(folder=image_dir.parent))
+    return paths
+
+
+# ----------------------------------------------------------------------------------- preprocessing
+
+def _axis_sampling(out_coords: np.ndarray, scale: float, offset: float, low: float, high: float):
+    """Bilinear source indices and weights for output coordinates (OpenCV INTER_LINEAR geometry)."""
+    src = (out_coords + 0.5) * scale - 0.5 + offset
+    src = np.clip(src, low, high)
+    lower = np.floor(src).astype(np.int64)
+    upper = np.minimum(lower + 1, int(high))
+    return lower, upper, (src - lower).astype(np.float32)
+
+
+def _band_sampling(margin_rows: int):
+    rows = np.arange(-margin_rows, HEIGHT + margin_rows, dtype=np.float64)
+    # inside the crop clamp to the crop (as resizing the cropped array does); the margin reads raw rows
+    inside = (rows >= 0) & (rows < HEIGHT)
+    low = np.where(inside, CROP_TOP, 0)
+    high = np.where(inside, CROP_BOTTOM - 1, RAW_HEIGHT - 1)
+    src = np.clip((rows + 0.5) * Y_SCALE - 0.5 + CROP_TOP, low, high)
+    y0 = np.floor(src).astype(np.int64)
+    y1 = np.minimum(y0 + 1, high).astype(np.int64)
+    wy = (src - y0).astype(np.float32)
+    x0, x1, wx = _axis_sampling(np.arange(WIDTH, dtype=np.float64), X_SCALE, 0.0, 0.0, RAW_WIDTH - 1)
+    return y0, y1, wy, x0, x1, wx
+
+
+def resize_band(rgb: np.ndarray, margin_rows: int = MARGIN_ROWS) -> np.ndarray:
+    """A raw (160, 320, 3) uint8 frame -> its resized crop with ``margin_rows`` extra rows above and below:
+    (66 + 2 margin, 200, 3) uint8. Rows ``margin_rows : margin_rows + 66`` are the preprocessed crop."""
+    if rgb.shape != (RAW_HEIGHT, RAW_WIDTH, 3):
+        raise ValueError(f"expected a {RAW_WIDTH}x{RAW_HEIGHT} RGB frame (the simulator's size), got shape {rgb.shape}")
+    y0, y1, wy, x0, x1, wx = _band_sampling(margin_rows)
+    img = rgb.astype(np.float32)
+    rows = img[y0] * (1 - wy)[:, None, None] + img[y1] * wy[:, None, None]
+    out = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def crop_resize(rgb: np.ndarray) -> np.ndarray:
+    """The paper's crop (rows 60:-25) and resize to 200x66: (66, 200, 3) uint8 RGB."""
+    return resize_band(rgb, 0)
+
+
+# OpenCV's fixed-point constants (imgproc color.hpp / color_yuv.simd.hpp, yuv_shift = 14)
+_YUV_SHIFT = 14
+_R2Y, _G2Y, _B2Y = 4899, 9617, 1868  # 0.299, 0.587, 0.114 * 2^14
+_B2U, _R2V = 8061, 14369             # 0.492, 0.877 * 2^14
+
+
+def _descale(value: np.ndarray) -> np.ndarray:
+    return (value + (1 << (_YUV_SHIFT - 1))) >> _YUV_SHIFT
+
+
+def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> uint8 YUV (..., 3), as ``cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)`` on 8-bit images.
+
+    BT.601: ``Y = 0.299 R + 0.587 G + 0.114 B``, ``U = 0.492 (B - Y) + 128``, ``V = 0.877 (R - Y) + 128``,
+    in OpenCV's 14-bit fixed point with Y rounded before U and V, saturated to [0, 255]."""
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb_to_yuv expects uint8 RGB, got {rgb.dtype}")
+    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+    y = _descale(r * _R2Y + g * _G2Y + b * _B2Y)
+    half = 128 << _YUV_SHIFT
+    u = _descale((b - y) * _B2U + half)
+    v = _descale((r - y) * _R2V + half)
+    return np.clip(np.stack([y, u, v], axis=-1), 0, 255).astype(np.uint8)
+
+
+def to_input(rgb: np.ndarray) -> torch.Tensor:
+    """A (66, 200, 3) uint8 RGB crop -> the model input (3, 66, 200) float: YUV / 127.5 - 1."""
+    yuv = rgb_to_yuv(rgb).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(yuv.transpose(2, 0, 1)) / 127.5 - 1.0)
+
+
+def preprocess(rgb: np.ndarray) -> torch.Tensor:
+    """A raw (160, 320, 3) uint8 RGB frame -> (3, 66, 200) float: crop, resize, YUV, scale."""
+    return to_input(crop_resize(rgb))
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+# ------------------------------------------------------------------------------------ augmentation
+
+def _translate(band: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``out(r, c) = band(r - dy, c - dx)``, bilinear, zero outside (as cv2.warpAffine's black border)."""
+    h, w, _ = band.shape
+    padded = np.zeros((h + 2, w + 2, 3), np.float32)
+    padded[1:-1, 1:-1] = band
+    ys = np.arange(h, dtype=np.float32) - dy + 1
+    xs = np.arange(w, dtype=np.float32) - dx + 1
+    ys, xs = np.clip(ys, 0, h + 1), np.clip(xs, 0, w + 1)
+    y0, x0 = np.minimum(np.floor(ys).astype(np.int64), h), np.minimum(np.floor(xs).astype(np.int64), w)
+    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    rows = padded[y0] * (1 - wy) + padded[y0 + 1] * wy
+    return rows[:, x0] * (1 - wx) + rows[:, x0 + 1] * wx
+
+
+def _raw_coordinates(height: int, margin_rows: int):
+    """Raw-frame (x, y) of each band pixel centre."""
+    rows = np.arange(height, dtype=np.float32) - margin_rows
+    y = (rows + 0.5) * Y_SCALE - 0.5 + CROP_TOP
+    x = (np.arange(WIDTH, dtype=np.float32) + 0.5) * X_SCALE - 0.5
+    return x[None, :], y[:, None]
+
+
+def augment(bands: np.ndarray, steering: float, rng: np.random.Generator, margin_rows: int = MARGIN_ROWS):
+    """One augmented training sample from a row's three camera bands (3, 66 + 2m, 200, 3) uint8.
+
+    Returns ``(crop (66, 200, 3) uint8 RGB, steering)``; the steps and ranges are in the module docstring.
+    """
+    camera = int(rng.integers(3))  # 0 centre, 1 left, 2 right
+    steering = float(steering) + (0.0, CAMERA_OFFSET, -CAMERA_OFFSET)[camera]
+    band = bands[camera].astype(np.float32)
+    if rng.random() < 0.5:
+        band = band[:, ::-1]
+        steering = -steering
+    tx = TRANSLATE_RANGE[0] * (rng.random() - 0.5)
+    ty = TRANSLATE_RANGE[1] * (rng.random() - 0.5)
+    steering += STEERING_PER_PIXEL * tx
+    band = _translate(band, tx / X_SCALE, ty / Y_SCALE)
+    # shadow: line from (x1, 0) to (x2, 160) in raw coordinates, one side darkened
+    x1, x2 = RAW_WIDTH * rng.random(), RAW_WIDTH * rng.random()
+    side = int(rng.integers(2))
+    darkness = rng.uniform(*SHADOW_RANGE)
+    xs, ys = _raw_coordinates(band.shape[0], margin_rows)
+    above = (ys * (x2 - x1) - RAW_HEIGHT * (xs - x1)) > 0
+    band = np.where((above == bool(side))[..., None], band * darkness, band)
+    # brightness: HSV value times r, saturated at 255 (= scaling RGB by min(r, 255 / max channel))
+    ratio = rng.uniform(*BRIGHTNESS_RANGE)
+    value = band.max(axis=-1, keepdims=True)
+    band = band * np.minimum(ratio, 255.0 / np.maximum(value, 1e-6))
+    crop = band[margin_rows:margin_rows + HEIGHT]
+    return np.clip(np.rint(crop), 0, 255).astype(np.uint8), steering
+
+
+# --------------------------------------------------------------------------------------- the cache
+
+def _cache_key(log_path: Path, limit: int | None, margin_rows: int) -> str:
+    stat = log_path.stat()
+    blob = json.dumps({"v": PREPROCESS_VERSION, "log": str(log_path.resolve()), "size": stat.st_size,
+                       "mtime_ns": stat.st_mtime_ns, "limit": limit, "margin_rows": margin_rows}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def decode_bands(paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS) -> np.ndarray:
+    """(N, 3 cameras, 66 + 2m, 200, 3) uint8 RGB bands of the given ``[[center, left, right], ...]``."""
+    out = np.empty((len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3), np.uint8)
+    for i, row in enumerate(paths):
+        for c, path in enumerate(row):
+            out[i, c] = resize_band(load_rgb(path), margin_rows)
+    return out
+
+
+def load_bands(log_path: Path, paths: Sequence[Sequence[Path]], cache_dir: Path | None, limit: int | None,
+               margin_rows: int = MARGIN_ROWS) -> tuple[np.ndarray, Path | None, bool]:
+    """The bands of every row, from the cache when present: ``(bands, cache_file, from_cache)``."""
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / FOLDER / f"bands_{_cache_key(log_path, limit, margin_rows)}.npy"
+        if cache_file.is_file():
+            try:
+                bands = np.load(cache_file, mmap_mode="r")
+                if bands.shape == (len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3):
+                    log.info("Udacity frames loaded from cache %s", cache_file)
+                    return bands, cache_file, True
+                log.warning("ignoring Udacity cache %s of shape %s", cache_file, bands.shape)
+            except (OSError, ValueError) as err:
+                log.warning("ignoring unreadable Udacity cache %s (%s)", cache_file, err)
+    log.info("decoding %d Udacity images", 3 * len(paths))
+    bands = decode_bands(paths, margin_rows)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, bands)
+        os.replace(tmp, cache_file)  # atomic: concurrent runs never read a half-written cache
+    return bands, cache_file, False
+
+
+# ------------------------------------------------------------------------------------- the dataset
+
+class UdacityFrames(Dataset):
+    """Rows of a recording as single-frame items; training items may be augmented.
+
+    ``bands`` (N, 3, 66 + 2m, 200, 3) uint8 for all rows of the recording (shared, possibly
+    memory-mapped), ``steering`` (N,), ``rows`` the rows of this split.
+    """
+
+    def __init__(self, bands: np.ndarray, steering: np.ndarray, rows: Sequence[int], augment: bool = False,
+                 probability: float = 0.6, seed: int = 0, margin_rows: int = MARGIN_ROWS):
+        self.bands, self.steering = bands, np.asarray(steering, np.float32)
+        self.rows = np.asarray(rows, np.int64)
+        self.augment, self.probability, self.seed = bool(augment), float(probability), int(seed)
+        self.margin_rows = int(margin_rows)
+        self._draws = np.zeros(len(self.rows), np.int64)  # how often each item was drawn (epoch counter)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _generator(self, i: int) -> np.random.Generator:
+        worker = torch.utils.data.get_worker_info()
+        draw = int(self._draws[i])
+        self._draws[i] += 1
+        # in a worker the counters restart every epoch; the worker seed (drawn from the loader's seeded
+        # generator each epoch) tells the epochs apart
+        worker_seed = 0 if worker is None else int(worker.seed % (2**63))
+        return np.random.default_rng([self.seed, int(self.rows[i]), draw, worker_seed])
+
+    def frame(self, i: int) -> tuple[np.ndarray, float]:
+        """Item ``i`` as ``(crop (66, 200, 3) uint8 RGB, steering)``, augmented where enabled."""
+        row = int(self.rows[i])
+        steering = float(self.steering[row])
+        if self.augment:
+            rng = self._generator(i)
+            if rng.random() < self.probability:
+                return augment(self.bands[row], steering, rng, self.margin_rows)
+        m = self.margin_rows
+        return np.asarray(self.bands[row, 0, m:m + HEIGHT]), steering
+
+    def __getitem__(self, i: int) -> dict:
+        crop, steering = self.frame(i)
+        return {"x": to_input(crop)[None], "t": torch.ones(1), "mask": torch.ones(1, dtype=torch.bool),
+                "y": torch.tensor(steering, dtype=torch.float32)}
+
+
+# ---------------------------------------------------------------------------------------- protocols
+
+def contiguous_blocks(n: int, val_fraction: float, test_fraction: float, margin: int):
+    """Rows (train, val, test) as contiguous blocks ``train | margin | val | margin | test``."""
+    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+    n_train = n - n_test - n_val - 2 * margin
+    if n_test < 1 or n_val < 1 or n_train < 1:
+        raise ValueError(f"the clean protocol cannot cut {n} rows into train / val ({val_fraction}) / test "
+                         f"({test_fraction}) blocks with margin={margin}; use a longer recording or a smaller "
+                         "dataset.builder.margin")
+    train = np.arange(n_train)
+    val = np.arange(n_train + margin, n_train + margin + n_val)
+    test = np.arange(n - n_test, n)
+    return train, val, test
+
+
+def row_folds(n: int, n_folds: int, fold: int, seed: int):
+    """Rows (train, held_out) of fold ``fold`` of a shuffled k-fold over ``n`` rows."""
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"protocol.fold={fold} must be in [0, {n_folds - 1}]")
+    train, held_out = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))[fold]
+    return np.sort(train), np.sort(held_out)
+
+
+def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, margin: int = 20,
+          augment: bool = True, augment_probability: float = 0.6, limit: int | None = None) -> DatasetSplits:
+    """Udacity splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
+
+    ``margin``: frames dropped between the clean protocol's blocks; ``augment``: training augmentation
+    on/off; ``limit``: keep the first N rows of the log (quick tests). ``seed`` seeds the augmentation.
+    """
+    name = check_protocol("udacity", protocol, ("clean", "paper"))
+    if data_root is None:
+        raise FileNotFoundError("Udacity needs a data root holding udacity/driving_log.csv and udacity/IMG/ "
+                                "(paths.data_root or $NAC_DATA_ROOT). " + DOWNLOAD_HINT.format(folder="udacity"))
+    log_path = find_log(data_root)
+    frame = read_log(log_path)
+    if limit is not None:
+        frame = frame.iloc[:int(limit)].reset_index(drop=True)
+    paths = image_paths(frame, log_path.parent / "IMG")
+    bands, cache_file, from_cache = load_bands(log_path, paths, cache_dir, limit)
+    steering = frame["steering"].to_numpy(np.float32)
+    n = len(frame)
+    fold = None
+    if name == "clean":
+        train, val, test = contiguous_blocks(n, float(protocol.get("val_fraction", 0.2)),
+                                             float(protocol.get("test_fraction", 0.2)), int(margin))
+    else:
+        fold = int(protocol.get("fold", 0))
+        train, val = row_folds(n, int(protocol.get("n_folds", 5)), fold, int(protocol.get("split_seed", 42)))
+        test = val
+
+    def split(rows, training: bool) -> UdacityFrames:
+        return UdacityFrames(bands, steering, rows, augment=training and augment, probability=augment_probability,
+                             seed=seed)
+
+    train_mean = float(steering[train].mean())
+    meta = DatasetMeta(
+        name="udacity", input_dim=3, output_dim=1, task="regression", metric="mse", metric_mode="min",
+        protocol=name, time_unit="token (PilotNet feature-map slice; t = 1)", fold=fold,
+        extra={"n_rows": n, "rows": {"train": len(train), "val": len(val), "test": len(test)},
+               "margin": int(margin) if name == "clean" else None, "augment": bool(augment),
+               "augment_probability": float(augment_probability), "limit": limit, "log": str(log_path),
+               "train_mean_steering": train_mean,
+               "baseline_test_mse_train_mean": float(np.mean((steering[test] - train_mean) ** 2)),
+               "baseline_test_mse_zero": float(np.mean(steering[test].astype(np.float64) ** 2)),
+               "cache_file": str(cache_file) if cache_file else None, "from_cache": from_cache})
+    return DatasetSplits(split(train, True), split(val, False), split(test, False), meta=meta)
