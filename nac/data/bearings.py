@@ -1,0 +1,369 @@
+"""Bearing prognostics: PRONOSTIA (FEMTO-ST, PHM 2012), XJTU-SY and HUST, PROTOCOLS.md section 3 (``bearings``).
+
+Data: the NAC authors' per-frame feature CSVs, ``<data_root>/bearings/features/<dataset>/`` with
+``pronostia/BearingX_Y_features.csv``, ``xjtu/BearingX_Y_features_with_labels.csv`` and
+``hust/BearingN_features.csv`` (each may be gzipped, ``.csv.gz``). Columns ``Horizontal`` and
+``Vertical`` hold JSON lists of 7 values (energy, dominant frequency, spectral entropy, kurtosis,
+skewness, mean, std), then ``Time``, ``Temperature`` (deg C; XJTU-SY has none), ``Degradation``
+(XJTU-SY has ``RUL`` instead), ``RPM``, ``Load``. Raw PRONOSTIA folders become such CSVs with
+``scripts/extract_bearing_features.py`` (:mod:`nac.data.bearing_features` documents where its
+features equal the published ones and where they differ).
+
+Inputs per row, as the authors' scripts build them (16): per channel (horizontal, then vertical)
+``log10(energy + 1e-8)``, dominant frequency, entropy, kurtosis, skewness, mean, std; then ``Time``
+and the temperature in Kelvin (``Temperature + 273.15``; 25 deg C = 298.15 K where the file has
+none). ``drop_time=true`` removes ``Time`` (15 inputs). Target: the ``Degradation`` column, in [0, 1].
+XJTU-SY files have no ``Degradation`` (the NAC repository's copies hold ``RUL``, ``Time`` only).
+``xjtu_label=linear`` (default) uses ``Time / Time[-1]``, what the published PRONOSTIA and HUST labels
+nearly are. ``xjtu_label=ode`` is the only XJTU-SY label code the authors published (repository
+itxwaleedrazzaq/uqpcnn_rul, ``labels.ipynb``, a different paper): a degradation ODE integrated over
+``Time`` at 293.15 K with the condition's rpm and load (:data:`XJTU_CONDITIONS`), min-max normalised
+(:func:`nac.data.bearing_features.degradation_ode`); it stays near 0 for most of the run. The
+default is ``linear`` because the paper's XJTU-SY figure is only reachable with it: a line on Time
+alone scores S = 19.9 on Bearing1_1 with ``linear`` labels (paper's NAC: 22.87) but 373.5 with ``ode``
+(``scripts/bearing_time_reference.py``, 2 substituted training bearings).
+
+Two protocols:
+
+``paper`` -- the authors' ``rul_kfold.py`` + test scripts, kept to re-run their numbers (it leaks):
+  train on PRONOSTIA ``train_bearings`` (default Bearing1_4, 1_5, 1_6, 1_7) pooled, inputs
+  standardised with the mean/std of all pooled rows; each row is one sample (a length-1 sequence,
+  ``t`` = 1); shuffled 5-fold over rows (sklearn ``KFold``, ``protocol.split_seed`` 42, fold
+  ``protocol.fold``); the held-out fold is the validation split the checkpoint is chosen on (the
+  authors keep the best ``val_loss`` epoch; here the dataset metric, the score). Each fold's model is
+  then scored on whole held-out bearings, ``test_bearings`` (default PRONOSTIA Bearing1_1, XJTU-SY
+  Bearing1_1, HUST Bearing1), **each standardised with its own mean/std** (the authors' test
+  scripts fit a new scaler per test bearing). Because ``Time`` is an input and the label is almost
+  ``Time / Time_end``, standardising a test bearing on itself hands the model its relative position
+  in the run: ``scripts/bearing_time_reference.py`` measures what ``Time`` alone achieves.
+  Report mean +- std of the score over the 5 folds.
+
+``clean`` -- leave-bearings-out: ``train_bearings`` for fitting, ``val_bearings`` (default: the last
+  training bearing, then removed from training) for model selection, ``test_bearings`` never seen;
+  no bearing may appear in two roles. One scaler, fitted on the training bearings' rows only, for
+  every split. Samples are windows of ``window`` consecutive rows (training: every ``stride`` rows;
+  validation/test: consecutive non-overlapping windows covering every row once, the last one
+  right-padded and masked), labelled per row (``y`` (window,)), so a test bearing's score is
+  summed over each of its rows exactly once, like ``paper``. ``t`` is the elapsed ``Time`` between
+  rows (constant: it carries no absolute time). Use ``drop_time=true`` to remove the leaking feature.
+
+Missing files raise ``FileNotFoundError`` naming every missing file and how to get it. The shared
+development copy lacks PRONOSTIA Bearing1_1, 1_5 and 1_6: substitute bearings there, e.g.
+``dataset.builder.train_bearings=[Bearing1_4,Bearing1_7] dataset.builder.test_bearings.pronostia=Bearing1_2``.
+A bearing is named ``BearingX_Y`` (train/val lists: PRONOSTIA) or ``<dataset>/BearingX_Y``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold
+
+from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
+from nac.data.bearing_features import degradation_ode
+from nac.data.splits import check_protocol
+
+FEATURE_FOLDER = Path("bearings") / "features"
+DATASETS = ("pronostia", "xjtu", "hust")
+#: file name after the bearing name, per dataset (``.gz`` accepted too)
+SUFFIX = {"pronostia": "_features.csv", "xjtu": "_features_with_labels.csv", "hust": "_features.csv"}
+#: the paper's training bearings (PRONOSTIA) and held-out test bearings (test name -> bearing)
+PAPER_TRAIN = ("Bearing1_4", "Bearing1_5", "Bearing1_6", "Bearing1_7")
+PAPER_TESTS = {"pronostia": "Bearing1_1", "xjtu": "Bearing1_1", "hust": "Bearing1"}
+#: XJTU-SY operating conditions by the bearing's first digit: (rpm, load N), as in the authors' label notebook
+XJTU_CONDITIONS = {"1": (2100.0, 12000.0), "2": (2250.0, 11000.0), "3": (2400.0, 10000.0)}
+CHANNEL_INPUTS = ("log10 energy", "dominant frequency", "entropy", "kurtosis", "skewness", "mean", "std")
+FEATURE_NAMES = [f"{ch} {name}" for ch in ("horizontal", "vertical") for name in CHANNEL_INPUTS] + ["time",
+                                                                                                   "temperature K"]
+TIME_INDEX = FEATURE_NAMES.index("time")
+DEFAULT_TEMPERATURE_C = 25.0
+
+
+@dataclass(frozen=True)
+class BearingRef:
+    dataset: str
+    bearing: str
+
+    def __str__(self) -> str:
+        return f"{self.dataset}/{self.bearing}"
+
+
+@dataclass
+class Bearing:
+    """One bearing's rows: inputs (n, 16) un-standardised, label (n,), Time (n,)."""
+
+    ref: BearingRef
+    features: np.ndarray
+    label: np.ndarray
+    time: np.ndarray
+    path: Path
+
+
+def parse_ref(spec: str, default_dataset: str = "pronostia") -> BearingRef:
+    """``"Bearing1_4"`` (``default_dataset``) or ``"xjtu/Bearing1_1"`` -> :class:`BearingRef`."""
+    spec = str(spec).strip()
+    dataset, _, bearing = spec.rpartition("/")
+    dataset = dataset or default_dataset
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown bearing dataset {dataset!r} in {spec!r}; choose one of {list(DATASETS)}")
+    if not bearing.startswith("Bearing"):
+        raise ValueError(f"bearing {spec!r} must be named BearingX_Y (PRONOSTIA, XJTU-SY) or BearingN (HUST)")
+    return BearingRef(dataset, bearing)
+
+
+def feature_file(data_root: Path | str, ref: BearingRef) -> Path:
+    """The feature CSV of ``ref`` (``.csv`` or ``.csv.gz``); the ``.csv`` path when neither exists."""
+    plain = Path(data_root) / FEATURE_FOLDER / ref.dataset / f"{ref.bearing}{SUFFIX[ref.dataset]}"
+    gz = plain.with_name(plain.name + ".gz")
+    return gz if gz.is_file() and not plain.is_file() else plain
+
+
+def check_files(data_root: Path | str, refs: Sequence[BearingRef]) -> dict[BearingRef, Path]:
+    """Paths of every ref's CSV; raises FileNotFoundError naming ALL missing ones and how to get them."""
+    paths = {ref: feature_file(data_root, ref) for ref in refs}
+    missing = [path for path in paths.values() if not path.is_file()]
+    if missing:
+        listed = "\n  ".join(f"{p} (or {p.name}.gz)" for p in missing)
+        raise FileNotFoundError(
+            f"bearing feature files missing ({len(missing)}):\n  {listed}\n"
+            "Get them either (a) from the NAC authors' repository (itxwaleedrazzaq/neuronal_attention_circuit, "
+            "RUL_exp/data/tf_features_<dataset>/, copied to <data_root>/bearings/features/<dataset>/; it publishes "
+            "PRONOSTIA 1_2-1_4, 1_7, 2_1-2_7, 3_1-3_3, XJTU-SY and HUST, but not PRONOSTIA 1_1, 1_5, 1_6), or (b) for "
+            "PRONOSTIA by downloading the FEMTO-ST / IEEE PHM 2012 data set from its publisher and running "
+            "`python scripts/extract_bearing_features.py <raw>/Full_Test_Set/BearingX_Y "
+            f"--out {Path(data_root) / FEATURE_FOLDER / 'pronostia'}` (Bearing1_1, 1_2: <raw>/Learning_set/). "
+            "Or substitute bearings you have: dataset.builder.train_bearings=[...], "
+            "dataset.builder.val_bearings=[...], dataset.builder.test_bearings.<name>=<bearing>.")
+    return paths
+
+
+def _parse_lists(column: pd.Series) -> np.ndarray:
+    return np.array([json.loads(value) for value in column], dtype=np.float64)
+
+
+def bearing_label(frame: pd.DataFrame, ref: BearingRef, xjtu_label: str) -> np.ndarray:
+    """``Degradation`` when present, else (XJTU-SY) the authors' ODE label or ``Time / Time[-1]``."""
+    if "Degradation" in frame.columns:
+        return frame["Degradation"].to_numpy(np.float64)
+    time = frame["Time"].to_numpy(np.float64)
+    if xjtu_label == "linear":
+        return time / time[-1] if time[-1] > 0 else np.zeros_like(time)
+    if xjtu_label != "ode":
+        raise ValueError(f"xjtu_label={xjtu_label!r}: choose ode (the authors' label notebook) or linear")
+    digit = ref.bearing.replace("Bearing", "")[:1]
+    if digit not in XJTU_CONDITIONS:
+        raise ValueError(f"{ref}: no Degradation column and no known operating condition for an ODE label; "
+                         f"use dataset.builder.xjtu_label=linear")
+    rpm, load = XJTU_CONDITIONS[digit]
+    return degradation_ode(time, 273.15 + 20.0, rpm, load)  # the notebook's constant 293.15 K
+
+
+def read_bearing(path: Path | str, ref: BearingRef, xjtu_label: str = "linear") -> Bearing:
+    """Parse one feature CSV into the 16 un-standardised inputs, the label and ``Time``."""
+    frame = pd.read_csv(path)
+    needed = {"Horizontal", "Vertical", "Time"}
+    if not needed <= set(frame.columns):
+        raise ValueError(f"{path}: columns {sorted(frame.columns)} lack {sorted(needed - set(frame.columns))}")
+    channels = []
+    for column in ("Horizontal", "Vertical"):
+        values = _parse_lists(frame[column])
+        if values.ndim != 2 or values.shape[1] != 7:
+            raise ValueError(f"{path}: column {column} must hold lists of 7 values, got shape {values.shape}")
+        values[:, 0] = np.log10(values[:, 0] + 1e-8)
+        channels.append(values)
+    time = frame["Time"].to_numpy(np.float64)
+    celsius = (frame["Temperature"].to_numpy(np.float64) if "Temperature" in frame.columns
+               else np.full(len(frame), DEFAULT_TEMPERATURE_C))
+    features = np.concatenate([*channels, time[:, None], (celsius + 273.15)[:, None]], axis=1)
+    return Bearing(ref, features, bearing_label(frame, ref, xjtu_label), time, Path(path))
+
+
+def load_bearing(path: Path, ref: BearingRef, xjtu_label: str, cache_dir: Path | None) -> Bearing:
+    """:func:`read_bearing`, cached as .npz under ``cache_dir/bearings`` (keyed by file size and mtime)."""
+    if cache_dir is None:
+        return read_bearing(path, ref, xjtu_label)
+    stat = path.stat()
+    label_key = xjtu_label if ref.dataset == "xjtu" else "file"
+    cache = Path(cache_dir) / "bearings" / f"{ref.dataset}_{ref.bearing}_{label_key}_{stat.st_size}_{stat.st_mtime_ns}.npz"
+    if cache.is_file():
+        with np.load(cache) as arrays:
+            return Bearing(ref, arrays["features"], arrays["label"], arrays["time"], path)
+    bearing = read_bearing(path, ref, xjtu_label)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, features=bearing.features, label=bearing.label, time=bearing.time)
+    tmp.replace(cache)
+    return bearing
+
+
+def thin(bearing: Bearing, limit: int | None) -> Bearing:
+    """At most ``limit`` rows, evenly spaced over the run (first and last kept): quick tests."""
+    if limit is None or len(bearing.label) <= int(limit):
+        return bearing
+    idx = np.unique(np.linspace(0, len(bearing.label) - 1, int(limit)).round().astype(int))
+    return Bearing(bearing.ref, bearing.features[idx], bearing.label[idx], bearing.time[idx], bearing.path)
+
+
+def input_columns(drop_time: bool) -> list[int]:
+    return [i for i in range(len(FEATURE_NAMES)) if not (drop_time and i == TIME_INDEX)]
+
+
+def fit_scaler(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std (ddof 0, sklearn's StandardScaler); zero std becomes 1."""
+    mean, std = features.mean(0), features.std(0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def row_dataset(features: np.ndarray, label: np.ndarray) -> SequenceTensorDataset:
+    """One row per sample: x (n, 1, C), t = 1, mask true, y (n,)."""
+    n = len(label)
+    return SequenceTensorDataset(features[:, None, :].astype(np.float32), np.ones((n, 1), np.float32),
+                                 np.ones((n, 1), bool), label.astype(np.float32))
+
+
+def resolve_roles(protocol_name: str, train_bearings, val_bearings, test_bearings):
+    """(train refs, val refs, {test name: ref}) with the protocol's defaults; checks disjointness."""
+    train = [parse_ref(s) for s in (PAPER_TRAIN if train_bearings is None else list(train_bearings))]
+    tests_spec = dict(PAPER_TESTS if test_bearings is None else dict(test_bearings))
+    tests = {str(name): parse_ref(spec, default_dataset=str(name) if str(name) in DATASETS else "pronostia")
+             for name, spec in tests_spec.items()}
+    if not train or not tests:
+        raise ValueError("bearings: train_bearings and test_bearings must each name at least one bearing")
+    val: list[BearingRef] = []
+    if protocol_name == "clean":
+        if val_bearings is None:
+            if len(train) < 2:
+                raise ValueError("the clean protocol needs a validation bearing: give dataset.builder.val_bearings=[...] "
+                                 "or at least two train_bearings (the last one becomes validation)")
+            val, train = [train[-1]], train[:-1]
+        else:
+            val = [parse_ref(s) for s in val_bearings]
+            train = [ref for ref in train if ref not in val]
+        if not val or not train:
+            raise ValueError("the clean protocol needs at least one training and one validation bearing")
+    roles = [("train", train), ("val", val), ("test", list(tests.values()))]
+    seen: dict[BearingRef, str] = {}
+    for role, refs in roles:
+        for ref in refs:
+            if ref in seen and (seen[ref] != role or role != "test"):
+                raise ValueError(f"bearing {ref} is both {seen[ref]} and {role}: splits must be disjoint")
+            seen[ref] = role
+    return train, val, tests
+
+
+def _build_paper(protocol, bearings: dict, train, tests, columns) -> tuple:
+    pooled_x = np.concatenate([bearings[ref].features[:, columns] for ref in train])
+    pooled_y = np.concatenate([bearings[ref].label for ref in train])
+    mean, std = fit_scaler(pooled_x)  # all pooled rows, both sides of every fold (the authors' scaler)
+    full = row_dataset((pooled_x - mean) / std, pooled_y)
+    n_folds, fold = int(protocol.get("n_folds", 5)), int(protocol.get("fold", 0))
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"protocol.fold={fold} must be in [0, {n_folds - 1}]")
+    folds = KFold(n_splits=n_folds, shuffle=True, random_state=int(protocol.get("split_seed", 42)))
+    train_idx, held_out = list(folds.split(pooled_x))[fold]
+    test_sets, test_scalers = {}, {}
+    for name, ref in tests.items():
+        x = bearings[ref].features[:, columns]
+        t_mean, t_std = fit_scaler(x)  # each test bearing on its own statistics (the authors' test scripts)
+        test_sets[name] = row_dataset((x - t_mean) / t_std, bearings[ref].label)
+        test_scalers[name] = {"mean": t_mean.tolist(), "std": t_std.tolist()}
+    extra = {"scaler_fitted_on": "all pooled training-bearing rows (both sides of each fold)",
+             "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
+             "test_scalers": test_scalers, "test_scaling": "each test bearing standardised on its own rows",
+             "n_rows": int(len(pooled_y)), "fold": fold}
+    return (full.subset(train_idx), full.subset(held_out)), test_sets, fold, extra
+
+
+def window_dataset(bearing_list: list[Bearing], columns, mean, std, window: int, stride: int | None,
+                   limit: int | None) -> SequenceTensorDataset:
+    """Windows of consecutive rows, labels per row. ``stride`` None: non-overlapping windows
+    covering every row once (the last right-padded, padding masked)."""
+    xs, ts, masks, ys, origin = [], [], [], [], []
+    for bearing in bearing_list:
+        x = ((bearing.features[:, columns] - mean) / std).astype(np.float32)
+        y = bearing.label.astype(np.float32)
+        step = np.diff(bearing.time)
+        typical = float(np.median(step)) if len(step) else 1.0
+        elapsed = np.concatenate([[typical], np.where(step > 0, step, typical)]).astype(np.float32)
+        n = len(y)
+        if stride is None:
+            starts = np.arange(0, n, window)
+        else:
+            starts = np.arange(0, n - window + 1, stride) if n >= window else np.zeros(0, int)
+        for start in starts:
+            stop = min(start + window, n)
+            pad = window - (stop - start)
+            xs.append(np.pad(x[start:stop], ((0, pad), (0, 0))))
+            ts.append(np.pad(elapsed[start:stop], (0, pad)))
+            masks.append(np.arange(window) < stop - start)
+            ys.append(np.pad(y[start:stop], (0, pad)))
+            origin.append((str(bearing.ref), int(start)))
+    if limit is not None:
+        xs, ts, masks, ys, origin = xs[:limit], ts[:limit], masks[:limit], ys[:limit], origin[:limit]
+    if not xs:
+        names = [str(b.ref) for b in bearing_list]
+        raise ValueError(f"bearings {names} are shorter than window={window}: lower dataset.builder.window")
+    dataset = SequenceTensorDataset(np.stack(xs), np.stack(ts), np.stack(masks), np.stack(ys))
+    dataset.windows = origin  # (bearing, first row) per window
+    return dataset
+
+
+def _build_clean(bearings: dict, train, val, tests, columns, window: int, stride: int, limit: int | None):
+    if window < 1 or stride < 1:
+        raise ValueError(f"window={window} and stride={stride} must be positive")
+    mean, std = fit_scaler(np.concatenate([bearings[ref].features[:, columns] for ref in train]))
+    train_set = window_dataset([bearings[r] for r in train], columns, mean, std, window, stride, limit)
+    val_set = window_dataset([bearings[r] for r in val], columns, mean, std, window, None, limit)
+    test_sets = {name: window_dataset([bearings[ref]], columns, mean, std, window, None, limit)
+                 for name, ref in tests.items()}
+    extra = {"scaler_fitted_on": "training bearings only", "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
+             "window": window, "stride": stride}
+    return (train_set, val_set), test_sets, extra
+
+
+def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
+          train_bearings: Sequence[str] | None = None, val_bearings: Sequence[str] | None = None,
+          test_bearings: Mapping[str, str] | None = None, drop_time: bool = False, window: int = 32,
+          stride: int = 16, xjtu_label: str = "linear", limit: int | None = None) -> DatasetSplits:
+    """Bearing splits for ``protocol.name`` ``paper`` or ``clean`` (module docstring).
+
+    ``train_bearings``/``val_bearings``: lists of bearing names (null: the protocol's defaults);
+    ``test_bearings``: {test name: bearing} (null: PRONOSTIA Bearing1_1, XJTU-SY Bearing1_1, HUST
+    Bearing1, named pronostia/xjtu/hust); ``drop_time``: remove the Time input; ``window``,
+    ``stride``: clean-protocol windows; ``xjtu_label``: linear | ode; ``limit``: quick tests (paper:
+    at most ``limit`` evenly spaced rows per bearing; clean: also at most ``limit`` windows per split).
+    ``seed`` does not change the data."""
+    name = check_protocol("bearings", protocol, ("clean", "paper"))
+    train, val, tests = resolve_roles(name, train_bearings, val_bearings, test_bearings)
+    refs = list(dict.fromkeys([*train, *val, *tests.values()]))
+    paths = check_files(data_root, refs)
+    bearings = {ref: thin(load_bearing(paths[ref], ref, str(xjtu_label), cache_dir), limit) for ref in refs}
+    columns = input_columns(bool(drop_time))
+    fold = None
+    if name == "paper":
+        (train_set, val_set), test_sets, fold, extra = _build_paper(protocol, bearings, train, tests, columns)
+        granularity = "sequence"
+    else:
+        (train_set, val_set), test_sets, extra = _build_clean(bearings, train, val, tests, columns, int(window),
+                                                              int(stride), limit)
+        granularity = "step"
+    substituted = (name == "paper" and ([str(r) for r in train] != [f"pronostia/{b}" for b in PAPER_TRAIN]
+                                        or {k: str(v) for k, v in tests.items()}
+                                        != {k: f"{k}/{b}" for k, b in PAPER_TESTS.items()}))
+    extra.update(
+        bearings={"train": [str(r) for r in train], "val": [str(r) for r in val],
+                  "test": {k: str(v) for k, v in tests.items()}},
+        rows={str(ref): int(len(b.label)) for ref, b in bearings.items()},
+        files={str(ref): str(path) for ref, path in paths.items()},
+        features=[FEATURE_NAMES[i] for i in columns], drop_time=bool(drop_time), xjtu_label=str(xjtu_label),
+        substituted_bearings=bool(substituted))
+    meta = DatasetMeta(name="bearings", input_dim=len(columns), output_dim=1, task="regression", metric="score",
+                       metric_mode="min", protocol=name, time_unit="authors' Time (row * 1000 / 25600)",
+                       label_granularity=granularity, fold=fold, extra=extra)
+    first = next(iter(test_sets))
+    return DatasetSplits(train_set, val_set, test_sets[first], meta=meta, tests=test_sets)
