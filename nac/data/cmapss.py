@@ -1,0 +1,287 @@
+"""NASA C-MAPSS turbofan engine degradation, remaining useful life (RUL), PROTOCOLS.md section 3 (``cmapss``).
+
+Files (NASA Prognostics Center of Excellence data repository, "Turbofan Engine Degradation
+Simulation", Saxena et al. 2008), under ``data_root/cmapss/``: ``train_FD00x.txt``,
+``test_FD00x.txt``, ``RUL_FD00x.txt`` for the subsets FD001-FD004. The train/test files hold 26
+space-separated columns per row: unit (engine) number, cycle, 3 operational settings, 21
+sensors; one row per operating cycle. Training engines run to failure; test engines stop some
+cycles before failure, and ``RUL_FD00x.txt`` gives, per test engine (in unit order), the true
+RUL after its last cycle.
+
+Only the ``clean`` protocol exists (C-MAPSS is not in the NAC paper); it is the standard RUL
+protocol of the literature:
+
+* inputs: the 14 informative sensors 2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21
+  (:data:`SENSORS`; the other 7 are constant or nearly so in FD001/FD003). The same 14 are used
+  for FD002/FD004, where per-condition scaling removes the operating-condition offsets (the usual
+  choice; the settings themselves are not inputs);
+* operating conditions: rows grouped by ``(round(setting 1), round(setting 3))`` (altitude in
+  thousands of feet, throttle resolver angle): FD002/FD004 have the 6 C-MAPSS conditions (altitude
+  alone tells them apart), FD001/FD003 one. Test rows must fall in a condition seen in training;
+* scaling: per condition and sensor, min-max to [-1, 1] (``scaler="minmax"``, Li et al. 2018) or
+  z-score (``scaler="zscore"``), fitted on the rows of the TRAINING engines only (validation
+  engines and the test file never touch it); a sensor constant within a condition maps to 0
+  (its offset is removed and its scale is 1);
+* target: piecewise-linear RUL, ``min(last cycle - cycle, rul_cap)`` (``rul_cap`` 125), trained
+  as ``RUL / rul_cap`` with ``DatasetMeta(target_scale=rul_cap)``, so RMSE, MAE and the NASA
+  ``score`` are reported in cycles;
+* samples: windows of ``window`` (30) consecutive cycles; the label is the RUL at the window's
+  last cycle. Training windows end at every ``stride``-th cycle counted back from each engine's
+  last cycle (so the last window of every engine is always present); validation windows likewise
+  with ``val_stride`` (default 1: every window). ``t`` is 1.0 per cycle;
+* engines shorter than ``window`` give one window, RIGHT-padded (zeros, ``mask`` False, ``t`` 0
+  on the padding): the harness contract, every model reads its last valid step;
+* validation: a held-out fraction ``protocol.val_fraction`` of the TRAINING ENGINES (unit ids
+  shuffled with ``protocol.split_seed``; at least one engine each side), never windows of one
+  engine on both sides;
+* test: the last window of each test engine against ``RUL_FD00x.txt``. By default the true RUL
+  is capped at ``rul_cap`` too (``cap_test_rul=True``, what most of the literature reports: a
+  model trained on a capped target cannot predict beyond it); ``cap_test_rul=False`` scores
+  against the raw RUL file.
+
+Metrics: ``rmse`` (primary, mode ``min``) and the NASA/PHM08 ``score`` (sum over test engines of
+``exp(-e/13) - 1`` for early and ``exp(e/10) - 1`` for late predictions, ``e = pred - true``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
+from nac.data.splits import check_protocol
+
+FOLDER = "cmapss"
+SUBSETS = ("FD001", "FD002", "FD003", "FD004")
+SETTINGS = ["setting1", "setting2", "setting3"]
+COLUMNS = ["unit", "cycle", *SETTINGS, *[f"s{i}" for i in range(1, 22)]]
+#: the 14 informative sensors of the literature (1-based sensor numbers)
+SENSORS = [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21]
+FEATURES = [f"s{i}" for i in SENSORS]
+NASA_URL = "https://www.nasa.gov/intelligent-systems-division/discovery-and-systems-health/pcoe/pcoe-data-set-repository/"
+MIRROR_URL = "https://phm-datasets.s3.amazonaws.com/NASA/6.+Turbofan+Engine+Degradation+Simulation+Data+Set.zip"
+
+
+def check_subset(subset: str) -> str:
+    """The subset name (``FD001``...), or a ValueError listing the four."""
+    name = str(subset).upper()
+    if name not in SUBSETS:
+        raise ValueError(f"subset={subset!r} is not a C-MAPSS subset; choose dataset.builder.subset= one of "
+                         f"{list(SUBSETS)}")
+    return name
+
+
+def find_files(data_root: Path | str, subset: str) -> dict[str, Path]:
+    """``{"train", "test", "rul"}`` paths of a subset, or a FileNotFoundError naming the missing files."""
+    folder = Path(data_root) / FOLDER
+    paths = {kind: folder / f"{kind}_{subset}.txt" for kind in ("train", "test")}
+    paths["rul"] = folder / f"RUL_{subset}.txt"
+    missing = [path.name for path in paths.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"C-MAPSS {subset} data not found: missing {missing} in {folder}. The files come from NASA's "
+            f"Prognostics Center of Excellence data repository ('Turbofan Engine Degradation Simulation', "
+            f"{NASA_URL}; mirror {MIRROR_URL}). Get them with: python scripts/download_data.py cmapss "
+            f"--root {data_root}")
+    return paths
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """A train/test file as a DataFrame with :data:`COLUMNS` (file order kept; unit/cycle as int)."""
+    frame = pd.read_csv(path, sep=r"\s+", header=None)
+    if frame.shape[1] != len(COLUMNS):
+        raise ValueError(f"{path}: expected {len(COLUMNS)} space-separated columns (unit, cycle, 3 settings, "
+                         f"21 sensors), found {frame.shape[1]}")
+    frame.columns = COLUMNS
+    frame[["unit", "cycle"]] = frame[["unit", "cycle"]].astype(np.int64)
+    return frame
+
+
+def read_rul(path: Path | str) -> np.ndarray:
+    """The true RUL of each test engine, in unit order (one integer per line)."""
+    return np.loadtxt(path, dtype=np.float64, ndmin=1).astype(np.int64)
+
+
+def rul_targets(frame: pd.DataFrame, cap: float | None) -> np.ndarray:
+    """Piecewise-linear RUL of each row of a run-to-failure file: ``min(last cycle - cycle, cap)``."""
+    last = frame.groupby("unit")["cycle"].transform("max").to_numpy()
+    rul = (last - frame["cycle"].to_numpy()).astype(np.float64)
+    return rul if cap is None else np.minimum(rul, float(cap))
+
+
+def condition_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Operating-condition key per row, (n, 2) int: ``round(setting1), round(setting3)``."""
+    return np.round(frame[["setting1", "setting3"]].to_numpy(np.float64)).astype(np.int64)
+
+
+def _conditions(keys: np.ndarray) -> list[tuple[int, int]]:
+    return [tuple(int(v) for v in key) for key in np.unique(keys, axis=0)]
+
+
+def _rows_of(keys: np.ndarray, condition: tuple[int, int]) -> np.ndarray:
+    return np.all(keys == np.asarray(condition), axis=1)
+
+
+class ConditionScaler:
+    """Per operating condition and feature scaling (min-max to [-1, 1] or z-score), fitted once."""
+
+    def __init__(self, kind: str = "minmax"):
+        if kind not in ("minmax", "zscore"):
+            raise ValueError(f"scaler={kind!r} is not valid; choose 'minmax' or 'zscore'")
+        self.kind = kind
+        self.offset: dict[tuple, np.ndarray] = {}
+        self.scale: dict[tuple, np.ndarray] = {}
+
+    def fit(self, values: np.ndarray, keys: np.ndarray) -> "ConditionScaler":
+        for key in _conditions(keys):
+            rows = values[_rows_of(keys, key)]
+            if self.kind == "minmax":
+                low, high = rows.min(0), rows.max(0)
+                centre, half = (high + low) / 2.0, (high - low) / 2.0
+            else:
+                centre, half = rows.mean(0), rows.std(0)
+            self.offset[key], self.scale[key] = centre, np.where(half > 0, half, 1.0)
+        return self
+
+    def transform(self, values: np.ndarray, keys: np.ndarray, source: str = "data") -> np.ndarray:
+        unknown = sorted(set(_conditions(keys)) - set(self.offset))
+        if unknown:
+            raise ValueError(f"{source}: operating conditions {unknown} (round(setting1), round(setting3)) do not "
+                             f"occur in the training engines {sorted(self.offset)}")
+        out = np.empty_like(values, dtype=np.float64)
+        for key in _conditions(keys):
+            rows = _rows_of(keys, key)
+            out[rows] = (values[rows] - self.offset[key]) / self.scale[key]
+        return out
+
+    def to_dict(self) -> dict:
+        return {str(key): {"offset": self.offset[key].tolist(), "scale": self.scale[key].tolist()}
+                for key in sorted(self.offset)}
+
+
+def split_engines(units, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Unit ids (train, val): sorted ids shuffled with ``seed``; the first ``round(f * n)`` (>= 1) validate."""
+    units = sorted(int(u) for u in units)
+    if len(units) < 2:
+        raise ValueError(f"validation by engine needs at least 2 training engines; the file has {units}")
+    order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
+    n_val = min(max(1, round(val_fraction * len(units))), len(units) - 1)
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def window_ends(length: int, window: int, stride: int) -> np.ndarray:
+    """Last-row indices of the windows of an engine of ``length`` rows, counted back from its end.
+
+    An engine shorter than ``window`` gives one (padded) window ending at its last row."""
+    if length < window:
+        return np.array([length - 1])
+    return np.arange(length - 1, window - 2, -stride)[::-1]
+
+
+def make_windows(features: np.ndarray, targets: np.ndarray, ends: np.ndarray, window: int):
+    """Windows ending at ``ends``: x (N, window, C), t (N, window), mask (N, window), y (N,).
+
+    A window that would start before the first row is right-padded (zeros, mask False, t 0)."""
+    n, channels = len(ends), features.shape[1]
+    x = np.zeros((n, window, channels), np.float32)
+    mask = np.zeros((n, window), bool)
+    for i, end in enumerate(ends):
+        start = max(0, end - window + 1)
+        steps = end - start + 1
+        x[i, :steps] = features[start:end + 1]
+        mask[i, :steps] = True
+    return x, mask.astype(np.float32), mask, targets[ends].astype(np.float32)
+
+
+def engine_arrays(frame: pd.DataFrame, scaled: np.ndarray, targets: np.ndarray):
+    """Per unit (ascending): its scaled features and targets in cycle order."""
+    out = {}
+    order = np.lexsort((frame["cycle"].to_numpy(), frame["unit"].to_numpy()))
+    units = frame["unit"].to_numpy()[order]
+    bounds = np.flatnonzero(np.diff(units)) + 1
+    for rows in np.split(order, bounds):
+        out[int(frame["unit"].iat[rows[0]])] = (scaled[rows], targets[rows])
+    return out
+
+
+def windows_dataset(engines: Mapping, units, window: int, stride: int, scale: float,
+                    limit: int | None = None, last_only: bool = False) -> SequenceTensorDataset:
+    """Windows of the given engines as a dataset (targets divided by ``scale``); ``.windows`` lists
+    ``(unit, last row index)`` per sample."""
+    xs, ts, masks, ys, origin = [], [], [], [], []
+    for unit in units:
+        features, targets = engines[unit]
+        ends = np.array([len(features) - 1]) if last_only else window_ends(len(features), window, stride)
+        x, t, mask, y = make_windows(features, targets, ends, window)
+        xs.append(x), ts.append(t), masks.append(mask), ys.append(y)
+        origin += [(int(unit), int(end)) for end in ends]
+    x, t, mask, y = (np.concatenate(a) for a in (xs, ts, masks, ys))
+    if limit is not None:
+        x, t, mask, y, origin = x[:limit], t[:limit], mask[:limit], y[:limit], origin[:limit]
+    dataset = SequenceTensorDataset(x, t, mask, y / scale)
+    dataset.windows = origin
+    return dataset
+
+
+def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
+          subset: str = "FD001", window: int = 30, stride: int = 1, val_stride: int = 1, rul_cap: float = 125,
+          cap_test_rul: bool = True, scaler: str = "minmax", limit: int | None = None) -> DatasetSplits:
+    """C-MAPSS splits of ``subset`` under the ``clean`` protocol (module docstring).
+
+    ``window``: cycles per sample; ``stride``/``val_stride``: cycles between training/validation
+    window ends; ``rul_cap``: the RUL cap and target scale; ``cap_test_rul``: cap the test truth
+    too; ``scaler``: ``minmax`` or ``zscore``; ``limit``: quick tests (the first ``limit`` windows of
+    train and validation, the first ``limit`` test engines). ``seed`` does not change the data (the
+    engine split follows ``protocol.split_seed``). Parsing takes about a second: nothing is cached."""
+    check_protocol("cmapss", protocol, ("clean",))
+    subset = check_subset(subset)
+    if window < 1 or stride < 1 or val_stride < 1:
+        raise ValueError(f"window={window}, stride={stride} and val_stride={val_stride} must be positive")
+    if rul_cap is None or rul_cap <= 0:
+        raise ValueError(f"rul_cap={rul_cap} must be a positive number of cycles (it is also the target scale)")
+    paths = find_files(data_root, subset)
+    train_frame, test_frame = read_table(paths["train"]), read_table(paths["test"])
+    true_rul = read_rul(paths["rul"])
+    test_units = sorted(set(test_frame["unit"]))
+    if len(true_rul) != len(test_units):
+        raise ValueError(f"{paths['rul']} has {len(true_rul)} values but {paths['test']} has {len(test_units)} "
+                         f"engines; they must match one to one")
+
+    train_ids, val_ids = split_engines(set(train_frame["unit"]), float(protocol.get("val_fraction", 0.2)),
+                                       int(protocol.get("split_seed", 0)))
+    train_keys, test_keys = condition_keys(train_frame), condition_keys(test_frame)
+    train_values = train_frame[FEATURES].to_numpy(np.float64)
+    fit_rows = train_frame["unit"].isin(train_ids).to_numpy()
+    fitted = ConditionScaler(scaler).fit(train_values[fit_rows], train_keys[fit_rows])
+    train_scaled = fitted.transform(train_values, train_keys, str(paths["train"]))
+    test_scaled = fitted.transform(test_frame[FEATURES].to_numpy(np.float64), test_keys, str(paths["test"]))
+
+    train_engines = engine_arrays(train_frame, train_scaled, rul_targets(train_frame, rul_cap))
+    # test targets: the RUL file's value after the last cycle, + (last - cycle) for earlier rows
+    per_unit = dict(zip(test_units, true_rul.astype(np.float64)))
+    test_rul = rul_targets(test_frame, None) + test_frame["unit"].map(per_unit).to_numpy()
+    if cap_test_rul:
+        test_rul = np.minimum(test_rul, float(rul_cap))
+    test_engines = engine_arrays(test_frame, test_scaled, test_rul)
+
+    scale = float(rul_cap)
+    train = windows_dataset(train_engines, train_ids, window, stride, scale, limit)
+    val = windows_dataset(train_engines, val_ids, window, val_stride, scale, limit)
+    test = windows_dataset(test_engines, test_units[:limit] if limit else test_units, window, 1, scale,
+                           last_only=True)
+    conditions = sorted(fitted.offset)
+    extra = {
+        "subset": subset, "files": {k: str(v) for k, v in paths.items()}, "features": FEATURES,
+        "sensors": SENSORS, "window": window, "stride": stride, "val_stride": val_stride, "rul_cap": scale,
+        "cap_test_rul": bool(cap_test_rul), "scaler": scaler,
+        "scaler_fitted_on": "rows of the training engines (validation engines and test file excluded)",
+        "conditions": [list(map(int, c)) for c in conditions], "n_conditions": len(conditions),
+        "scaler_params": fitted.to_dict(), "engines": {"train": train_ids, "val": val_ids, "test": test_units},
+        "padding": "right padding with mask False (engines shorter than the window)",
+    }
+    meta = DatasetMeta(name="cmapss", input_dim=len(FEATURES), output_dim=1, task="regression", metric="rmse",
+                       metric_mode="min", protocol="clean", time_unit="cycle", target_scale=scale, extra=extra)
+    return DatasetSplits(train, val, test, meta=meta)
