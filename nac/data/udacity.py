@@ -93,10 +93,13 @@ STEERING_PER_PIXEL = 0.002
 BRIGHTNESS_RANGE = (0.8, 1.2)
 SHADOW_RANGE = (0.2, 0.5)
 
+#: the Udacity course's public sample recording (track 1, about 8,000 rows; header, relative paths)
+SAMPLE_URL = "https://d17h27t6h515a5.cloudfront.net/topher/2016/December/584f6edd_data/data.zip"
 DOWNLOAD_HINT = (
     "Udacity recordings come from the Udacity self-driving-car simulator: record your own (Training "
     "mode writes driving_log.csv and IMG/) or unpack a published sample recording (e.g. the course's "
-    "data.zip) so that {folder}/driving_log.csv and {folder}/IMG/ exist")
+    "track-1 sample " + SAMPLE_URL + ", whose data/ folder holds both) so that {folder}/driving_log.csv "
+    "and {folder}/IMG/ exist")
 
 
 # ----------------------------------------------------------------------------------------- reading
