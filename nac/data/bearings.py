@@ -214,9 +214,10 @@ def input_columns(drop_time: bool) -> list[int]:
 
 
 def fit_scaler(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and std (ddof 0, sklearn's StandardScaler); zero std becomes 1."""
+    """Column mean and std (ddof 0, sklearn's StandardScaler); a constant column's std (0 up to rounding,
+    e.g. HUST's 298.15 K) becomes 1, as sklearn does, so the column is 0 after scaling."""
     mean, std = features.mean(0), features.std(0)
-    return mean, np.where(std > 0, std, 1.0)
+    return mean, np.where(std > 1e-10 * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
 def row_dataset(features: np.ndarray, label: np.ndarray) -> SequenceTensorDataset:
