@@ -20,6 +20,7 @@ training). Gymnasium is imported lazily (:func:`require_gymnasium`); it is an op
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -158,6 +159,13 @@ def drive(policy, seeds: Iterable[int], max_steps: int = 1000, warmup_steps: int
         env.close()
 
 
+@functools.lru_cache(maxsize=8)
+def expert_figures(seeds: tuple[int, ...], max_steps: int, warmup_steps: int) -> dict:
+    """The default expert's :func:`summarise` figures (``expert_`` prefix), computed once per process
+    for given seeds (the simulator is deterministic, so runs of a multirun share them)."""
+    return summarise(drive(ExpertPolicy(), seeds, max_steps, warmup_steps), prefix="expert_")
+
+
 def closed_loop_evaluation(seeds: Iterable[int], max_steps: int = 1000, frames: int = 1,
                            warmup_steps: int = ZOOM_STEPS, include_expert: bool = True):
     """An evaluation for :class:`~nac.data.base.DatasetSplits`: ``fn(model, device) -> figures``.
@@ -176,11 +184,11 @@ def closed_loop_evaluation(seeds: Iterable[int], max_steps: int = 1000, frames: 
             model.train(was_training)
         figures["episodes"] = len(seeds)
         if include_expert:
-            figures.update(summarise(drive(ExpertPolicy(), seeds, max_steps, warmup_steps), prefix="expert_"))
+            figures.update(expert_figures(tuple(seeds), int(max_steps), int(warmup_steps)))
         return figures
 
     return evaluate
 
 
-__all__ = ["EpisodeResult", "ExpertPolicy", "ModelPolicy", "closed_loop_evaluation", "drive", "make_env",
+__all__ = ["EpisodeResult", "ExpertPolicy", "ModelPolicy", "closed_loop_evaluation", "drive", "expert_figures", "make_env",
            "require_gymnasium", "run_episode", "summarise"]
