@@ -27,7 +27,7 @@ augments the raw 320x160 frame before cropping; here the same geometry is applie
 frame: each camera image is cached as a *band* of the resized image ``margin_rows`` (6) rows taller
 at the top and bottom than the 66-row crop (sampled from the raw rows around the crop), shifted by
 ``tx * 200/320`` and ``ty * 66/75`` resized pixels (bilinear), then cut to the 66 crop rows. This
-equals translate-then-crop up to interpolation rounding, and the cache is 7x smaller than raw frames.
+equals translate-then-crop up to interpolation rounding, and the cache is 3.3x smaller than raw frames.
 Random numbers come from a generator seeded by ``(seed, row, n-th draw of that item)`` (and the
 DataLoader worker seed when ``num_workers > 0``): the same seed gives the same augmented batches.
 
