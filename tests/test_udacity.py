@@ -59,7 +59,8 @@ def test_read_log_with_header_and_unix_paths(tmp_path):
     log = tmp_path / "driving_log.csv"
     log.write_text("center,left,right,steering,throttle,brake,speed\n"
                    "IMG/center_1.jpg, IMG/left_1.jpg, IMG/right_1.jpg, 0.25, 1, 0, 30.1\n"
-                   "/home/me/run/IMG/center_2.jpg,/home/me/run/IMG/left_2.jpg,/home/me/run/IMG/right_2.jpg,-0.5,0,0,2\n")
+                   "/home/me/run/IMG/center_2.jpg,/home/me/run/IMG/left_2.jpg,/home/me/run/IMG/right_2.jpg,"
+                   "-0.5,0,0,2\n")
     frame = ud.read_log(log)
     assert list(frame["center"]) == ["center_1.jpg", "center_2.jpg"]
     assert list(frame["right"]) == ["right_1.jpg", "right_2.jpg"]
@@ -73,7 +74,8 @@ def test_missing_log_and_missing_images_are_named(tmp_path):
     assert str(tmp_path / "udacity" / "driving_log.csv") in message and "simulator" in message
     folder = tmp_path / "udacity"
     (folder / "IMG").mkdir(parents=True)
-    (folder / "driving_log.csv").write_text("C:\\x\\IMG\\center_a.jpg,C:\\x\\IMG\\left_a.jpg,C:\\x\\IMG\\right_a.jpg,0,0,0,1\n")
+    (folder / "driving_log.csv").write_text(
+        "C:\\x\\IMG\\center_a.jpg,C:\\x\\IMG\\left_a.jpg,C:\\x\\IMG\\right_a.jpg,0,0,0,1\n")
     with pytest.raises(FileNotFoundError) as err:
         ud.build(CLEAN, tmp_path)
     message = str(err.value)
@@ -167,7 +169,8 @@ def test_translation_shifts_image_and_steering():
     assert steering == pytest.approx(0.002 * 25)
     assert np.all(crop[:, :15] == 0)  # uncovered columns are black
     m = ud.MARGIN_ROWS
-    shifted = 0.625 * bands[0, m:m + 66, 100:150].astype(float) + 0.375 * bands[0, m:m + 66, 101:151]  # src = c - 15.625
+    # output column c reads source column c - 15.625
+    shifted = 0.625 * bands[0, m:m + 66, 100:150].astype(float) + 0.375 * bands[0, m:m + 66, 101:151]
     assert np.abs(crop[:, 116:166].astype(float) - shifted).max() <= 0.5 + 1e-6
 
 
