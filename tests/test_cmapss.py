@@ -239,7 +239,8 @@ def test_score_and_rmse_in_cycles_on_known_errors():
 
 @needs_fd001
 def test_tiny_end_to_end_run(make_cfg, tmp_path):
-    cfg = make_cfg("dataset=cmapss", "model=lstm", "threads=1")
+    # the data root is given: the harness' fallback picks ./datasets as soon as any dataset folder exists there
+    cfg = make_cfg("dataset=cmapss", "model=lstm", "threads=1", f"paths.data_root={SHARED_DATA}")
     run(cfg)
     [path] = (tmp_path / "records" / "cmapss" / "clean" / "lstm").glob("*.json")
     record = json.loads(path.read_text())

@@ -61,7 +61,8 @@ COLUMNS = ["unit", "cycle", *SETTINGS, *[f"s{i}" for i in range(1, 22)]]
 #: the 14 informative sensors of the literature (1-based sensor numbers)
 SENSORS = [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21]
 FEATURES = [f"s{i}" for i in SENSORS]
-NASA_URL = "https://www.nasa.gov/intelligent-systems-division/discovery-and-systems-health/pcoe/pcoe-data-set-repository/"
+NASA_URL = ("https://www.nasa.gov/intelligent-systems-division/discovery-and-systems-health/pcoe/"
+            "pcoe-data-set-repository/")
 MIRROR_URL = "https://phm-datasets.s3.amazonaws.com/NASA/6.+Turbofan+Engine+Degradation+Simulation+Data+Set.zip"
 
 
