@@ -59,3 +59,20 @@ def test_runner_records_named_tests_and_evaluations(make_cfg, tmp_path, monkeypa
     assert list(table.dataset) == ["digits/a", "digits/b"]  # the record names the configured dataset
     assert table.iloc[0]["test"] == f"{rec['tests']['a']['rmse']:.4f} ± 0.0000"
     assert table.iloc[0]["drive return"] == "4.50 ± 1.00" and "drive note" not in table.columns
+
+
+def test_data_root_is_the_first_candidate_holding_the_dataset_folder(tmp_path, monkeypatch):
+    """Generating one dataset into ./datasets must not hide the others in the shared copy."""
+    project = tmp_path / "project"
+    (project / "datasets" / "carracing").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "cmapss").mkdir(parents=True)
+    monkeypatch.delenv("NAC_DATA_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner_module.env, "PROJECT_ROOT", project)
+    resolve = runner_module.resolve_data_root
+    assert resolve(None, "carracing") == project / "datasets"
+    assert resolve(None, "cmapss") == tmp_path / "shared" / "data"
+    assert resolve(None, "udacity") == runner_module.Path("datasets")  # nowhere: the default, named in the error
+    assert resolve(str(tmp_path / "mine"), "cmapss") == tmp_path / "mine"
+    monkeypatch.setenv("NAC_DATA_ROOT", str(tmp_path / "env"))
+    assert resolve(None, "cmapss") == tmp_path / "env"

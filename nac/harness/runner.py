@@ -41,16 +41,26 @@ class SetupError(RuntimeError):
     """A run could not start: a bad config value, missing data, a model that cannot be built."""
 
 
-def resolve_data_root(value: str | None) -> Path:
-    """The data root: the configured one, else $NAC_DATA_ROOT, ./datasets, or the shared dev copy."""
+def resolve_data_root(value: str | None, folder: str | None = None) -> Path:
+    """The data root: the configured one, else $NAC_DATA_ROOT, else the first of ./datasets,
+    <project>/datasets and the shared dev copy (../shared/data) that holds the dataset's ``folder``
+    (e.g. ``cmapss``); without a ``folder``, the first of them that holds any dataset folder.
+
+    Looking for the dataset's own folder means that downloading or generating one dataset into
+    ./datasets does not hide the others from a root that has them.
+    """
     if value:
         return Path(value).expanduser()
     if os.environ.get("NAC_DATA_ROOT"):
         return Path(os.environ["NAC_DATA_ROOT"]).expanduser()
     candidates = [Path("datasets"), env.PROJECT_ROOT / "datasets", env.PROJECT_ROOT.parent / "shared" / "data"]
     for candidate in candidates:
-        if candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir()):
+        if folder and (candidate / folder).is_dir():
             return candidate
+    if not folder:
+        for candidate in candidates:
+            if candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir()):
+                return candidate
     return candidates[0]
 
 
@@ -64,7 +74,7 @@ def _without(node: DictConfig, *keys: str) -> DictConfig:
 def build_splits(cfg: DictConfig) -> DatasetSplits:
     builder = instantiate(_without(cfg.dataset.builder))
     return builder(protocol=OmegaConf.to_container(cfg.protocol, resolve=True),
-                   data_root=resolve_data_root(cfg.paths.data_root), seed=cfg.seed,
+                   data_root=resolve_data_root(cfg.paths.data_root, cfg.dataset.get("data_folder")), seed=cfg.seed,
                    cache_dir=Path(cfg.paths.cache_dir))
 
 
