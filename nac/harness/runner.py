@@ -55,12 +55,9 @@ def resolve_data_root(value: str | None, folder: str | None = None) -> Path:
         return Path(os.environ["NAC_DATA_ROOT"]).expanduser()
     candidates = [Path("datasets"), env.PROJECT_ROOT / "datasets", env.PROJECT_ROOT.parent / "shared" / "data"]
     for candidate in candidates:
-        if folder and (candidate / folder).is_dir():
+        if (candidate / folder).is_dir() if folder else \
+                (candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir())):
             return candidate
-    if not folder:
-        for candidate in candidates:
-            if candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir()):
-                return candidate
     return candidates[0]
 
 
@@ -217,10 +214,11 @@ def run(cfg: DictConfig) -> float:
             on_epoch_end=lambda entry: tracker.log(entry, step=entry["epoch"]),
         )
         test = evaluate(model, test_loader, device, meta.task, per_step, meta.target_scale)
-        if splits.tests:
+        if splits.tests:  # the primary test set is often one of them: evaluated once
             record["tests"] = {
-                name: evaluate(model, _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device,
-                               meta.task, per_step, meta.target_scale)
+                name: test if dataset is splits.test else
+                evaluate(model, _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device,
+                         meta.task, per_step, meta.target_scale)
                 for name, dataset in splits.tests.items()}
         if splits.evaluations:
             model.eval()

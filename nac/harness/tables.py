@@ -103,6 +103,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["group"] = frame["group"].fillna("")
     variants = frame.groupby(["dataset", "protocol", "model", "tag"], dropna=False)["group"].nunique()
+    evaluation_columns = [c for c in frame.columns if c.startswith(EVAL_PREFIX)]
     rows = []
     for key, group in frame.groupby(["dataset", "protocol", "model", "tag", "group"], sort=False, dropna=False):
         dataset, protocol, model, tag, settings = key
@@ -127,11 +128,11 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             "peak MB": _fmt(*_stats(ok.peak_memory_mb), len(ok), 0),
             "memory": ", ".join(sorted(set(ok.memory_method.dropna()))),
             **{column[len(EVAL_PREFIX):]: _fmt(*_stats(ok[column]), int(ok[column].notna().sum()), 2)
-               for column in frame.columns if column.startswith(EVAL_PREFIX)},
+               for column in evaluation_columns},
         })
     table = pd.DataFrame(rows)
-    evaluation_columns = [c[len(EVAL_PREFIX):] for c in frame.columns if c.startswith(EVAL_PREFIX)]
-    for optional in ("tag", "settings", "paper (NAC)", "diff vs paper", *evaluation_columns):
+    evaluation_names = [column[len(EVAL_PREFIX):] for column in evaluation_columns]
+    for optional in ("tag", "settings", "paper (NAC)", "diff vs paper", *evaluation_names):
         if table[optional].isna().all() or table[optional].isin(["", "-"]).all():
             table = table.drop(columns=optional)
     return table
