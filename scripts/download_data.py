@@ -152,9 +152,9 @@ def _verify_new(part: Path, final: Path, expected: str | None, url: str, out) ->
 
 
 def _extract_needed(archive: Path, needed: list[str], folder: Path, tmp: Path, sums: dict, url: str, out,
-                    depth: int = 0) -> None:
+                    depth: int = 0) -> list[str]:
     """Extract the files named in ``needed`` (matched by base name) from ``archive`` into ``folder``,
-    looking inside zips nested in it (up to two levels); verify each one."""
+    looking inside zips nested in it (up to two levels); verify each one. Returns the names not found."""
     remaining = list(needed)
     with zipfile.ZipFile(archive) as zf:
         members = {Path(m).name: m for m in zf.namelist() if not m.endswith("/")}
@@ -171,13 +171,9 @@ def _extract_needed(archive: Path, needed: list[str], folder: Path, tmp: Path, s
             inner = tmp / f"nested-{depth}-{i}.zip"
             with zf.open(member) as src, open(inner, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            _extract_needed(inner, remaining, folder, tmp, sums, url, out, depth + 1)
-            remaining = [f for f in remaining if not (folder / f).is_file()]
+            remaining = _extract_needed(inner, remaining, folder, tmp, sums, url, out, depth + 1)
             inner.unlink(missing_ok=True)
-    if depth == 0:
-        missing = [f for f in needed if not (folder / f).is_file()]
-        if missing:
-            raise DownloadError(f"{', '.join(missing)} not found in the archive from {url}")
+    return remaining
 
 
 def _try_mirrors(urls: list[str], attempt) -> None:
@@ -239,7 +235,9 @@ def download(name: str, root: Path, urls: list[str] | None = None, checksums: di
             with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
                 archive = Path(tmp) / "archive.zip"
                 fetch(url, archive, progress=progress)
-                _extract_needed(archive, needed, folder, Path(tmp), checksums.get(name, {}), url, out)
+                missing = _extract_needed(archive, needed, folder, Path(tmp), checksums.get(name, {}), url, out)
+                if missing:
+                    raise DownloadError(f"{', '.join(missing)} not found in the archive from {url}")
 
         _try_mirrors(urls, attempt)
     return folder
