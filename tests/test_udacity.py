@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from nac.data import udacity as ud
+from nac.data.splits import kfold
 from nac.harness.runner import run
 from nac.models.pilotnet import EluHead, PilotNetStem
 from tests.conftest import ROOT, SHARED_DATA
@@ -219,14 +220,14 @@ def test_clean_blocks_are_contiguous_disjoint_with_margin():
         ud.contiguous_blocks(200, 0.2, 0.2, 60)
 
 
-def test_paper_folds_partition_rows():
-    held = [ud.row_folds(1200, 5, fold, 42) for fold in range(5)]
+def test_paper_folds_partition_rows():  # the shared k-fold the Udacity and bearing paper protocols use
+    held = [kfold(1200, 5, fold, 42) for fold in range(5)]
     for train, held_out in held:
         assert len(np.intersect1d(train, held_out)) == 0 and len(train) + len(held_out) == 1200
     assert np.array_equal(np.sort(np.concatenate([h for _, h in held])), np.arange(1200))
     assert not np.array_equal(held[0][1], np.arange(240))  # shuffled
     with pytest.raises(ValueError, match="protocol.fold=5"):
-        ud.row_folds(1200, 5, 5, 42)
+        kfold(1200, 5, 5, 42)
 
 
 @needs_data

@@ -62,11 +62,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.bearing_features import degradation_ode
-from nac.data.splits import check_protocol
+from nac.data.splits import check_protocol, kfold, window_starts
 
 FEATURE_FOLDER = Path("bearings") / "features"
 DATASETS = ("pronostia", "xjtu", "hust")
@@ -263,10 +262,7 @@ def _build_paper(protocol, bearings: dict, train, tests, columns) -> tuple:
     mean, std = fit_scaler(pooled_x)  # all pooled rows, both sides of every fold (the authors' scaler)
     full = row_dataset((pooled_x - mean) / std, pooled_y)
     n_folds, fold = int(protocol.get("n_folds", 5)), int(protocol.get("fold", 0))
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"protocol.fold={fold} must be in [0, {n_folds - 1}]")
-    folds = KFold(n_splits=n_folds, shuffle=True, random_state=int(protocol.get("split_seed", 42)))
-    train_idx, held_out = list(folds.split(pooled_x))[fold]
+    train_idx, held_out = kfold(len(pooled_y), n_folds, fold, int(protocol.get("split_seed", 42)))
     test_sets, test_scalers = {}, {}
     for name, ref in tests.items():
         x = bearings[ref].features[:, columns]
@@ -292,10 +288,7 @@ def window_dataset(bearing_list: list[Bearing], columns, mean, std, window: int,
         typical = float(np.median(step)) if len(step) else 1.0
         elapsed = np.concatenate([[typical], np.where(step > 0, step, typical)]).astype(np.float32)
         n = len(y)
-        if stride is None:
-            starts = np.arange(0, n, window)
-        else:
-            starts = np.arange(0, n - window + 1, stride) if n >= window else np.zeros(0, int)
+        starts = np.arange(0, n, window) if stride is None else window_starts(n, window, stride)
         for start in starts:
             stop = min(start + window, n)
             pad = window - (stop - start)

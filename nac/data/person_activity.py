@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
-from nac.data.splits import check_protocol, stratified_fold
+from nac.data.splits import check_protocol, stratified_fold, window_starts
 
 FOLDER = "person_activity"
 FILENAME = "ConfLongDemo_JSI.txt"
@@ -165,10 +165,6 @@ def recording_arrays(frame: pd.DataFrame, recording: str):
     ticks = rows["ticks"].to_numpy(np.int64)
     elapsed = np.concatenate([[0.0], np.diff(ticks) / TICKS_PER_SECOND])
     return features, elapsed, labels_of(rows["activity"]), rows.index.to_numpy()
-
-
-def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    return np.arange(0, length - window + 1, stride) if length >= window else np.zeros(0, dtype=np.int64)
 
 
 def _build_clean(frame: pd.DataFrame, protocol: Mapping, window: int, stride: int, limit: int | None):

@@ -63,11 +63,10 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from sklearn.model_selection import KFold
 from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
-from nac.data.splits import check_protocol
+from nac.data.splits import check_protocol, kfold
 
 log = logging.getLogger(__name__)
 
@@ -398,14 +397,6 @@ def contiguous_blocks(n: int, val_fraction: float, test_fraction: float, margin:
     return train, val, test
 
 
-def row_folds(n: int, n_folds: int, fold: int, seed: int):
-    """Rows (train, held_out) of fold ``fold`` of a shuffled k-fold over ``n`` rows."""
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"protocol.fold={fold} must be in [0, {n_folds - 1}]")
-    train, held_out = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))[fold]
-    return np.sort(train), np.sort(held_out)
-
-
 def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, margin: int = 20,
           augment: bool = True, augment_probability: float = 0.6, limit: int | None = None) -> DatasetSplits:
     """Udacity splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
@@ -431,7 +422,7 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
                                              float(protocol.get("test_fraction", 0.2)), int(margin))
     else:
         fold = int(protocol.get("fold", 0))
-        train, val = row_folds(n, int(protocol.get("n_folds", 5)), fold, int(protocol.get("split_seed", 42)))
+        train, val = kfold(n, int(protocol.get("n_folds", 5)), fold, int(protocol.get("split_seed", 42)))
         test = val
 
     def split(rows, training: bool) -> UdacityFrames:
