@@ -15,28 +15,24 @@ With ``--protocol clean`` Time is standardised with the training bearings' scale
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nac.data.bearings import FEATURE_NAMES, build  # noqa: E402
+from nac.data.bearings import TIME_INDEX, build  # noqa: E402
+from nac.harness.metrics import MetricAccumulator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def asymmetric_score(error: np.ndarray) -> float:
-    """sum_{e<0} (exp(-e/13) - 1) + sum_{e>=0} (exp(e/10) - 1), e = prediction - truth."""
-    return float(np.where(error < 0, np.expm1(-error / 13.0), np.expm1(error / 10.0)).sum())
 
 
 def arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
     """Time column (standardised as the models see it) and label of every valid row of a split."""
     x, y, mask = dataset.x.numpy(), dataset.y.numpy(), dataset.mask.numpy()
-    time = x[..., FEATURE_NAMES.index("time")]
+    time = x[..., TIME_INDEX]
     if y.ndim == 1:  # one row per sample
         return time[:, 0].astype(np.float64), y.astype(np.float64)
     return time[mask].astype(np.float64), y[mask].astype(np.float64)
@@ -48,9 +44,10 @@ def fit_line(time: np.ndarray, label: np.ndarray) -> tuple[float, float]:
 
 
 def figures(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
-    error = pred - label
-    mse = float(np.mean(error**2))
-    return {"score": asymmetric_score(error), "mse": mse, "rmse": math.sqrt(mse)}
+    """S, MSE and RMSE of a prediction, as the harness computes them for the model runs."""
+    accumulator = MetricAccumulator("regression")
+    accumulator.update(torch.from_numpy(pred), torch.from_numpy(label))
+    return accumulator.result()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,8 +115,8 @@ def test_score_numbers():
     assert result["score"] == pytest.approx(math.expm1(0.1 / 10) + math.expm1(0.5 / 13))
     assert result["mse"] == pytest.approx((0.01 + 0.25) / 2)
     assert result["rmse"] == pytest.approx(math.sqrt((0.01 + 0.25) / 2))
-    from scripts.bearing_time_reference import asymmetric_score as script_score
-    assert script_score(np.array([-13.0, 10.0, 0.0])) == pytest.approx(2 * (math.e - 1))
+    from scripts.bearing_time_reference import figures as script_figures
+    assert script_figures(np.array([-13.0, 10.0, 0.0]), np.zeros(3))["score"] == pytest.approx(2 * (math.e - 1))
 
 
 @needs_data
