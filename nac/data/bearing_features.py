@@ -65,6 +65,9 @@ HOP = 500
 #: the 7 per-channel values, in the CSVs' order
 CHANNEL_FEATURES = ("energy", "dominant_frequency", "spectral_entropy", "kurtosis", "skewness", "mean", "std")
 #: PRONOSTIA operating conditions by the first digit of the bearing name: (rpm, radial load N)
+#: deg C assumed where a dataset has no temperature (the authors' default); Kelvin = deg C + KELVIN
+DEFAULT_TEMPERATURE_C = 25.0
+KELVIN = 273.15
 PRONOSTIA_CONDITIONS = {"1": (1800.0, 4000.0), "2": (1650.0, 4200.0), "3": (1500.0, 5000.0)}
 
 
@@ -179,6 +182,11 @@ def frame_temperatures(acc_clock: np.ndarray, frame_starts: np.ndarray, temp_fil
     return np.interp(acc_clock[frame_starts], temp_clock[order], temps[order, 4])
 
 
+def linear_label(time: np.ndarray) -> np.ndarray:
+    """Degradation as the elapsed fraction of the run, ``Time / Time[-1]`` (zeros for a run of no length)."""
+    return time / time[-1] if time[-1] > 0 else np.zeros_like(time)
+
+
 def conditions_of(bearing: str) -> tuple[float, float]:
     """(rpm, load) of a PRONOSTIA bearing from its name (``Bearing2_7`` -> condition 2)."""
     digit = bearing.replace("Bearing", "")[:1]
@@ -215,8 +223,8 @@ def extract_bearing(folder: Path | str, rpm: float | None = None, load: float | 
     time = frame_times(n)
     temperature = frame_temperatures(clock, np.arange(n) * HOP, temp_files)
     if np.isnan(temperature).any():
-        temperature = np.full(n, 25.0)  # no temp files: the authors' default for datasets without one
-    degradation = time / time[-1] if time[-1] > 0 else np.zeros(n)
+        temperature = np.full(n, DEFAULT_TEMPERATURE_C)  # no temp files: the authors' default
+    degradation = linear_label(time)
     return pd.DataFrame({
         "Horizontal": [json.dumps(row.tolist()) for row in horizontal],
         "Vertical": [json.dumps(row.tolist()) for row in vertical],

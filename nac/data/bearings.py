@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
-from nac.data.bearing_features import degradation_ode
+from nac.data.bearing_features import DEFAULT_TEMPERATURE_C, KELVIN, degradation_ode, linear_label
 from nac.data.splits import check_protocol, kfold, window_starts
 
 FEATURE_FOLDER = Path("bearings") / "features"
@@ -80,7 +80,6 @@ CHANNEL_INPUTS = ("log10 energy", "dominant frequency", "entropy", "kurtosis", "
 FEATURE_NAMES = [f"{ch} {name}" for ch in ("horizontal", "vertical") for name in CHANNEL_INPUTS] + ["time",
                                                                                                    "temperature K"]
 TIME_INDEX = FEATURE_NAMES.index("time")
-DEFAULT_TEMPERATURE_C = 25.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def bearing_label(frame: pd.DataFrame, ref: BearingRef, xjtu_label: str) -> np.n
         return frame["Degradation"].to_numpy(np.float64)
     time = frame["Time"].to_numpy(np.float64)
     if xjtu_label == "linear":
-        return time / time[-1] if time[-1] > 0 else np.zeros_like(time)
+        return linear_label(time)
     if xjtu_label != "ode":
         raise ValueError(f"xjtu_label={xjtu_label!r}: choose ode (the authors' label notebook) or linear")
     digit = ref.bearing.replace("Bearing", "")[:1]
@@ -159,7 +158,7 @@ def bearing_label(frame: pd.DataFrame, ref: BearingRef, xjtu_label: str) -> np.n
         raise ValueError(f"{ref}: no Degradation column and no known operating condition for an ODE label; "
                          f"use dataset.builder.xjtu_label=linear")
     rpm, load = XJTU_CONDITIONS[digit]
-    return degradation_ode(time, 273.15 + 20.0, rpm, load)  # the notebook's constant 293.15 K
+    return degradation_ode(time, KELVIN + 20.0, rpm, load)  # the notebook's constant 293.15 K
 
 
 def read_bearing(path: Path | str, ref: BearingRef, xjtu_label: str = "linear") -> Bearing:
@@ -178,7 +177,7 @@ def read_bearing(path: Path | str, ref: BearingRef, xjtu_label: str = "linear") 
     time = frame["Time"].to_numpy(np.float64)
     celsius = (frame["Temperature"].to_numpy(np.float64) if "Temperature" in frame.columns
                else np.full(len(frame), DEFAULT_TEMPERATURE_C))
-    features = np.concatenate([*channels, time[:, None], (celsius + 273.15)[:, None]], axis=1)
+    features = np.concatenate([*channels, time[:, None], (celsius + KELVIN)[:, None]], axis=1)
     return Bearing(ref, features, bearing_label(frame, ref, xjtu_label), time, Path(path))
 
 
@@ -272,7 +271,7 @@ def _build_paper(protocol, bearings: dict, train, tests, columns) -> tuple:
     extra = {"scaler_fitted_on": "all pooled training-bearing rows (both sides of each fold)",
              "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
              "test_scalers": test_scalers, "test_scaling": "each test bearing standardised on its own rows",
-             "n_rows": int(len(pooled_y)), "fold": fold}
+             "n_rows": int(len(pooled_y))}
     return (full.subset(train_idx), full.subset(held_out)), test_sets, fold, extra
 
 
