@@ -65,6 +65,7 @@ import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.bearing_features import DEFAULT_TEMPERATURE_C, KELVIN, degradation_ode, linear_label
+from nac.data.cache import save_atomic
 from nac.data.splits import check_protocol, kfold, window_starts
 
 FEATURE_FOLDER = Path("bearings") / "features"
@@ -192,10 +193,7 @@ def load_bearing(path: Path, ref: BearingRef, xjtu_label: str, cache_dir: Path |
         with np.load(cache) as arrays:
             return Bearing(ref, arrays["features"], arrays["label"], arrays["time"], path)
     bearing = read_bearing(path, ref, xjtu_label)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, features=bearing.features, label=bearing.label, time=bearing.time)
-    tmp.replace(cache)
+    save_atomic(cache, {"features": bearing.features, "label": bearing.label, "time": bearing.time})
     return bearing
 
 

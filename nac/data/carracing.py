@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -49,6 +48,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
+from nac.data.cache import save_atomic
 from nac.data.splits import check_protocol, stratified_fold
 from nac.driving.expert import ACTIONS
 
@@ -117,12 +117,7 @@ def _settings(expert) -> dict:
 
 def save_recording(path: Path | str, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write a compressed ``.npz`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_atomic(path, arrays, compressed=True)
 
 
 def load_recording(path: Path | str) -> dict:

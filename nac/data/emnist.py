@@ -19,8 +19,6 @@ NAC authors did. ``clean``: the official 60k / 10k split, validation stratified 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -30,6 +28,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
+from nac.data.cache import cache_key, save_atomic
 from nac.data.events import encode_images
 from nac.data.idx import load_mnist, mnist_paths
 from nac.data.splits import check_protocol, stratified_fold
@@ -42,9 +41,8 @@ ENCODING_VERSION = 1
 
 def _cache_key(paths: Mapping[str, Path], max_events: int, threshold: float, limit: int | None) -> str:
     sources = {role: [os.path.basename(p), p.stat().st_size, p.stat().st_mtime_ns] for role, p in sorted(paths.items())}
-    blob = json.dumps({"v": ENCODING_VERSION, "sources": sources, "max_events": int(max_events),
-                       "threshold": float(threshold), "limit": limit}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return cache_key(v=ENCODING_VERSION, sources=sources, max_events=int(max_events), threshold=float(threshold),
+                     limit=limit)
 
 
 def _encode(folder: Path, data_root: Path, max_events: int, threshold: float, limit: int | None) -> dict:
@@ -82,11 +80,8 @@ def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int
                 log.warning("ignoring unreadable E-MNIST cache %s (%s)", cache_file, err)
     arrays = _encode(folder, data_root, max_events, threshold, limit)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
         # compressed (about 5 MB instead of 230 MB: most of the 256 events are padding); t is derived
-        np.savez_compressed(tmp, **{k: v for k, v in arrays.items() if k != "t"})
-        os.replace(tmp, cache_file)  # atomic: concurrent runs never read a half-written cache
+        save_atomic(cache_file, {k: v for k, v in arrays.items() if k != "t"}, compressed=True)
     return arrays, cache_file, False
 
 

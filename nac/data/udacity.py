@@ -51,10 +51,7 @@ predictors: the training mean steering and 0.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -66,6 +63,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
+from nac.data.cache import cache_key, save_atomic
 from nac.data.splits import check_protocol, kfold
 
 log = logging.getLogger(__name__)
@@ -296,9 +294,8 @@ def augment(bands: np.ndarray, steering: float, rng: np.random.Generator, margin
 
 def _cache_key(log_path: Path, limit: int | None, margin_rows: int) -> str:
     stat = log_path.stat()
-    blob = json.dumps({"v": PREPROCESS_VERSION, "log": str(log_path.resolve()), "size": stat.st_size,
-                       "mtime_ns": stat.st_mtime_ns, "limit": limit, "margin_rows": margin_rows}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return cache_key(v=PREPROCESS_VERSION, log=str(log_path.resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+                     limit=limit, margin_rows=margin_rows)
 
 
 def decode_bands(paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS) -> np.ndarray:
@@ -328,10 +325,7 @@ def load_bands(log_path: Path, paths: Sequence[Sequence[Path]], cache_dir: Path 
     log.info("decoding %d Udacity images", 3 * len(paths))
     bands = decode_bands(paths, margin_rows)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, bands)
-        os.replace(tmp, cache_file)  # atomic: concurrent runs never read a half-written cache
+        save_atomic(cache_file, bands)
     return bands, cache_file, False
 
 
