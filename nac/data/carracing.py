@@ -50,6 +50,8 @@ from torch.utils.data import Dataset
 from nac.data.base import DatasetMeta, DatasetSplits
 from nac.data.cache import save_atomic
 from nac.data.splits import check_protocol, stratified_fold
+from nac.driving.closed_loop import (ZOOM_STEPS, ExpertPolicy, closed_loop_evaluation, frame_to_tensor, make_env,
+                                      require_gymnasium, run_episode)
 from nac.driving.expert import ACTIONS
 
 FOLDER = "carracing"
@@ -75,8 +77,6 @@ def record_expert(seeds: Iterable[int], max_steps: int = 1000, warmup_steps: int
                   progress: bool = True, expert=None) -> dict:
     """Drive the expert on each seed and return the recording's arrays (module docstring)."""
     from tqdm.auto import tqdm
-
-    from nac.driving.closed_loop import ZOOM_STEPS, ExpertPolicy, make_env, run_episode
 
     warmup_steps = ZOOM_STEPS if warmup_steps is None else int(warmup_steps)
     seeds = [int(s) for s in seeds]
@@ -179,8 +179,7 @@ class FrameWindowDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         end = int(self.ends[i])
         block = self.frames_store[end - self.window + 1:end + 1]  # (L, H, W, 3) uint8
-        x = torch.from_numpy(np.ascontiguousarray(block)).permute(0, 3, 1, 2).float().div_(255.0)
-        return {"x": x, "t": torch.ones(self.window), "mask": torch.ones(self.window, dtype=torch.bool),
+        return {"x": frame_to_tensor(block), "t": torch.ones(self.window), "mask": torch.ones(self.window, dtype=torch.bool),
                 "y": torch.tensor(int(self.actions[end]), dtype=torch.long)}
 
     def subset(self, indices) -> "FrameWindowDataset":
@@ -213,8 +212,6 @@ def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0,
     name = check_protocol("carracing", protocol, ("clean", "paper"))
     evaluations = {}
     if int(closed_loop_episodes) > 0:
-        from nac.driving.closed_loop import closed_loop_evaluation, require_gymnasium
-
         require_gymnasium()  # fail before training, with the install command
     path = Path(recording) if recording else default_recording(data_root)
     arrays = load_recording(path)

@@ -77,8 +77,8 @@ class ExpertPolicy:
 
 
 def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div_(255.0)
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]: the one conversion for training and driving."""
+    return torch.from_numpy(np.ascontiguousarray(frame)).movedim(-1, -3).float().div_(255.0)
 
 
 class ModelPolicy:

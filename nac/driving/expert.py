@@ -32,11 +32,6 @@ ACTIONS = ("noop", "right", "left", "gas", "brake")
 NOOP, RIGHT, LEFT, GAS, BRAKE = range(5)
 
 
-def _wrap(angle: float) -> float:
-    """Angle in (-pi, pi]."""
-    return (angle + math.pi) % (2 * math.pi) - math.pi
-
-
 def _wrap_array(angle: np.ndarray) -> np.ndarray:
     return (angle + np.pi) % (2 * np.pi) - np.pi
 
