@@ -32,10 +32,8 @@ class FrameCNNStem(nn.Module):
             width = out
         layers.append(nn.Flatten())
         self.net = nn.Sequential(*layers)
-        self.in_channels = int(in_features)
-        self.image_size = tuple(int(s) for s in image_size)
         with torch.no_grad():
-            self.output_dim = int(self.net(torch.zeros(1, self.in_channels, *self.image_size)).shape[1])
+            self.output_dim = int(self.net(torch.zeros(1, int(in_features), *image_size)).shape[1])
 
     def forward(self, x: torch.Tensor, t=None, mask=None):
         if x.dim() != 5:

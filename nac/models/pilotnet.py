@@ -43,16 +43,15 @@ class PilotNetStem(nn.Module):
             h = self.convs(torch.zeros(1, self.in_features, *image_size))
         if h.shape[-2] * h.shape[-1] < 1:
             raise ValueError(f"image_size={tuple(image_size)} is too small for the PilotNet convolutions")
-        self.channels = int(h.shape[1])
+        self.tokens_per_frame = int(h.shape[1])  # one token per output channel (64)
         self.output_dim = int(h.shape[-2] * h.shape[-1])  # features per token (18 for 66x200)
-        self.tokens_per_frame = self.channels
 
     def tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, 64, F) tokens."""
         h = self.dropout(self.convs(frames))  # (N, 64, H', W')
         n = h.shape[0]
         if self.token_layout == "keras":  # channels-last flatten, then cut into 64 x F
-            return h.permute(0, 2, 3, 1).reshape(n, self.channels, -1)
+            return h.permute(0, 2, 3, 1).reshape(n, self.tokens_per_frame, -1)
         return h.flatten(2)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None):
