@@ -107,35 +107,29 @@ class ModelPolicy:
         return int(logits.reshape(-1, logits.shape[-1])[-1].argmax())
 
 
-def run_episode(policy, seed: int, env=None, max_steps: int = 1000, warmup_steps: int = ZOOM_STEPS,
+def run_episode(policy, seed: int, env, max_steps: int = 1000, warmup_steps: int = ZOOM_STEPS,
                 on_step: Callable[[int, np.ndarray, int], None] | None = None) -> EpisodeResult:
-    """Drive one seeded episode (module docstring). ``on_step(step, frame, action)`` is called for
-    every step after the warm-up with the frame the policy saw and the action it chose."""
-    own_env = env is None
-    env = make_env() if own_env else env
-    try:
-        frame, _ = env.reset(seed=int(seed))
-        policy.reset()
-        total, steps, finished = 0.0, 0, False
-        for step in range(int(max_steps)):
-            if step < warmup_steps:
-                action = GAS
-            else:
-                action = int(policy.act(frame, env))
-                if on_step is not None:
-                    on_step(step, frame, action)
-            frame, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            steps = step + 1
-            if terminated or truncated:
-                finished = bool(info.get("lap_finished", False))
-                break
-        unwrapped = env.unwrapped
-        completion = unwrapped.tile_visited_count / max(1, len(unwrapped.track))
-        return EpisodeResult(int(seed), total, steps, float(completion), finished)
-    finally:
-        if own_env:
-            env.close()
+    """Drive one seeded episode in ``env`` (module docstring). ``on_step(step, frame, action)`` is called
+    for every step after the warm-up with the frame the policy saw and the action it chose."""
+    frame, _ = env.reset(seed=int(seed))
+    policy.reset()
+    total, steps, finished = 0.0, 0, False
+    for step in range(int(max_steps)):
+        if step < warmup_steps:
+            action = GAS
+        else:
+            action = int(policy.act(frame, env))
+            if on_step is not None:
+                on_step(step, frame, action)
+        frame, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        steps = step + 1
+        if terminated or truncated:
+            finished = bool(info.get("lap_finished", False))
+            break
+    unwrapped = env.unwrapped
+    completion = unwrapped.tile_visited_count / max(1, len(unwrapped.track))
+    return EpisodeResult(int(seed), total, steps, float(completion), finished)
 
 
 def summarise(results: list[EpisodeResult], prefix: str = "") -> dict:
