@@ -89,21 +89,21 @@ class ModelPolicy:
             raise ValueError(f"frames={frames} must be at least 1")
         self.model, self.device, self.frames = model, torch.device(device), int(frames)
         self.buffer: deque[torch.Tensor] = deque(maxlen=self.frames)
+        self.t = torch.ones(1, self.frames, device=self.device)
+        self.mask = torch.ones(1, self.frames, dtype=torch.bool, device=self.device)
 
     def reset(self) -> None:
         self.buffer.clear()
 
     @torch.no_grad()
     def act(self, frame: np.ndarray, env=None) -> int:
-        current = frame_to_tensor(frame)
+        current = frame_to_tensor(frame).to(self.device)  # each frame is moved to the device once
         if not self.buffer:
             self.buffer.extend([current] * self.frames)
         else:
             self.buffer.append(current)
-        x = torch.stack(list(self.buffer))[None].to(self.device)  # (1, frames, 3, H, W)
-        t = torch.ones(1, self.frames, device=self.device)
-        mask = torch.ones(1, self.frames, dtype=torch.bool, device=self.device)
-        logits = self.model(x, t, mask)
+        x = torch.stack(list(self.buffer))[None]  # (1, frames, 3, H, W)
+        logits = self.model(x, self.t, self.mask)
         return int(logits.reshape(-1, logits.shape[-1])[-1].argmax())
 
 
