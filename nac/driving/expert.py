@@ -54,10 +54,26 @@ class PurePursuitExpert:
     brake_margin: float = 5.0     #: brake when faster than the allowed speed by more than this
 
     def __post_init__(self) -> None:
-        self._index = 0
+        self.reset()
 
     def reset(self) -> None:
         self._index = 0
+        self._track_source = None  # the environment's waypoint list the arrays below come from
+        self._track = self._corner = None
+        self._spacing = 0.0
+
+    def _track_arrays(self, unwrapped) -> np.ndarray:
+        """The waypoints as an array, and each waypoint's cornering speed, computed once per track."""
+        if unwrapped.track is not self._track_source:
+            track = np.asarray(unwrapped.track, dtype=np.float64)
+            n, betas = len(track), track[:, 1]
+            self._spacing = float(np.linalg.norm(track[1, 2:4] - track[0, 2:4])) or 3.5
+            everywhere = np.arange(n)
+            turn = np.abs(_wrap_array(betas[(everywhere + 3) % n] - betas[(everywhere - 3) % n]))
+            radius = 6 * self._spacing / np.maximum(turn, 1e-6)
+            self._corner = np.minimum(self.max_speed, np.sqrt(self.lateral_accel * radius))
+            self._track, self._track_source = track, unwrapped.track
+        return self._track
 
     def _nearest(self, xy: np.ndarray, position: np.ndarray) -> int:
         n = len(xy)
@@ -66,23 +82,16 @@ class PurePursuitExpert:
         self._index = int(best)
         return self._index
 
-    def _allowed_speed(self, track: np.ndarray, i: int) -> float:
+    def _allowed_speed(self, i: int) -> float:
         """The braking-curve speed limit at waypoint ``i`` (module docstring, step 3)."""
-        n = len(track)
-        betas = track[:, 1]
-        spacing = float(np.linalg.norm(track[1, 2:4] - track[0, 2:4])) or 3.5
         k = np.arange(0, self.preview + 1)
-        here = (i + k) % n
-        turn = np.abs(_wrap_array(betas[(here + 3) % n] - betas[(here - 3) % n]))
-        radius = 6 * spacing / np.maximum(turn, 1e-6)
-        corner = np.minimum(self.max_speed, np.sqrt(self.lateral_accel * radius))
-        return float(np.min(np.sqrt(corner ** 2 + 2 * self.braking_decel * spacing * k)))
+        corner = self._corner[(i + k) % len(self._corner)]
+        return float(np.min(np.sqrt(corner ** 2 + 2 * self.braking_decel * self._spacing * k)))
 
     def act(self, env) -> int:
         """The action for the environment's current state."""
         unwrapped = getattr(env, "unwrapped", env)
-        track = np.asarray(unwrapped.track, dtype=np.float64)
-        xy = track[:, 2:4]
+        xy = self._track_arrays(unwrapped)[:, 2:4]
         hull = unwrapped.car.hull
         position = np.array([hull.position[0], hull.position[1]])
         heading = hull.angle
@@ -95,7 +104,7 @@ class PurePursuitExpert:
         target = xy[(i + ahead) % n] - position
         error = math.atan2(forward[0] * target[1] - forward[1] * target[0], float(forward @ target))
 
-        target_speed = self._allowed_speed(track, i)
+        target_speed = self._allowed_speed(i)
 
         if speed > target_speed + self.brake_margin:
             return BRAKE
