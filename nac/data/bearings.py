@@ -94,13 +94,16 @@ class BearingRef:
 
 @dataclass
 class Bearing:
-    """One bearing's rows: inputs (n, 16) un-standardised, label (n,), Time (n,)."""
+    """One bearing's rows: inputs (n, 16) un-standardised, label (n,); Time is the inputs' Time column."""
 
     ref: BearingRef
     features: np.ndarray
     label: np.ndarray
-    time: np.ndarray
     path: Path
+
+    @property
+    def time(self) -> np.ndarray:
+        return self.features[:, TIME_INDEX]
 
 
 def parse_ref(spec: str, default_dataset: str = "pronostia") -> BearingRef:
@@ -179,7 +182,7 @@ def read_bearing(path: Path | str, ref: BearingRef, xjtu_label: str = "linear") 
     celsius = (frame["Temperature"].to_numpy(np.float64) if "Temperature" in frame.columns
                else np.full(len(frame), DEFAULT_TEMPERATURE_C))
     features = np.concatenate([*channels, time[:, None], (celsius + KELVIN)[:, None]], axis=1)
-    return Bearing(ref, features, bearing_label(frame, ref, xjtu_label), time, Path(path))
+    return Bearing(ref, features, bearing_label(frame, ref, xjtu_label), Path(path))
 
 
 def load_bearing(path: Path, ref: BearingRef, xjtu_label: str, cache_dir: Path | None) -> Bearing:
@@ -191,9 +194,9 @@ def load_bearing(path: Path, ref: BearingRef, xjtu_label: str, cache_dir: Path |
     cache = Path(cache_dir) / "bearings" / f"{ref.dataset}_{ref.bearing}_{label_key}_{stat.st_size}_{stat.st_mtime_ns}.npz"
     if cache.is_file():
         with np.load(cache) as arrays:
-            return Bearing(ref, arrays["features"], arrays["label"], arrays["time"], path)
+            return Bearing(ref, arrays["features"], arrays["label"], path)
     bearing = read_bearing(path, ref, xjtu_label)
-    save_atomic(cache, {"features": bearing.features, "label": bearing.label, "time": bearing.time})
+    save_atomic(cache, {"features": bearing.features, "label": bearing.label})
     return bearing
 
 
@@ -202,7 +205,7 @@ def thin(bearing: Bearing, limit: int | None) -> Bearing:
     if limit is None or len(bearing.label) <= int(limit):
         return bearing
     idx = np.unique(np.linspace(0, len(bearing.label) - 1, int(limit)).round().astype(int))
-    return Bearing(bearing.ref, bearing.features[idx], bearing.label[idx], bearing.time[idx], bearing.path)
+    return Bearing(bearing.ref, bearing.features[idx], bearing.label[idx], bearing.path)
 
 
 def input_columns(drop_time: bool) -> list[int]:
