@@ -35,6 +35,8 @@ class DatasetMeta:
     #: metrics (not the training loss) are computed on ``pred * target_scale`` and ``y * target_scale``,
     #: e.g. a RUL target trained as RUL / 125 but reported in cycles
     target_scale: float = 1.0
+    #: every file the builder read (absolute paths), fingerprinted by the runner (nac/data/sources.py)
+    source_files: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
