@@ -251,3 +251,10 @@ def test_tiny_end_to_end_run(make_cfg, tmp_path):
     assert math.isclose(test["rmse"] ** 2, test["loss"] * 125**2, rel_tol=1e-4)  # metrics in cycles
     assert 0 < test["rmse"] < 200 and test["score"] > 0
     assert record["dataset_meta"]["target_scale"] == 125
+
+
+def test_source_files_are_the_three_files_read(tmp_path):
+    write_fd002_like(tmp_path / "cmapss")
+    meta = cmapss.build(CLEAN, tmp_path, subset="FD002").meta
+    folder = (tmp_path / "cmapss").resolve()
+    assert sorted(meta.source_files) == sorted(str(folder / f"{kind}_FD002.txt") for kind in ("train", "test", "RUL"))

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
+from nac.data.errors import DataError, numeric_columns, read_csv
 from nac.data.splits import check_protocol
 
 FOLDER = "cmapss"
@@ -90,20 +91,37 @@ def find_files(data_root: Path | str, subset: str) -> dict[str, Path]:
     return paths
 
 
+def _fix(path: Path | str) -> str:
+    """What to do about a damaged C-MAPSS file: fetch a fresh copy."""
+    return (f"replace it with a fresh copy (python scripts/download_data.py cmapss --root "
+            f"{Path(path).resolve().parent.parent}, or NASA's archive {MIRROR_URL})")
+
+
 def read_table(path: Path | str) -> pd.DataFrame:
-    """A train/test file as a DataFrame with :data:`COLUMNS` (file order kept; unit/cycle as int)."""
-    frame = pd.read_csv(path, sep=r"\s+", header=None)
+    """A train/test file as a DataFrame with :data:`COLUMNS` (file order kept; unit/cycle as int).
+
+    A row with too few or too many values, a non-numeric cell or an empty file raises a
+    :class:`DataError` naming the file and the line."""
+    frame = read_csv(path, _fix(path), sep=r"\s+", header=None)
     if frame.shape[1] != len(COLUMNS):
-        raise ValueError(f"{path}: expected {len(COLUMNS)} space-separated columns (unit, cycle, 3 settings, "
-                         f"21 sensors), found {frame.shape[1]}")
+        raise DataError(path, None, f"expected {len(COLUMNS)} space-separated columns (unit, cycle, 3 settings, "
+                        f"21 sensors), found {frame.shape[1]} in its first row", _fix(path))
     frame.columns = COLUMNS
+    frame = pd.DataFrame(numeric_columns(frame, COLUMNS, path, _fix(path)), columns=COLUMNS)
     frame[["unit", "cycle"]] = frame[["unit", "cycle"]].astype(np.int64)
     return frame
 
 
 def read_rul(path: Path | str) -> np.ndarray:
     """The true RUL of each test engine, in unit order (one integer per line)."""
-    return np.loadtxt(path, dtype=np.float64, ndmin=1).astype(np.int64)
+    frame = read_csv(path, _fix(path), sep=r"\s+", header=None)
+    if frame.shape[1] != 1:
+        raise DataError(path, None, f"expected one value per line, found {frame.shape[1]} columns", _fix(path))
+    values = numeric_columns(frame, [0], path, _fix(path))[:, 0]
+    negative = np.flatnonzero(values < 0)
+    if len(negative):
+        raise DataError(path, f"line {negative[0] + 1}", f"RUL {values[negative[0]]:g} is negative", _fix(path))
+    return values.astype(np.int64)
 
 
 def rul_targets(frame: pd.DataFrame, cap: float | None) -> np.ndarray:
@@ -248,8 +266,8 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     true_rul = read_rul(paths["rul"])
     test_units = sorted(set(test_frame["unit"]))
     if len(true_rul) != len(test_units):
-        raise ValueError(f"{paths['rul']} has {len(true_rul)} values but {paths['test']} has {len(test_units)} "
-                         f"engines; they must match one to one")
+        raise DataError(paths["rul"], None, f"has {len(true_rul)} values but {paths['test']} has {len(test_units)} "
+                        f"engines; they must match one to one", _fix(paths["rul"]))
 
     train_ids, val_ids = split_engines(set(train_frame["unit"]), float(protocol.get("val_fraction", 0.2)),
                                        int(protocol.get("split_seed", 0)))
@@ -284,5 +302,6 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
         "padding": "right padding with mask False (engines shorter than the window)",
     }
     meta = DatasetMeta(name="cmapss", input_dim=len(FEATURES), output_dim=1, task="regression", metric="rmse",
-                       metric_mode="min", protocol="clean", time_unit="cycle", target_scale=scale, extra=extra)
+                       metric_mode="min", protocol="clean", time_unit="cycle", target_scale=scale,
+                       source_files=[str(p.resolve()) for p in paths.values()], extra=extra)
     return DatasetSplits(train, val, test, meta=meta)

@@ -1,0 +1,118 @@
+"""Bad data (issue 11, items 8-9): a damaged file gives one DataError line naming the file, the row or
+field and what to do; nothing damaged gets through as NaN; the data root is never written to.
+
+Every corrupted file is a small copy under tmp_path (synthetic, or a truncated copy of a shared
+file); the shared data root is only read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nac.data import cmapss
+from nac.data.errors import DataError
+from tests.conftest import SHARED_DATA, run_cli
+from tests.test_cmapss import CLEAN as CMAPSS_CLEAN
+from tests.test_cmapss import write_fd002_like
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and mtime: compared before and after a failed load."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def raises_one_line(call, path: Path, *fragments: str) -> str:
+    """Run ``call``; it must raise a DataError whose one-line message names ``path`` and each fragment."""
+    with pytest.raises(DataError) as err:
+        call()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+# ---------------------------------------------------------------- C-MAPSS
+
+@pytest.fixture
+def fd002(tmp_path) -> Path:
+    """A tiny synthetic FD002 under tmp_path/cmapss; returns the data root."""
+    write_fd002_like(tmp_path / "cmapss")
+    return tmp_path
+
+
+def _build_fd002(root: Path):
+    return cmapss.build(CMAPSS_CLEAN, root, subset="FD002")
+
+
+def test_cmapss_row_cut_mid_row_names_file_and_line(fd002):
+    path = fd002 / "cmapss" / "train_FD002.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])  # the file ends inside its last row
+    before = tree_state(fd002)
+    raises_one_line(lambda: _build_fd002(fd002), path, f"line {len(lines)}", "truncated")
+    assert tree_state(fd002) == before  # nothing written into the data root
+
+
+def test_cmapss_short_row_in_the_middle_and_extra_field(fd002):
+    path = fd002 / "cmapss" / "test_FD002.txt"
+    lines = path.read_text().splitlines()
+    lines[4] = " ".join(lines[4].split()[:20])
+    path.write_text("\n".join(lines) + "\n")
+    raises_one_line(lambda: _build_fd002(fd002), path, "line 5", "column s16")
+    lines = path.read_text().splitlines()
+    write_fd002_like(fd002 / "cmapss")
+    lines = path.read_text().splitlines()
+    lines[6] += " 1.0"  # 27 fields
+    path.write_text("\n".join(lines) + "\n")
+    raises_one_line(lambda: _build_fd002(fd002), path, "line 7", "26")
+
+
+def test_cmapss_empty_file_and_non_numeric_cell(fd002):
+    path = fd002 / "cmapss" / "train_FD002.txt"
+    path.write_bytes(b"")
+    raises_one_line(lambda: _build_fd002(fd002), path, "is empty", "download_data.py cmapss")
+    write_fd002_like(fd002 / "cmapss")
+    lines = path.read_text().splitlines()
+    fields = lines[2].split()
+    fields[7] = "abc"  # sensor 3
+    lines[2] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    raises_one_line(lambda: _build_fd002(fd002), path, "line 3", "column s3", "'abc'")
+
+
+def test_cmapss_bad_rul_file_names_the_line(fd002):
+    path = fd002 / "cmapss" / "RUL_FD002.txt"
+    path.write_text("20\nx1\n7\n")
+    raises_one_line(lambda: _build_fd002(fd002), path, "line 2", "'x1'")
+    path.write_text("20\n140\n")
+    raises_one_line(lambda: _build_fd002(fd002), path, "2 values", "3 engines")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cmapss" / "train_FD001.txt").is_file(), reason="no shared C-MAPSS FD001")
+def test_cli_reports_a_truncated_cmapss_copy_in_one_line(tmp_path):
+    """End to end: a truncated copy of the real FD001 stops the CLI with exit 2 and one error line."""
+    root = tmp_path / "data"
+    (root / "cmapss").mkdir(parents=True)
+    for kind in ("train", "test", "RUL"):
+        source = SHARED_DATA / "cmapss" / f"{kind}_FD001.txt"
+        data = source.read_bytes()
+        (root / "cmapss" / source.name).write_bytes(data[:len(data) // 2] if kind == "train" else data)
+    bad = root / "cmapss" / "train_FD001.txt"
+    cut_line = bad.read_text().count("\n") + 1
+    before = tree_state(root)
+    done = run_cli("experiment=none", "dataset=cmapss", "model=lstm", f"paths.data_root={root}",
+                   f"paths.output_root={tmp_path / 'out'}", "trainer.epochs=1", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"nac-bench: error: dataset (cmapss, clean): {bad}: line {cut_line}: "
+                      + errors[0].split(f"line {cut_line}: ", 1)[1]], done.stderr[-2000:]
+    assert "truncated" in errors[0] and "Traceback" not in done.stderr
+    assert tree_state(root) == before
