@@ -425,7 +425,7 @@ def test_pair_time_uses_elapsed_time_between_observations():
     torch.testing.assert_close(att.weights, weights, rtol=1e-12, atol=1e-14)
 
     v = select(split_heads(layer.v_proj(x), layer.num_heads), idx)
-    heads = layer.dt * (weights[..., None] * v).sum(-2)  # (1, H, 3, D)
+    heads = 1.0 * (weights[..., None] * v).sum(-2)  # (1, H, 3, D); dt = 1 by default
     expected = layer.out_proj(heads.transpose(1, 2).reshape(1, 3, layer.d_model))
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
 
@@ -484,8 +484,8 @@ def test_bfloat16_layer_accepts_time_input():
 
 
 # ----------------------------------------------------------------------------- official reference
-def official_reference(layer, x, t_const=1.0, mask=None):
-    """The official variant's forward pass written out from NAC.md 2.1-2.8."""
+def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0):
+    """The official variant's forward pass written out from NAC.md 2.1-2.8 (output factor ``dt``)."""
     b, t_len, _ = x.shape
     h = layer.num_heads
 
@@ -506,20 +506,20 @@ def official_reference(layer, x, t_const=1.0, mask=None):
     if mask is not None:
         logits = logits * mask[torch.arange(b)[:, None, None, None], idx].double()
     weights = torch.softmax(logits, dim=-1)
-    heads = layer.dt * (weights[..., None] * v_sel).sum(-2)
+    heads = dt * (weights[..., None] * v_sel).sum(-2)
     out = heads.transpose(1, 2).reshape(b, t_len, -1) @ layer.out_proj.weight.T + layer.out_proj.bias
     return out, weights, idx
 
 
-@pytest.mark.parametrize("t_const", [1.0, 0.375])  # float32-exact (see test_float64_layer_uses_float64_time)
+@pytest.mark.parametrize("t_const,dt", [(1.0, 1.0), (0.375, 0.6), (1.0, 2.5)])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_official_forward_matches_hand_reference(t_const, with_mask):
+def test_official_forward_matches_hand_reference(t_const, dt, with_mask):
     layer = make(input_dim=3, d_model=4, num_heads=2, variant="official", topk=3, mode="exact",
-                 t_const=t_const, return_sequences=True, return_attention=True, seed=22)
+                 t_const=t_const, dt=dt, return_sequences=True, return_attention=True, seed=22)
     x = rand_x(2, 5, 3, seed=22)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]]) if with_mask else None
     out, att = layer(x, mask=mask)
-    ref_out, ref_w, ref_idx = official_reference(layer, x, t_const, mask)
+    ref_out, ref_w, ref_idx = official_reference(layer, x, t_const, mask, dt)
     w_sorted, idx_sorted = sort_by_index(att.weights, att.indices)
     rw_sorted, ridx_sorted = sort_by_index(ref_w, ref_idx)
     assert torch.equal(idx_sorted, ridx_sorted)
