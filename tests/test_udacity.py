@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from nac.data import udacity as ud
+from nac.data.errors import DataError
 from nac.data.splits import kfold
 from nac.harness.runner import run
 from nac.models.pilotnet import EluHead, PilotNetStem
@@ -76,10 +78,11 @@ def test_missing_log_and_missing_images_are_named(tmp_path):
     folder = tmp_path / "udacity"
     (folder / "IMG").mkdir(parents=True)
     (folder / "driving_log.csv").write_text(
-        "C:\\x\\IMG\\center_a.jpg,C:\\x\\IMG\\left_a.jpg,C:\\x\\IMG\\right_a.jpg,0,0,0,1\n")
-    with pytest.raises(FileNotFoundError) as err:
+        "\nC:\\x\\IMG\\center_a.jpg,C:\\x\\IMG\\left_a.jpg,C:\\x\\IMG\\right_a.jpg,0,0,0,1\n")
+    with pytest.raises(DataError) as err:
         ud.build(CLEAN, tmp_path)
     message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{folder / 'driving_log.csv'}: line 2: ")
     assert "3 of 3 images" in message and "center_a.jpg" in message and str(folder / "IMG") in message
 
 
@@ -309,3 +312,175 @@ def test_experiment_configs_compose():
     assert paper_cfg.hydra.sweeper.params["protocol.fold"] == "0,1,2,3,4"
     assert clean_cfg.protocol.name == "clean" and clean_cfg.hydra.sweeper.params["seed"] == "0,1,2"
     assert paper_cfg.model.topk == 10 and paper_cfg.model.sparsity == 0.7 and paper_cfg.model.d_model == 64
+
+
+# ----------------------------------------------------------------------- synthetic recordings (tmp_path)
+
+def _frame(shade: int) -> np.ndarray:
+    """A 320x160 RGB frame: a horizontal ramp offset by ``shade`` (JPEG keeps it close to exact)."""
+    ramp = np.linspace(0, 80, ud.RAW_WIDTH)[None, :, None]
+    return np.clip(shade + ramp + np.zeros((ud.RAW_HEIGHT, 1, 3)), 0, 255).astype(np.uint8)
+
+
+def write_recording(folder: Path, n: int, tag: int = 0) -> Path:
+    """A recording of ``n`` rows in ``folder`` (driving_log.csv with Windows paths, no header, and IMG/).
+
+    Steering of row i is ``tag + i / 1000`` and its images' shade depends on ``tag``, so every item can be
+    traced to its recording; image base names are the same in every recording."""
+    (folder / "IMG").mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        names = [f"{camera}_{i:04d}.jpg" for camera in ud.CAMERAS]
+        for c, name in enumerate(names):
+            Image.fromarray(_frame((37 * tag + 3 * i + 50 * c) % 150)).save(folder / "IMG" / name, quality=95)
+        lines.append(",".join([f"C:\\\\drive{tag}\\\\IMG\\\\{name}" for name in names]
+                              + [f"{tag + i / 1000:.3f}", "0.5", "0", "30"]))
+    log = folder / "driving_log.csv"
+    log.write_text("\n".join(lines) + "\n")
+    return log
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def _owners(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(recording tag, row inside the recording) of each item, from the steering it was read with."""
+    steering = dataset.steering[dataset.rows].astype(np.float64)
+    tag = np.floor(steering + 1e-6).astype(int)
+    return tag, np.rint((steering - tag) * 1000).astype(int)
+
+
+def test_cache_serves_a_replaced_image_afresh_and_lists_source_files(tmp_path):
+    root, cache = tmp_path / "root", tmp_path / "cache"
+    log = write_recording(root / "udacity", 12)
+    before = _snapshot(root)
+    first = ud.build(CLEAN, root, cache_dir=cache, margin=1, augment=False)
+    image = root / "udacity" / "IMG" / "center_0003.jpg"
+    expected = {str(log.resolve())} | {str(p.resolve()) for p in (root / "udacity" / "IMG").iterdir()}
+    assert sorted(first.meta.source_files) == sorted(expected) and len(expected) == 1 + 36
+    assert not first.meta.extra["from_cache"] and ud.build(CLEAN, root, cache_dir=cache, margin=1).meta.extra["from_cache"]
+    assert _snapshot(root) == before  # the data root is only read
+    old_band = np.array(first.train.bands[3, 0])
+    Image.fromarray(255 - _frame(0)).save(image, quality=95)  # same name, other pixels
+    second = ud.build(CLEAN, root, cache_dir=cache, margin=1, augment=False)
+    assert not second.meta.extra["from_cache"]
+    fresh = ud.resize_band(ud.load_rgb(image))
+    assert np.array_equal(second.train.bands[3, 0], fresh) and np.abs(fresh.astype(int) - old_band).mean() > 50
+    assert torch.equal(second.train[3]["x"][0], ud.to_input(fresh[ud.MARGIN_ROWS:ud.MARGIN_ROWS + 66]))
+
+
+def _corrupt(kind: str, path: Path) -> None:
+    if kind == "truncated":
+        noise = np.random.default_rng(0).integers(0, 256, (160, 320, 3)).astype(np.uint8)
+        Image.fromarray(noise).save(path, quality=95)
+        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("<html>404 Not Found</html>")
+    else:  # a readable image of the wrong size
+        Image.fromarray(np.zeros((50, 100, 3), np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "text", "small"])
+def test_unreadable_image_names_file_and_log_line(tmp_path, kind):
+    log = write_recording(tmp_path / "udacity", 8)
+    image = tmp_path / "udacity" / "IMG" / "left_0005.jpg"
+    _corrupt(kind, image)
+    with pytest.raises(DataError) as err:
+        ud.build(CLEAN, tmp_path, cache_dir=tmp_path / "cache", margin=0)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{image}: referenced by {log} line 6: cannot be read")
+    assert "restore the file" in message
+    assert not (tmp_path / "cache" / "udacity").exists() or not list((tmp_path / "cache" / "udacity").iterdir())
+
+
+@pytest.mark.parametrize("line3, problem", [
+    ("c.jpg,l.jpg,r.jpg,abc,0,0,1", "steering is 'abc', not a finite number"),
+    ("c.jpg,l.jpg,r.jpg,nan,0,0,1", "steering is 'nan', not a finite number"),
+    ("c.jpg,l.jpg,r.jpg,0.1,0,0,inf", "speed is 'inf', not a finite number"),
+    ("c.jpg,l.jpg,r.jpg,0.1,0,0", "has 6 comma-separated fields, expected 7"),
+    ("C:\\a,b\\IMG\\c.jpg,l.jpg,r.jpg,0.1,0,0,1", "has 8 comma-separated fields, expected 7"),
+    ("c.jpg, ,r.jpg,0.1,0,0,1", "the left image path is empty"),
+])
+def test_bad_log_row_names_file_and_line(tmp_path, line3, problem):
+    log = tmp_path / "driving_log.csv"
+    log.write_text("c.jpg,l.jpg,r.jpg,0.0,0,0,1\nc.jpg,l.jpg,r.jpg,0.1,0,0,1\n" + line3 + "\n")
+    with pytest.raises(DataError) as err:
+        ud.read_log(log)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{log}: line 3: {problem}; fix or delete that line")
+
+
+def test_first_row_with_numbers_is_data_not_a_header(tmp_path):
+    log = tmp_path / "driving_log.csv"
+    log.write_text("c.jpg,l.jpg,r.jpg,x,0,0,1\nc.jpg,l.jpg,r.jpg,0.1,0,0,1\n")
+    with pytest.raises(DataError, match="line 1: steering is 'x'"):
+        ud.read_log(log)
+    log.write_text("")
+    with pytest.raises(DataError, match="holds no frames"):
+        ud.read_log(log)
+    log.write_text("center,left,right,steering,throttle,brake,speed\n\nc.jpg,l.jpg,r.jpg,0.1,0,0,1\n")
+    assert ud.read_log(log)["line"].tolist() == [3]
+
+
+def test_clean_splits_by_whole_recording_when_there_are_enough(tmp_path):
+    folder = tmp_path / "udacity"
+    for tag, (name, n) in enumerate([(".", 9), ("b", 10), ("c", 11), ("d/e", 12)]):
+        write_recording(folder / name, n, tag)
+    protocol = {**CLEAN, "split_seed": 3}
+    splits = ud.build(protocol, tmp_path, augment=False, limit=10)
+    recordings = splits.meta.extra["recordings"]
+    assert [r["name"] for r in recordings] == [".", "b", "c", "d/e"] and splits.meta.extra["split_by"] == "recording"
+    assert [r["n_rows"] for r in recordings] == [9, 10, 10, 10]  # limit: first 10 rows of each recording
+    shares = ud.split_recordings(4, 0.2, 0.2, 3)
+    assert sorted(shares) == ["test", "train", "train", "val"] and [r["split"] for r in recordings] == shares
+    for key in ("train", "val", "test"):
+        tags, rows = _owners(getattr(splits, key))
+        expected = [(tag, row) for tag, share in enumerate(shares) if share == key
+                    for row in range(recordings[tag]["n_rows"])]
+        assert sorted(zip(tags.tolist(), rows.tolist())) == expected
+        assert [r[key] for r in recordings] == [r["n_rows"] if r["split"] == key else 0 for r in recordings]
+    # each recording's images come from its own IMG/ (the base names are the same in all of them)
+    tags, rows = _owners(splits.test)
+    sub = [".", "b", "c", "d/e"][tags[0]]
+    image = folder / sub / "IMG" / f"center_{rows[0]:04d}.jpg"
+    assert np.array_equal(splits.test.bands[splits.test.rows[0], 0], ud.resize_band(ud.load_rgb(image)))
+    assert len(splits.meta.source_files) == 4 + 3 * 39
+    other = [ud.split_recordings(4, 0.2, 0.2, seed) for seed in range(6)]
+    assert len({tuple(s) for s in other}) > 1  # the split seed picks the recordings
+    with pytest.raises(ValueError, match="cannot split 4 recordings.*recording_split_min"):
+        ud.build({**CLEAN, "val_fraction": 0.4, "test_fraction": 0.4}, tmp_path, limit=10)
+
+
+def test_clean_cuts_blocks_inside_each_recording_when_there_are_few(tmp_path):
+    write_recording(tmp_path / "udacity" / "one", 20, 0)
+    write_recording(tmp_path / "udacity" / "two", 30, 1)
+    splits = ud.build(CLEAN, tmp_path, augment=False, margin=2)
+    assert splits.meta.extra["split_by"] == "blocks"
+    assert [(r["split"], r["train"], r["val"], r["test"]) for r in splits.meta.extra["recordings"]] == \
+        [("blocks", 8, 4, 4), ("blocks", 14, 6, 6)]
+    expected = {0: ud.contiguous_blocks(20, 0.2, 0.2, 2), 1: ud.contiguous_blocks(30, 0.2, 0.2, 2)}
+    for k, key in enumerate(("train", "val", "test")):
+        tags, rows = _owners(getattr(splits, key))
+        for tag in (0, 1):
+            assert np.array_equal(rows[tags == tag], expected[tag][k])
+    # with 3 recordings and recording_split_min raised to 4, still blocks; a short recording is named
+    write_recording(tmp_path / "udacity" / "three", 6, 2)
+    with pytest.raises(ValueError, match=r"three/driving_log.csv: the clean protocol cannot cut 6 rows"):
+        ud.build(CLEAN, tmp_path, margin=2, recording_split_min=4)
+
+
+def test_paper_pools_the_rows_of_all_recordings(tmp_path):
+    write_recording(tmp_path / "udacity", 10, 0)
+    write_recording(tmp_path / "udacity" / "later", 15, 1)
+    paper_fold = {**PAPER, "fold": 1}
+    splits = ud.build(paper_fold, tmp_path, augment=False)
+    train, held_out = kfold(25, 5, 1, 42)
+    assert np.array_equal(splits.train.rows, train) and np.array_equal(splits.test.rows, held_out)
+    tags, rows = _owners(splits.train)
+    pooled = [(0, i) for i in range(10)] + [(1, i) for i in range(15)]
+    assert list(zip(tags.tolist(), rows.tolist())) == [pooled[i] for i in train]
+    assert splits.meta.extra["split_by"] == "rows"
+    assert sum(r["test"] for r in splits.meta.extra["recordings"]) == 5

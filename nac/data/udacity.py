@@ -51,9 +51,11 @@ predictors: the training mean steering and 0.
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,8 @@ from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
 from nac.data.cache import cache_key, save_atomic
+from nac.data.errors import DataError
+from nac.data.sources import stat_key
 from nac.data.splits import check_protocol, kfold
 
 log = logging.getLogger(__name__)
@@ -101,14 +105,34 @@ DOWNLOAD_HINT = (
 
 # ----------------------------------------------------------------------------------------- reading
 
-def find_log(data_root: Path | str) -> Path:
-    """``<data_root>/udacity/driving_log.csv``, or a FileNotFoundError saying how to get one."""
+@dataclass
+class Recording:
+    """One drive: its ``driving_log.csv`` rows (with the log ``line`` of each) and their image paths."""
+
+    name: str                  # folder relative to <data_root>/udacity ("." for that folder itself)
+    log: Path
+    frame: pd.DataFrame        # COLUMNS + "line" (1-based line of the row in the log)
+    paths: list[list[Path]]    # [[center, left, right], ...] per row
+
+    def origin(self, row: int) -> str:
+        """Where row ``row`` comes from, for messages: ``<log> line <n>``."""
+        return f"{self.log} line {int(self.frame['line'].iloc[row])}"
+
+
+def find_logs(data_root: Path | str) -> list[Path]:
+    """Every ``driving_log.csv`` under ``<data_root>/udacity`` (that folder and its non-hidden subfolders),
+    sorted by folder; a FileNotFoundError saying how to get one when there is none."""
     folder = Path(data_root) / FOLDER
-    path = folder / LOG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"Udacity data not found: expected {path} and {folder / 'IMG'}/. "
+    logs = []
+    if folder.is_dir():
+        logs = sorted((p for p in folder.rglob(LOG_NAME)
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+                      key=lambda p: p.parent.relative_to(folder).parts)
+    if not logs:
+        raise FileNotFoundError(f"Udacity data not found: expected {folder / LOG_NAME} and {folder / 'IMG'}/ "
+                                f"(or one such pair per recording in subfolders of {folder}). "
                                 + DOWNLOAD_HINT.format(folder=folder))
-    return path
+    return logs
 
 
 def _base_name(path: str) -> str:
@@ -116,41 +140,95 @@ def _base_name(path: str) -> str:
     return re.split(r"[\\/]", str(path).strip())[-1]
 
 
-def read_log(path: Path | str) -> pd.DataFrame:
-    """The log as a DataFrame with :data:`COLUMNS`; image columns hold base names, numbers are floats.
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
 
-    A header row (the course's sample recording has one) is detected and skipped.
+
+def read_log(path: Path | str) -> pd.DataFrame:
+    """The log as a DataFrame with :data:`COLUMNS` plus ``line`` (its 1-based line in the file).
+
+    Image columns hold base names, numbers are floats. A first row without a number in any of the
+    steering, throttle, brake and speed fields is a header (the course's sample recording has one)
+    and is skipped; blank lines are skipped. Any other row must have 7 fields, three image paths and
+    four finite numbers, else a :class:`DataError` names the line.
     """
-    frame = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
-    if frame.shape[1] < 4:
-        raise ValueError(f"{path}: expected at least 4 columns (center, left, right, steering, ...), "
-                         f"found {frame.shape[1]}")
-    frame = frame.iloc[:, :len(COLUMNS)]
-    frame.columns = COLUMNS[:frame.shape[1]]
-    if len(frame) and pd.isna(pd.to_numeric(frame["steering"].iloc[0], errors="coerce")):
-        frame = frame.iloc[1:].reset_index(drop=True)  # header row
-    for column in CAMERAS:
-        frame[column] = frame[column].map(_base_name)
-    for column in COLUMNS[3:frame.shape[1]]:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        if values.isna().any():
-            bad = int(values.isna().idxmax())
-            raise ValueError(f"{path}: row {bad + 1} has a non-numeric {column!r} ({frame[column].iloc[bad]!r})")
-        frame[column] = values.astype(np.float64)
+    path = Path(path)
+    fix = f"fix or delete that line of {path.name} (the simulator writes {', '.join(COLUMNS)}; quote a path with a comma)"
+    rows, lines = [], []
+    first = True
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle, skipinitialspace=True)
+        try:
+            for fields in reader:
+                line = reader.line_num
+                if not any(field.strip() for field in fields):
+                    continue
+                if len(fields) != len(COLUMNS):
+                    raise DataError(path, f"line {line}", f"has {len(fields)} comma-separated fields, expected "
+                                    f"{len(COLUMNS)}", fix)
+                numbers = [_number(field) for field in fields[3:]]
+                header, first = first and all(value is None for value in numbers), False
+                if header:
+                    continue
+                for column, field, value in zip(COLUMNS[3:], fields[3:], numbers):
+                    if value is None:
+                        raise DataError(path, f"line {line}", f"{column} is {field.strip()!r}, not a finite number",
+                                        fix)
+                for column, field in zip(CAMERAS, fields[:3]):
+                    if not _base_name(field):
+                        raise DataError(path, f"line {line}", f"the {column} image path is empty", fix)
+                rows.append([_base_name(field) for field in fields[:3]] + numbers)
+                lines.append(line)
+        except csv.Error as err:
+            raise DataError(path, f"line {reader.line_num}", f"is not valid CSV ({err})", fix) from err
+    if not rows:
+        raise DataError(path, None, "holds no frames", "record a drive into it, or remove the file (and its folder)")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["line"] = lines
     return frame
 
 
 def image_paths(frame: pd.DataFrame, image_dir: Path) -> list[list[Path]]:
-    """``[[center, left, right], ...]`` paths in ``image_dir``; FileNotFoundError naming missing ones."""
+    """``[[center, left, right], ...]`` paths in ``image_dir``; a DataError naming the log line of the first
+    missing image (the log is ``image_dir/../driving_log.csv``)."""
     paths = [[image_dir / frame[c].iloc[i] for c in CAMERAS] for i in range(len(frame))]
-    missing = [p for row in paths for p in row if not p.is_file()]
+    missing = [(i, p) for i, row in enumerate(paths) for p in row if not p.is_file()]
     if missing:
-        shown = ", ".join(p.name for p in missing[:5])
-        raise FileNotFoundError(
-            f"{len(missing)} of {3 * len(paths)} images referenced by the driving log are missing from "
-            f"{image_dir} (e.g. {shown}). Copy the recording's IMG/ folder next to driving_log.csv. "
-            + DOWNLOAD_HINT.format(folder=image_dir.parent))
+        row, first = missing[0]
+        line = int(frame["line"].iloc[row]) if "line" in frame else row + 1
+        raise DataError(image_dir.parent / LOG_NAME, f"line {line}",
+                        f"image {first.name} not found in {image_dir} ({len(missing)} of {3 * len(paths)} images "
+                        f"referenced by this log are missing)",
+                        "copy the recording's IMG/ folder next to its driving_log.csv, or delete the rows whose "
+                        "images are gone")
     return paths
+
+
+def read_recordings(data_root: Path | str, limit: int | None = None) -> list[Recording]:
+    """Every recording under ``<data_root>/udacity`` (see the module docstring), each cut to its first
+    ``limit`` rows when given; images are looked up in the ``IMG/`` folder next to each log."""
+    folder = Path(data_root) / FOLDER
+    recordings = []
+    for log_path in find_logs(data_root):
+        frame = read_log(log_path)
+        if limit is not None:
+            frame = frame.iloc[:int(limit)].reset_index(drop=True)
+        name = log_path.parent.relative_to(folder).as_posix()
+        recordings.append(Recording(name, log_path, frame, image_paths(frame, log_path.parent / "IMG")))
+    return recordings
+
+
+def source_files(recordings: Sequence[Recording]) -> list[str]:
+    """Absolute paths of every file the recordings are read from: each log, then its images."""
+    files = []
+    for recording in recordings:
+        files.append(str(recording.log.resolve()))
+        files.extend(str(path.resolve()) for row in recording.paths for path in row)
+    return files
 
 
 # ----------------------------------------------------------------------------------- preprocessing
@@ -232,6 +310,7 @@ def preprocess(rgb: np.ndarray) -> torch.Tensor:
 
 
 def load_rgb(path: Path) -> np.ndarray:
+    """The image at ``path`` as (H, W, 3) uint8 RGB (PIL's errors for unreadable files pass through)."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
@@ -292,27 +371,41 @@ def augment(bands: np.ndarray, steering: float, rng: np.random.Generator, margin
 
 # --------------------------------------------------------------------------------------- the cache
 
-def _cache_key(log_path: Path, limit: int | None, margin_rows: int) -> str:
-    stat = log_path.stat()
-    return cache_key(v=PREPROCESS_VERSION, log=str(log_path.resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                     limit=limit, margin_rows=margin_rows)
+def decode_band(path: Path, margin_rows: int = MARGIN_ROWS, origin: str | None = None) -> np.ndarray:
+    """The band (66 + 2m, 200, 3) uint8 of one camera image; a DataError naming the file (and ``origin``,
+    the log line that refers to it) when it is not a readable 320x160 image."""
+    try:
+        return resize_band(load_rgb(path), margin_rows)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated file; bad size
+        problem = str(err).split("\n")[0] or type(err).__name__
+        raise DataError(path, f"referenced by {origin}" if origin else None,
+                        f"cannot be read as a {RAW_WIDTH}x{RAW_HEIGHT} image ({problem})",
+                        "restore the file from the original recording, or delete that row of the driving log") from err
 
 
-def decode_bands(paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS) -> np.ndarray:
-    """(N, 3 cameras, 66 + 2m, 200, 3) uint8 RGB bands of the given ``[[center, left, right], ...]``."""
+def decode_bands(paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS,
+                 origins: Sequence[str] | None = None) -> np.ndarray:
+    """(N, 3 cameras, 66 + 2m, 200, 3) uint8 RGB bands of the given ``[[center, left, right], ...]``;
+    ``origins[i]`` names the log line of row ``i`` in error messages."""
     out = np.empty((len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3), np.uint8)
     for i, row in enumerate(paths):
         for c, path in enumerate(row):
-            out[i, c] = resize_band(load_rgb(path), margin_rows)
+            out[i, c] = decode_band(path, margin_rows, origins[i] if origins is not None else None)
     return out
 
 
-def load_bands(log_path: Path, paths: Sequence[Sequence[Path]], cache_dir: Path | None, limit: int | None,
+def load_bands(recordings: Sequence[Recording], cache_dir: Path | None, limit: int | None,
                margin_rows: int = MARGIN_ROWS) -> tuple[np.ndarray, Path | None, bool]:
-    """The bands of every row, from the cache when present: ``(bands, cache_file, from_cache)``."""
+    """The bands of every row of every recording (in order), from the cache when present:
+    ``(bands, cache_file, from_cache)``. The cache is keyed on :func:`~nac.data.sources.stat_key` (path,
+    size, modification time) of every log and image, the row limit, the margin and the preprocessing
+    version, so a replaced image is decoded again."""
+    paths = [row for recording in recordings for row in recording.paths]
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / FOLDER / f"bands_{_cache_key(log_path, limit, margin_rows)}.npy"
+        key = cache_key(v=PREPROCESS_VERSION, sources=stat_key(source_files(recordings)), limit=limit,
+                        margin_rows=margin_rows)
+        cache_file = Path(cache_dir) / FOLDER / f"bands_{key}.npy"
         if cache_file.is_file():
             try:
                 bands = np.load(cache_file, mmap_mode="r")
@@ -323,7 +416,8 @@ def load_bands(log_path: Path, paths: Sequence[Sequence[Path]], cache_dir: Path 
             except (OSError, ValueError) as err:
                 log.warning("ignoring unreadable Udacity cache %s (%s)", cache_file, err)
     log.info("decoding %d Udacity images", 3 * len(paths))
-    bands = decode_bands(paths, margin_rows)
+    origins = [recording.origin(i) for recording in recordings for i in range(len(recording.frame))]
+    bands = decode_bands(paths, margin_rows, origins)
     if cache_file is not None:
         save_atomic(cache_file, bands)
     return bands, cache_file, False
@@ -391,45 +485,94 @@ def contiguous_blocks(n: int, val_fraction: float, test_fraction: float, margin:
     return train, val, test
 
 
+def split_recordings(n: int, val_fraction: float, test_fraction: float, seed: int) -> list[str]:
+    """The split (``train``, ``val`` or ``test``) of each of ``n`` recordings: test and validation get
+    ``round(fraction * n)`` recordings each (at least one), picked by a permutation seeded with ``seed``;
+    the rest train."""
+    n_test, n_val = max(1, int(round(test_fraction * n))), max(1, int(round(val_fraction * n)))
+    if n - n_test - n_val < 1:
+        raise ValueError(f"the clean protocol cannot split {n} recordings into train / val ({n_val}) / test "
+                         f"({n_test}) by recording; add recordings, or raise dataset.builder.recording_split_min "
+                         f"above {n} to cut each recording into contiguous blocks instead")
+    order = np.random.default_rng(seed).permutation(n)
+    split = ["train"] * n
+    for i in order[:n_test]:
+        split[i] = "test"
+    for i in order[n_test:n_test + n_val]:
+        split[i] = "val"
+    return split
+
+
+def _clean_rows(recordings: Sequence[Recording], starts: np.ndarray, protocol: Mapping, margin: int,
+                recording_split_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Pooled rows (train, val, test) of the clean protocol and each recording's share (see the docstring)."""
+    val_fraction, test_fraction = float(protocol.get("val_fraction", 0.2)), float(protocol.get("test_fraction", 0.2))
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    if len(recordings) >= recording_split_min:
+        shares = split_recordings(len(recordings), val_fraction, test_fraction, int(protocol.get("split_seed", 0)))
+        for i, share in enumerate(shares):
+            parts[share].append(np.arange(starts[i], starts[i + 1]))
+    else:
+        shares = ["blocks"] * len(recordings)
+        for i, recording in enumerate(recordings):
+            try:
+                blocks = contiguous_blocks(len(recording.frame), val_fraction, test_fraction, margin)
+            except ValueError as err:
+                raise ValueError(f"{recording.log}: {err}") from err
+            for key, block in zip(("train", "val", "test"), blocks):
+                parts[key].append(block + starts[i])
+    rows = [np.concatenate(parts[key]) if parts[key] else np.zeros(0, np.int64) for key in ("train", "val", "test")]
+    return rows[0], rows[1], rows[2], shares
+
+
 def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, margin: int = 20,
-          augment: bool = True, augment_probability: float = 0.6, limit: int | None = None) -> DatasetSplits:
+          augment: bool = True, augment_probability: float = 0.6, limit: int | None = None,
+          recording_split_min: int = 3) -> DatasetSplits:
     """Udacity splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
 
     ``margin``: frames dropped between the clean protocol's blocks; ``augment``: training augmentation
-    on/off; ``limit``: keep the first N rows of the log (quick tests). ``seed`` seeds the augmentation.
+    on/off; ``limit``: keep the first N rows of each recording's log (quick tests); ``recording_split_min``:
+    the clean protocol splits by whole recordings when there are at least this many, else by contiguous
+    blocks inside each recording. ``seed`` seeds the augmentation.
     """
     name = check_protocol("udacity", protocol, ("clean", "paper"))
     if data_root is None:
         raise FileNotFoundError("Udacity needs a data root holding udacity/driving_log.csv and udacity/IMG/ "
                                 "(paths.data_root or $NAC_DATA_ROOT). " + DOWNLOAD_HINT.format(folder="udacity"))
-    log_path = find_log(data_root)
-    frame = read_log(log_path)
-    if limit is not None:
-        frame = frame.iloc[:int(limit)].reset_index(drop=True)
-    paths = image_paths(frame, log_path.parent / "IMG")
-    bands, cache_file, from_cache = load_bands(log_path, paths, cache_dir, limit)
-    steering = frame["steering"].to_numpy(np.float32)
-    n = len(frame)
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"dataset.builder.limit={limit} must be a positive number of rows (or null for all rows)")
+    recordings = read_recordings(data_root, limit)
+    bands, cache_file, from_cache = load_bands(recordings, cache_dir, limit)
+    steering = np.concatenate([recording.frame["steering"].to_numpy(np.float32) for recording in recordings])
+    starts = np.cumsum([0] + [len(recording.frame) for recording in recordings])
+    n = len(steering)
     fold = None
     if name == "clean":
-        train, val, test = contiguous_blocks(n, float(protocol.get("val_fraction", 0.2)),
-                                             float(protocol.get("test_fraction", 0.2)), int(margin))
+        train, val, test, shares = _clean_rows(recordings, starts, protocol, int(margin), int(recording_split_min))
     else:
         fold = int(protocol.get("fold", 0))
         train, val = kfold(n, int(protocol.get("n_folds", 5)), fold, int(protocol.get("split_seed", 42)))
-        test = val
+        test, shares = val, ["folds"] * len(recordings)
 
     def split(rows, training: bool) -> UdacityFrames:
         return UdacityFrames(bands, steering, rows, augment=training and augment, probability=augment_probability,
                              seed=seed)
 
+    owner = np.repeat(np.arange(len(recordings)), np.diff(starts))
+    per_recording = [{"name": recording.name, "log": str(recording.log), "n_rows": len(recording.frame),
+                      "split": share, **{key: int(np.sum(owner[rows] == i))
+                                         for key, rows in (("train", train), ("val", val), ("test", test))}}
+                     for i, (recording, share) in enumerate(zip(recordings, shares))]
     train_mean = float(steering[train].mean())
     meta = DatasetMeta(
         name="udacity", input_dim=3, output_dim=1, task="regression", metric="mse", metric_mode="min",
         protocol=name, time_unit="token (PilotNet feature-map slice; t = 1)", fold=fold,
+        source_files=source_files(recordings),
         extra={"n_rows": n, "rows": {"train": len(train), "val": len(val), "test": len(test)},
+               "recordings": per_recording,
+               "split_by": {"clean": "recording" if shares[0] != "blocks" else "blocks", "paper": "rows"}[name],
                "margin": int(margin) if name == "clean" else None, "augment": bool(augment),
-               "augment_probability": float(augment_probability), "limit": limit, "log": str(log_path),
+               "augment_probability": float(augment_probability), "limit": limit,
                "train_mean_steering": train_mean,
                "baseline_test_mse_train_mean": float(np.mean((steering[test] - train_mean) ** 2)),
                "baseline_test_mse_zero": float(np.mean(steering[test].astype(np.float64) ** 2)),
