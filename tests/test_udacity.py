@@ -6,6 +6,7 @@ with Windows paths, no header); they are skipped without it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import ntpath
 from pathlib import Path
@@ -312,6 +313,9 @@ def test_experiment_configs_compose():
     assert paper_cfg.hydra.sweeper.params["protocol.fold"] == "0,1,2,3,4"
     assert clean_cfg.protocol.name == "clean" and clean_cfg.hydra.sweeper.params["seed"] == "0,1,2"
     assert paper_cfg.model.topk == 10 and paper_cfg.model.sparsity == 0.7 and paper_cfg.model.d_model == 64
+    assert clean_cfg.dataset.builder.recording_split_min == 3
+    builder_options = set(clean_cfg.dataset.builder) - {"_target_", "_partial_"}
+    assert builder_options <= set(inspect.signature(ud.build).parameters)
 
 
 # ----------------------------------------------------------------------- synthetic recordings (tmp_path)

@@ -1,11 +1,21 @@
 """Udacity self-driving-car simulator recordings: steering regression (PROTOCOLS.md section 2, ``udacity``).
 
-Data: ``<data_root>/udacity/driving_log.csv`` and ``<data_root>/udacity/IMG/``. The log has one row
-per frame: center, left and right image paths, steering, throttle, brake, speed. The simulator writes
-it without a header and with absolute paths of the recording machine (Windows or Unix); the course's
-sample recording has a header and relative paths. Both are read: a first row whose steering field is
-not a number is taken as a header, and only the base name of each path is used (looked up in
-``IMG/``). Row order is recording order (about 14 frames per second).
+Data: one or more recordings under ``<data_root>/udacity``. A recording is a folder holding a
+``driving_log.csv`` and an ``IMG/`` folder: ``udacity/`` itself and/or any of its (non-hidden)
+subfolders, at any depth, e.g. ``udacity/track1_lap1/driving_log.csv`` with ``udacity/track1_lap1/IMG/``.
+Recordings are taken in the order of their folder names (``udacity/`` itself first); rows keep their
+order inside a recording (recording order, about 14 frames per second). The log has one row per frame:
+center, left and right image paths, steering, throttle, brake, speed. The simulator writes it without
+a header and with absolute paths of the recording machine (Windows or Unix); the course's sample
+recording has a header and relative paths. Both are read: a first row without a number in any of its
+four numeric fields is a header, blank lines are skipped, and only the base name of each image path is
+used, looked up in the ``IMG/`` folder next to that log (so two recordings may use the same names).
+
+Bad data stops the build with one line (:class:`~nac.data.errors.DataError`) and the data root is
+never written to: a row without exactly 7 fields, with an empty image path or with a steering,
+throttle, brake or speed that is not a finite number names the log and its line; a missing image
+names the log line that refers to it; an image that cannot be decoded as a 320x160 picture (truncated,
+empty, not an image, other size) names the image file and the log line.
 
 Preprocessing (every frame, every camera): crop raw rows 60 to 135 (``image[60:-25]`` of the 160x320
 frame), resize to 200x66 with bilinear sampling at half-pixel centres (OpenCV ``INTER_LINEAR``
@@ -31,20 +41,27 @@ equals translate-then-crop up to interpolation rounding, and the cache is 3.3x s
 Random numbers come from a generator seeded by ``(seed, row, n-th draw of that item)`` (and the
 DataLoader worker seed when ``num_workers > 0``): the same seed gives the same augmented batches.
 
-Cache: the uint8 RGB bands of all cameras (N, 3, 78, 200, 3) are written once to
-``<cache_dir>/udacity/bands_<key>.npy`` (memory-mapped on reading), keyed by the log's path, size and
-modification time, the row limit, the band margin and :data:`PREPROCESS_VERSION`.
+Cache: the uint8 RGB bands of all cameras of all recordings (N, 3, 78, 200, 3) are written once to
+``<cache_dir>/udacity/bands_<key>.npy`` (memory-mapped on reading), keyed by path, size and
+modification time of every log and image read (:func:`nac.data.sources.stat_key`), the row limit, the
+band margin and :data:`PREPROCESS_VERSION`: a replaced image is decoded again. ``meta.source_files``
+lists the same files (logs and images, absolute paths).
 
-Protocols:
-``paper`` -- shuffled 5-fold over rows (``protocol.n_folds``, ``fold``, ``split_seed`` 42); the
-  held-out fold is both validation and test (the checkpoint is chosen on the reported fold), the
-  other folds train (with augmentation). Neighbouring frames 70 ms apart land in train and test,
-  so this measures interpolation along one drive.
-``clean`` -- contiguous blocks in recording order: training (the first ``1 - val - test`` share),
-  then validation (``protocol.val_fraction``), then test (``protocol.test_fraction``, the end of the
-  drive), with ``margin`` frames dropped before the validation and before the test block, so every
-  test frame is more than ``margin`` rows from any training or validation frame.
-  ``protocol.split_seed`` is not used (the split is fixed by the order).
+Protocols (every item is one frame, so no item spans two recordings):
+``paper`` -- shuffled 5-fold over rows (``protocol.n_folds``, ``fold``, ``split_seed`` 42), the rows
+  of all recordings pooled in order; the held-out fold is both validation and test (the checkpoint is
+  chosen on the reported fold), the other folds train (with augmentation). Neighbouring frames 70 ms
+  apart land in train and test, so this measures interpolation along one drive.
+``clean`` -- with at least ``recording_split_min`` (3) recordings, by whole recordings: test and
+  validation get ``round(fraction * n)`` recordings each (at least one; ``protocol.test_fraction``,
+  ``protocol.val_fraction``), picked by a permutation seeded with ``protocol.split_seed``; the others
+  train. With fewer recordings, contiguous blocks inside each recording: training (the first
+  ``1 - val - test`` share), then validation, then test (the end of the drive), with ``margin`` frames
+  dropped before the validation and before the test block, so every test frame is more than
+  ``margin`` rows from any training or validation frame of its recording (``split_seed`` is not used).
+  ``meta.extra["recordings"]`` gives each recording's name, log, rows, share (``train`` / ``val`` /
+  ``test``, ``blocks`` or ``folds``) and its rows in each split; ``meta.extra["split_by"]`` says
+  ``recording``, ``blocks`` or ``rows``. ``limit`` keeps the first N rows of each recording.
 Metric: MSE of steering (``mode`` min); ``meta.extra`` also gives the test MSE of two trivial
 predictors: the training mean steering and 0.
 """
