@@ -174,7 +174,8 @@ def read_log(path: Path | str) -> pd.DataFrame:
     four finite numbers, else a :class:`DataError` names the line.
     """
     path = Path(path)
-    fix = f"fix or delete that line of {path.name} (the simulator writes {', '.join(COLUMNS)}; quote a path with a comma)"
+    fix = (f"fix or delete that line of {path.name} (the simulator writes {', '.join(COLUMNS)}; "
+           "quote a path with a comma)")
     rows, lines = [], []
     first = True
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
