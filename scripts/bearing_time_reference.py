@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,6 +28,8 @@ from nac.data.bearings import TIME_INDEX, build  # noqa: E402
 from nac.harness.metrics import MetricAccumulator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the shipped dataset config, whose label and temperature fallbacks (XJTU-SY) the reference uses too
+DATASET_CONFIG = ROOT / "configs" / "dataset" / "bearings.yaml"
 
 
 def arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -57,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", nargs="+", default=None, help="training bearings (default: the paper's)")
     parser.add_argument("--val", nargs="+", default=None, help="clean only: validation bearings")
     parser.add_argument("--test", nargs="+", default=None, metavar="NAME=BEARING", help="test bearings (default: the paper's)")
-    parser.add_argument("--xjtu-label", choices=("linear", "ode"), default="linear")
+    parser.add_argument("--xjtu-label", choices=("linear", "ode"), default=None,
+                        help="label of the XJTU-SY files, which have none (default: the dataset config's)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "runs" / "cache")
     args = parser.parse_args(argv)
     tests = None if args.test is None else dict(item.split("=", 1) for item in args.test)
-    options = dict(train_bearings=args.train, val_bearings=args.val, test_bearings=tests, xjtu_label=args.xjtu_label)
+    shipped = OmegaConf.to_container(OmegaConf.load(DATASET_CONFIG).builder)
+    label_fallback = dict(shipped["label_fallback"], **({"xjtu": args.xjtu_label} if args.xjtu_label else {}))
+    options = dict(train_bearings=args.train, val_bearings=args.val, test_bearings=tests,
+                   label_fallback=label_fallback, temperature_fallback_c=shipped["temperature_fallback_c"])
     folds = range(args.folds) if args.protocol == "paper" else [None]
     results: dict[str, list[dict]] = {}
     try:

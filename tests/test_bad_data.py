@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nac.data import bearings as br
 from nac.data import cmapss
 from nac.data.errors import DataError
 from tests.conftest import SHARED_DATA, run_cli
+from tests.test_bearings import CLEAN as BEARINGS_CLEAN
+from tests.test_bearings import SYNTHETIC, synthetic_root, write_feature_file
 from tests.test_cmapss import CLEAN as CMAPSS_CLEAN
 from tests.test_cmapss import write_fd002_like
 
@@ -116,3 +119,79 @@ def test_cli_reports_a_truncated_cmapss_copy_in_one_line(tmp_path):
                       + errors[0].split(f"line {cut_line}: ", 1)[1]], done.stderr[-2000:]
     assert "truncated" in errors[0] and "Traceback" not in done.stderr
     assert tree_state(root) == before
+
+
+# ---------------------------------------------------------------- bearing feature files
+
+@pytest.fixture
+def bearing_root(tmp_path) -> Path:
+    return synthetic_root(tmp_path / "data")
+
+
+def _test_bearing(root: Path) -> Path:
+    return root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv"
+
+
+def _build_bearings(root: Path, cache: Path):
+    return br.build(BEARINGS_CLEAN, root, cache_dir=cache, **SYNTHETIC)
+
+
+def test_truncated_gzip_feature_file(bearing_root, tmp_path):
+    plain = _test_bearing(bearing_root)
+    packed = plain.with_name(plain.name + ".gz")
+    data = gzip.compress(plain.read_bytes())
+    plain.unlink()
+    packed.write_bytes(data[:len(data) // 2])  # a download cut short
+    before = tree_state(bearing_root)
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), packed, "cannot be read",
+                    "EOFError", "extract_bearing_features.py")
+    assert tree_state(bearing_root) == before
+    packed.write_bytes(b"")
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), packed, "is empty")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "bearings" / "features" / "pronostia").is_dir(), reason="no shared bearings")
+def test_truncated_copy_of_a_real_gzip_file(tmp_path):
+    source = SHARED_DATA / "bearings" / "features" / "pronostia" / "Bearing2_7_features.csv.gz"
+    copy = tmp_path / source.name
+    copy.write_bytes(source.read_bytes()[:-100])
+    raises_one_line(lambda: br.read_bearing(copy, br.parse_ref("Bearing2_7")), copy, "cannot be read")
+
+
+def test_row_cut_mid_row_names_the_line(bearing_root, tmp_path):
+    path = _test_bearing(bearing_root)
+    lines = path.read_text().splitlines()
+    cut = lines[-1].rsplit(",", 4)[0]  # the last row ends after its Time value
+    path.write_text("\n".join(lines[:-1] + [cut]) + "\n")
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, f"line {len(lines)}",
+                    "column Temperature is empty")
+
+
+def test_nan_label_names_file_and_row(bearing_root, tmp_path):
+    path = _test_bearing(bearing_root)
+    frame = pd.read_csv(path)
+    frame.loc[11, "Degradation"] = np.nan
+    frame.to_csv(path, index=False)
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 13",
+                    "column Degradation is empty")
+    frame.loc[11, "Degradation"] = 1.5
+    frame.to_csv(path, index=False)
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 13",
+                    "1.5 is outside [0, 1]")
+
+
+@pytest.mark.parametrize("cell, fragment", [("[1.0, 2.0", "is not a JSON list"), ("[1, 2, 3, 4, 5, 6]", "7 numbers"),
+                                            ("[1, 2, 3, 4, NaN, 6, 7]", "value 5 (skewness) is nan")])
+def test_bad_channel_list_names_line_and_column(bearing_root, tmp_path, cell, fragment):
+    path = _test_bearing(bearing_root)
+    frame = pd.read_csv(path)
+    frame.loc[4, "Vertical"] = cell
+    frame.to_csv(path, index=False)
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 6, column Vertical",
+                    fragment)
+
+
+def test_missing_feature_column(bearing_root, tmp_path):
+    path = _test_bearing(bearing_root)
+    write_feature_file(path, columns=("Horizontal", "Time", "Temperature", "Degradation"))
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "column Vertical: missing")

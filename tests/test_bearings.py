@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -30,9 +31,11 @@ needs_data = pytest.mark.skipif(not (FEATURES / "pronostia").is_dir() or not RAW
 
 PAPER = {"name": "paper", "n_folds": 5, "fold": 0, "split_seed": 42}
 CLEAN = {"name": "clean"}
+#: what the shipped config gives XJTU-SY files, which have no Degradation and no Temperature column
+FALLBACKS = dict(label_fallback={"xjtu": "linear"}, temperature_fallback_c={"xjtu": 25})
 #: the bearings present in the shared copy, in place of the paper's
 SUB = dict(train_bearings=["Bearing1_4", "Bearing1_7"],
-           test_bearings={"pronostia": "Bearing1_2", "xjtu": "Bearing1_1", "hust": "Bearing1"})
+           test_bearings={"pronostia": "Bearing1_2", "xjtu": "Bearing1_1", "hust": "Bearing1"}, **FALLBACKS)
 SNAPSHOTS = 6  # 6 x 2560 samples -> 1 + (15360 - 1000) // 500 = 29 frames
 
 
@@ -215,7 +218,7 @@ def test_drop_time_switch_changes_input_dim(tmp_path, protocol):
 def test_xjtu_labels_linear_default_and_ode_option(tmp_path):
     ref = br.parse_ref("xjtu/Bearing1_1")
     path = br.feature_file(DATA_ROOT, ref)
-    linear, ode = br.read_bearing(path, ref, "linear"), br.read_bearing(path, ref, "ode")
+    linear, ode = br.read_bearing(path, ref, "linear", 25), br.read_bearing(path, ref, "ode", 25)
     np.testing.assert_allclose(linear.label, linear.time / linear.time[-1])
     assert ode.label[0] == 0 and ode.label[-1] == pytest.approx(1.0)
     assert ode.label[int(0.75 * len(ode.label))] < 0.01  # the ODE label stays near 0 for most of the run
@@ -251,3 +254,79 @@ def test_experiment_configs_compose():
     assert list(paper.dataset.builder.train_bearings) == list(br.PAPER_TRAIN)
     assert dict(paper.dataset.builder.test_bearings) == br.PAPER_TESTS
     assert clean.protocol.name == "clean" and clean.hydra.sweeper.params["seed"] == "0,1,2"
+
+
+ALL_COLUMNS = ("Horizontal", "Vertical", "Time", "Temperature", "Degradation", "RPM", "Load")
+
+
+def write_feature_file(path, rows: int = 40, seed: int = 0, columns=ALL_COLUMNS):
+    """A small synthetic feature CSV in the authors' format (gzipped when ``path`` ends in .gz)."""
+    rng = np.random.default_rng(seed)
+    time = np.round(np.arange(rows) * 1000 / 25600, 5)
+    frame = pd.DataFrame({
+        "Horizontal": [json.dumps((rng.random(7) + 0.1).tolist()) for _ in range(rows)],
+        "Vertical": [json.dumps((rng.random(7) + 0.1).tolist()) for _ in range(rows)],
+        "Time": time, "Temperature": 30 + rng.random(rows), "Degradation": time / time[-1],
+        "RPM": 1800.0, "Load": 4000.0})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[list(columns)].to_csv(path, index=False)
+    return path
+
+
+def synthetic_root(root, rows: int = 40):
+    """PRONOSTIA Bearing1_1 (train), 1_2 (val), 1_3 (test) under ``root``; returns the data root."""
+    for i, name in enumerate(("Bearing1_1", "Bearing1_2", "Bearing1_3")):
+        write_feature_file(root / "bearings" / "features" / "pronostia" / f"{name}_features.csv", rows, seed=i)
+    return root
+
+
+SYNTHETIC = dict(train_bearings=["Bearing1_1"], val_bearings=["Bearing1_2"], test_bearings={"pronostia": "Bearing1_3"},
+                 window=8, stride=4)
+
+
+def test_source_files_and_a_replaced_file_is_not_served_from_cache(tmp_path):
+    root = synthetic_root(tmp_path / "data")
+    first = br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
+    folder = (root / "bearings" / "features" / "pronostia").resolve()
+    assert sorted(first.meta.source_files) == [str(folder / f"Bearing1_{i}_features.csv") for i in (1, 2, 3)]
+    assert len(list((tmp_path / "cache" / "bearings").glob("*.npz"))) == 3
+    # same name, new content (same row count): the next build must read it, not the cache
+    target = folder / "Bearing1_3_features.csv"
+    stat = target.stat()
+    write_feature_file(target, seed=7)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later mtime, whatever the clock's grain
+    second = br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
+    uncached = br.build(CLEAN, root, cache_dir=None, **SYNTHETIC)
+    assert not torch.equal(second.test.x, first.test.x)
+    assert torch.equal(second.test.x, uncached.test.x) and torch.equal(second.train.x, first.train.x)
+
+
+def test_missing_label_or_temperature_column_needs_a_named_fallback(tmp_path):
+    root = synthetic_root(tmp_path / "data")
+    target = root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv"
+    write_feature_file(target, seed=2, columns=("Horizontal", "Vertical", "Time", "RPM", "Load"))
+    with pytest.raises(ValueError, match=r"Bearing1_3_features.csv: column Temperature: missing.*"
+                                         r"temperature_fallback_c.pronostia=25"):
+        br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
+    with pytest.raises(ValueError, match=r"Bearing1_3_features.csv: column Degradation: missing.*"
+                                         r"label_fallback.pronostia=linear"):
+        br.build(CLEAN, root, cache_dir=tmp_path / "cache", temperature_fallback_c={"pronostia": 25}, **SYNTHETIC)
+    named = br.build(CLEAN, root, cache_dir=tmp_path / "cache", label_fallback={"pronostia": "linear"},
+                     temperature_fallback_c={"pronostia": 25}, **SYNTHETIC)
+    bearing = br.read_bearing(target, br.parse_ref("Bearing1_3"), "linear", 25)
+    np.testing.assert_allclose(bearing.label, bearing.time / bearing.time[-1])
+    assert (bearing.features[:, 15] == 298.15).all()
+    assert named.meta.extra["label_fallback"] == {"pronostia": "linear", "xjtu": None, "hust": None}
+    with pytest.raises(ValueError, match=r"label_fallback.pronostia='ode' is not valid"):
+        br.build(CLEAN, root, label_fallback={"pronostia": "ode"}, **SYNTHETIC)
+    with pytest.raises(ValueError, match=r"unknown bearing dataset 'femto'"):
+        br.build(CLEAN, root, temperature_fallback_c={"femto": 25}, **SYNTHETIC)
+
+
+def test_shipped_config_names_fallbacks_for_xjtu_only():
+    """The published XJTU-SY files lack Degradation and Temperature; every other dataset must have them."""
+    from omegaconf import OmegaConf
+
+    builder = OmegaConf.load(ROOT / "configs" / "dataset" / "bearings.yaml").builder
+    assert dict(builder.label_fallback) == {"pronostia": None, "xjtu": "linear", "hust": None}
+    assert dict(builder.temperature_fallback_c) == {"pronostia": None, "xjtu": 25, "hust": None}

@@ -11,17 +11,27 @@ features equal the published ones and where they differ).
 
 Inputs per row, as the authors' scripts build them (16): per channel (horizontal, then vertical)
 ``log10(energy + 1e-8)``, dominant frequency, entropy, kurtosis, skewness, mean, std; then ``Time``
-and the temperature in Kelvin (``Temperature + 273.15``; 25 deg C = 298.15 K where the file has
-none). ``drop_time=true`` removes ``Time`` (15 inputs). Target: the ``Degradation`` column, in [0, 1].
-XJTU-SY files have no ``Degradation`` (the NAC repository's copies hold ``RUL``, ``Time`` only).
-``xjtu_label=linear`` (default) uses ``Time / Time[-1]``, what the published PRONOSTIA and HUST labels
-nearly are. ``xjtu_label=ode`` is the only XJTU-SY label code the authors published (repository
-itxwaleedrazzaq/uqpcnn_rul, ``labels.ipynb``, a different paper): a degradation ODE integrated over
-``Time`` at 293.15 K with the condition's rpm and load (:data:`XJTU_CONDITIONS`), min-max normalised
-(:func:`nac.data.bearing_features.degradation_ode`); it stays near 0 for most of the run. The
-default is ``linear`` because the paper's XJTU-SY figure is only reachable with it: a line on Time
-alone scores S = 19.9 on Bearing1_1 with ``linear`` labels (paper's NAC: 22.87) but 373.5 with ``ode``
-(``scripts/bearing_time_reference.py``, 2 substituted training bearings).
+and the temperature in Kelvin (``Temperature + 273.15``). ``drop_time=true`` removes ``Time`` (15
+inputs). Target: the ``Degradation`` column, in [0, 1].
+
+A file without ``Degradation`` or ``Temperature`` is an error naming the file and the column, unless
+the config names the fallback for that dataset: ``label_fallback.<dataset>`` and
+``temperature_fallback_c.<dataset>`` (deg C). The shipped config names them for XJTU-SY only, whose
+files have neither (the NAC repository's copies hold ``RUL``, ``Time`` only): temperature 25 deg C
+(298.15 K, the authors' default) and label ``linear``, ``Time / Time[-1]``, what the published
+PRONOSTIA and HUST labels nearly are. ``label_fallback.xjtu=ode`` is the only XJTU-SY label code the
+authors published (repository itxwaleedrazzaq/uqpcnn_rul, ``labels.ipynb``, a different paper): a
+degradation ODE integrated over ``Time`` at 293.15 K with the condition's rpm and load
+(:data:`XJTU_CONDITIONS`), min-max normalised (:func:`nac.data.bearing_features.degradation_ode`); it
+stays near 0 for most of the run. ``linear`` is the shipped choice because the paper's XJTU-SY figure
+is only reachable with it: a line on Time alone scores S = 19.9 on Bearing1_1 with ``linear`` labels
+(paper's NAC: 22.87) but 373.5 with ``ode`` (``scripts/bearing_time_reference.py``, 2 substituted
+training bearings).
+
+Bad data is one :class:`~nac.data.errors.DataError` line naming the file, the line and column, and
+what to do: an empty, truncated or unparsable file, a cell that is missing, not a number or NaN, a
+list that is not 7 numbers, a label outside [0, 1]. Parsed bearings are cached under ``cache_dir``
+keyed on each file's path, size and mtime and the fallbacks, so a replaced file is read again.
 
 Two protocols:
 
@@ -56,6 +66,8 @@ A bearing is named ``BearingX_Y`` (train/val lists: PRONOSTIA) or ``<dataset>/Be
 from __future__ import annotations
 
 import json
+import logging
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +76,13 @@ import numpy as np
 import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
-from nac.data.bearing_features import DEFAULT_TEMPERATURE_C, KELVIN, degradation_ode, linear_label
-from nac.data.cache import save_atomic
+from nac.data.bearing_features import KELVIN, degradation_ode, linear_label
+from nac.data.cache import cache_key, save_atomic
+from nac.data.errors import DataError, numeric_columns, read_csv
+from nac.data.sources import stat_key
 from nac.data.splits import check_protocol, kfold, window_starts
+
+log = logging.getLogger(__name__)
 
 FEATURE_FOLDER = Path("bearings") / "features"
 DATASETS = ("pronostia", "xjtu", "hust")
@@ -81,6 +97,10 @@ CHANNEL_INPUTS = ("log10 energy", "dominant frequency", "entropy", "kurtosis", "
 FEATURE_NAMES = [f"{ch} {name}" for ch in ("horizontal", "vertical") for name in CHANNEL_INPUTS] + ["time",
                                                                                                    "temperature K"]
 TIME_INDEX = FEATURE_NAMES.index("time")
+#: labels a dataset's files may fall back on when they have no Degradation column (default: linear only)
+LABEL_FALLBACKS = {"xjtu": ("linear", "ode")}
+#: bump when what a cached bearing holds changes
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -144,58 +164,141 @@ def check_files(data_root: Path | str, refs: Sequence[BearingRef]) -> dict[Beari
     return paths
 
 
-def _parse_lists(column: pd.Series) -> np.ndarray:
-    return np.array([json.loads(value) for value in column], dtype=np.float64)
+def _fix(path: Path | str) -> str:
+    """What to do about a damaged feature file."""
+    return (f"replace {Path(path).name} with a fresh copy (the NAC authors' RUL_exp/data/, or for PRONOSTIA "
+            "re-extract it with scripts/extract_bearing_features.py)")
 
 
-def bearing_label(frame: pd.DataFrame, ref: BearingRef, xjtu_label: str) -> np.ndarray:
-    """``Degradation`` when present, else (XJTU-SY) the authors' ODE label or ``Time / Time[-1]``."""
+def check_fallbacks(label_fallback: Mapping | None, temperature_fallback_c: Mapping | None) -> tuple[dict, dict]:
+    """``({dataset: label fallback}, {dataset: deg C})`` for every dataset (None where the config names none).
+
+    A label fallback is ``linear`` (Time / Time at the end) or ``ode`` (XJTU-SY only); it is used
+    only for files without a ``Degradation`` column, the temperature only for files without ``Temperature``."""
+    labels = {dataset: None for dataset in DATASETS}
+    temperatures = {dataset: None for dataset in DATASETS}
+    for option, given, out in (("label_fallback", label_fallback, labels),
+                               ("temperature_fallback_c", temperature_fallback_c, temperatures)):
+        for dataset, value in dict(given or {}).items():
+            if dataset not in DATASETS:
+                raise ValueError(f"dataset.builder.{option} has an unknown bearing dataset {dataset!r}; its keys are "
+                                 f"{list(DATASETS)}")
+            out[dataset] = value
+    for dataset, value in labels.items():
+        if value is not None and value not in LABEL_FALLBACKS.get(dataset, ("linear",)):
+            raise ValueError(f"dataset.builder.label_fallback.{dataset}={value!r} is not valid; choose one of "
+                             f"{list(LABEL_FALLBACKS.get(dataset, ('linear',)))} or null (files must have Degradation)")
+    for dataset, value in temperatures.items():
+        if value is not None:
+            try:
+                temperatures[dataset] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"dataset.builder.temperature_fallback_c.{dataset}={value!r} must be a temperature "
+                                 f"in deg C or null (files must have Temperature)") from None
+    return labels, temperatures
+
+
+def _parse_lists(column: pd.Series, path: Path | str, name: str) -> np.ndarray:
+    """A column of JSON lists of the 7 channel values as (rows, 7); a bad cell names its line."""
+    rows = []
+    for i, cell in enumerate(column):
+        where = f"line {i + 2}, column {name}"
+        try:
+            row = json.loads(cell)
+        except (TypeError, json.JSONDecodeError):
+            raise DataError(path, where, f"{str(cell)[:40]!r} is not a JSON list of 7 numbers (a truncated or "
+                            "damaged row)", _fix(path)) from None
+        if not (isinstance(row, list) and len(row) == 7
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)):
+            raise DataError(path, where, f"{str(cell)[:60]!r} is not a list of 7 numbers ({', '.join(CHANNEL_INPUTS)})",
+                            _fix(path))
+        rows.append(row)
+    values = np.array(rows, dtype=np.float64).reshape(len(rows), 7)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(path, f"line {row + 2}, column {name}", f"value {col + 1} ({CHANNEL_INPUTS[col]}) is "
+                        f"{values[row, col]}", _fix(path))
+    return values
+
+
+def _column(frame: pd.DataFrame, name: str, path: Path | str) -> np.ndarray:
+    return numeric_columns(frame, [name], path, _fix(path), first_line=2)[:, 0]
+
+
+def bearing_label(frame: pd.DataFrame, ref: BearingRef, path: Path | str, fallback: str | None) -> np.ndarray:
+    """``Degradation`` (checked: a number in [0, 1] on every row) when present; else the ``fallback`` label:
+    ``linear`` (``Time / Time[-1]``) or ``ode`` (the authors' XJTU-SY ODE label); None: a DataError."""
     if "Degradation" in frame.columns:
-        return frame["Degradation"].to_numpy(np.float64)
-    time = frame["Time"].to_numpy(np.float64)
-    if xjtu_label == "linear":
+        label = _column(frame, "Degradation", path)
+        outside = np.flatnonzero((label < 0) | (label > 1))
+        if len(outside):
+            raise DataError(path, f"line {outside[0] + 2}, column Degradation", f"{label[outside[0]]:g} is outside "
+                            "[0, 1]", _fix(path))
+        return label
+    if fallback is None:
+        choices = " or ".join(f"={c}" for c in LABEL_FALLBACKS.get(ref.dataset, ("linear",)))
+        raise DataError(path, "column Degradation", f"missing (the file has {list(frame.columns)})",
+                        f"use a file with labels, or name the label to use instead: "
+                        f"dataset.builder.label_fallback.{ref.dataset}{choices} (linear: Time / Time at the end)")
+    time = _column(frame, "Time", path)
+    if fallback == "linear":
         return linear_label(time)
-    if xjtu_label != "ode":
-        raise ValueError(f"xjtu_label={xjtu_label!r}: choose ode (the authors' label notebook) or linear")
     digit = ref.bearing.replace("Bearing", "")[:1]
     if digit not in XJTU_CONDITIONS:
         raise ValueError(f"{ref}: no Degradation column and no known operating condition for an ODE label; "
-                         f"use dataset.builder.xjtu_label=linear")
+                         f"use dataset.builder.label_fallback.{ref.dataset}=linear")
     rpm, load = XJTU_CONDITIONS[digit]
     return degradation_ode(time, KELVIN + 20.0, rpm, load)  # the notebook's constant 293.15 K
 
 
-def read_bearing(path: Path | str, ref: BearingRef, xjtu_label: str = "linear") -> Bearing:
-    """Parse one feature CSV into the 16 un-standardised inputs, the label and ``Time``."""
-    frame = pd.read_csv(path)
+def read_bearing(path: Path | str, ref: BearingRef, label_fallback: str | None = None,
+                 temperature_fallback_c: float | None = None) -> Bearing:
+    """Parse one feature CSV into the 16 un-standardised inputs and the label.
+
+    A file without ``Degradation`` / ``Temperature`` needs ``label_fallback`` / ``temperature_fallback_c``
+    (else a DataError naming the file and column); an empty, truncated or damaged file, a missing or
+    non-numeric cell or a NaN raises a DataError naming the file and line."""
+    frame = read_csv(path, _fix(path))
     needed = {"Horizontal", "Vertical", "Time"}
     if not needed <= set(frame.columns):
-        raise ValueError(f"{path}: columns {sorted(frame.columns)} lack {sorted(needed - set(frame.columns))}")
+        missing = sorted(needed - set(frame.columns))
+        raise DataError(path, f"column {', '.join(missing)}", f"missing (the file has {list(frame.columns)})",
+                        _fix(path))
     channels = []
     for column in ("Horizontal", "Vertical"):
-        values = _parse_lists(frame[column])
-        if values.ndim != 2 or values.shape[1] != 7:
-            raise ValueError(f"{path}: column {column} must hold lists of 7 values, got shape {values.shape}")
+        values = _parse_lists(frame[column], path, column)
         values[:, 0] = np.log10(values[:, 0] + 1e-8)
         channels.append(values)
-    time = frame["Time"].to_numpy(np.float64)
-    celsius = (frame["Temperature"].to_numpy(np.float64) if "Temperature" in frame.columns
-               else np.full(len(frame), DEFAULT_TEMPERATURE_C))
+    time = _column(frame, "Time", path)
+    if "Temperature" in frame.columns:
+        celsius = _column(frame, "Temperature", path)
+    elif temperature_fallback_c is None:
+        raise DataError(path, "column Temperature", f"missing (the file has {list(frame.columns)})",
+                        f"use a file with temperatures, or name the temperature to assume: "
+                        f"dataset.builder.temperature_fallback_c.{ref.dataset}=25 (deg C, the authors' default)")
+    else:
+        celsius = np.full(len(frame), float(temperature_fallback_c))
     features = np.concatenate([*channels, time[:, None], (celsius + KELVIN)[:, None]], axis=1)
-    return Bearing(ref, features, bearing_label(frame, ref, xjtu_label), Path(path))
+    return Bearing(ref, features, bearing_label(frame, ref, path, label_fallback), Path(path))
 
 
-def load_bearing(path: Path, ref: BearingRef, xjtu_label: str, cache_dir: Path | None) -> Bearing:
-    """:func:`read_bearing`, cached as .npz under ``cache_dir/bearings`` (keyed by file size and mtime)."""
+def load_bearing(path: Path, ref: BearingRef, label_fallback: str | None, temperature_fallback_c: float | None,
+                 cache_dir: Path | None) -> Bearing:
+    """:func:`read_bearing`, cached as .npz under ``cache_dir/bearings``, keyed on the file's path, size and
+    mtime (:func:`nac.data.sources.stat_key`) and the fallbacks; an unreadable cache is rebuilt."""
     if cache_dir is None:
-        return read_bearing(path, ref, xjtu_label)
-    stat = path.stat()
-    label_key = xjtu_label if ref.dataset == "xjtu" else "file"
-    cache = Path(cache_dir) / "bearings" / f"{ref.dataset}_{ref.bearing}_{label_key}_{stat.st_size}_{stat.st_mtime_ns}.npz"
+        return read_bearing(path, ref, label_fallback, temperature_fallback_c)
+    key = cache_key(v=CACHE_VERSION, sources=stat_key([path]), ref=str(ref), label_fallback=label_fallback,
+                    temperature_fallback_c=temperature_fallback_c)
+    cache = Path(cache_dir) / "bearings" / f"{ref.dataset}_{ref.bearing}_{key}.npz"
     if cache.is_file():
-        with np.load(cache) as arrays:
-            return Bearing(ref, arrays["features"], arrays["label"], path)
-    bearing = read_bearing(path, ref, xjtu_label)
+        try:
+            with np.load(cache) as arrays:
+                return Bearing(ref, arrays["features"], arrays["label"], path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # torn: rebuild it
+            log.warning("ignoring unreadable bearing cache %s (%s)", cache, err)
+    bearing = read_bearing(path, ref, label_fallback, temperature_fallback_c)
     save_atomic(cache, {"features": bearing.features, "label": bearing.label})
     return bearing
 
@@ -323,20 +426,25 @@ def _build_clean(bearings: dict, train, val, tests, columns, window: int, stride
 def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
           train_bearings: Sequence[str] | None = None, val_bearings: Sequence[str] | None = None,
           test_bearings: Mapping[str, str] | None = None, drop_time: bool = False, window: int = 32,
-          stride: int = 16, xjtu_label: str = "linear", limit: int | None = None) -> DatasetSplits:
+          stride: int = 16, label_fallback: Mapping[str, str | None] | None = None,
+          temperature_fallback_c: Mapping[str, float | None] | None = None, limit: int | None = None) -> DatasetSplits:
     """Bearing splits for ``protocol.name`` ``paper`` or ``clean`` (module docstring).
 
     ``train_bearings``/``val_bearings``: lists of bearing names (null: the protocol's defaults);
     ``test_bearings``: {test name: bearing} (null: PRONOSTIA Bearing1_1, XJTU-SY Bearing1_1, HUST
     Bearing1, named pronostia/xjtu/hust); ``drop_time``: remove the Time input; ``window``,
-    ``stride``: clean-protocol windows; ``xjtu_label``: linear | ode; ``limit``: quick tests (paper:
-    at most ``limit`` evenly spaced rows per bearing; clean: also at most ``limit`` windows per split).
-    ``seed`` does not change the data."""
+    ``stride``: clean-protocol windows; ``label_fallback``: {dataset: linear | ode | None}, the label of
+    files without ``Degradation``; ``temperature_fallback_c``: {dataset: deg C | None}, the temperature of
+    files without ``Temperature`` (None, the default: such a file is an error naming it); ``limit``: quick
+    tests (paper: at most ``limit`` evenly spaced rows per bearing; clean: also at most ``limit`` windows
+    per split). ``seed`` does not change the data."""
     name = check_protocol("bearings", protocol, ("clean", "paper"))
+    labels, temperatures = check_fallbacks(label_fallback, temperature_fallback_c)
     train, val, tests = resolve_roles(name, train_bearings, val_bearings, test_bearings)
     refs = list(dict.fromkeys([*train, *val, *tests.values()]))
     paths = check_files(data_root, refs)
-    bearings = {ref: thin(load_bearing(paths[ref], ref, str(xjtu_label), cache_dir), limit) for ref in refs}
+    bearings = {ref: thin(load_bearing(paths[ref], ref, labels[ref.dataset], temperatures[ref.dataset], cache_dir),
+                          limit) for ref in refs}
     columns = input_columns(bool(drop_time))
     fold = None
     if name == "paper":
@@ -354,10 +462,12 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
                   "test": {k: str(v) for k, v in tests.items()}},
         rows={str(ref): int(len(b.label)) for ref, b in bearings.items()},
         files={str(ref): str(path) for ref, path in paths.items()},
-        features=[FEATURE_NAMES[i] for i in columns], drop_time=bool(drop_time), xjtu_label=str(xjtu_label),
+        features=[FEATURE_NAMES[i] for i in columns], drop_time=bool(drop_time), label_fallback=labels,
+        temperature_fallback_c=temperatures,
         substituted_bearings=bool(substituted))
     meta = DatasetMeta(name="bearings", input_dim=len(columns), output_dim=1, task="regression", metric="score",
                        metric_mode="min", protocol=name, time_unit="authors' Time (row * 1000 / 25600)",
-                       label_granularity=granularity, fold=fold, extra=extra)
+                       label_granularity=granularity, fold=fold,
+                       source_files=[str(paths[ref].resolve()) for ref in refs], extra=extra)
     first = next(iter(test_sets))
     return DatasetSplits(train_set, val_set, test_sets[first], meta=meta, tests=test_sets)
