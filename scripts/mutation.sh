@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Mutation testing of nac/layers/, nac/harness/metrics.py and the ncps baselines' time handling
+# (baselines/_recurrent.py, ltc.py, cfc.py) with mutmut 3; what is mutated and which tests run are
+# set in pyproject.toml, [tool.mutmut]. Needs: pip install -e ".[dev,mutation]".
+#
+#   bash scripts/mutation.sh              # the committed tree (HEAD), from scratch
+#   bash scripts/mutation.sh --worktree   # the working tree as it is (tracked + untracked files)
+#   bash scripts/mutation.sh --resume     # keep earlier verdicts of unchanged functions
+#
+# It runs in a copy (build/mutation/, or $MUTATION_DIR) so that edits made meanwhile never leak into
+# a run, with one test process at low priority (MUTATION_JOBS=1, nice 10). At the end it prints the
+# counts per module and writes build/mutation/summary.md and build/mutation/survivors.txt, the
+# inputs of results/mutation.md and results/mutation_survivors.txt. A full run takes about an hour
+# on one core.
+set -euo pipefail
+
+root=$(git rev-parse --show-toplevel)
+work=${MUTATION_DIR:-$root/build/mutation}
+source_tree=head resume=0
+for arg in "$@"; do
+    case $arg in
+        --worktree) source_tree=worktree ;;
+        --resume) resume=1 ;;
+        *) echo "usage: bash scripts/mutation.sh [--worktree] [--resume]" >&2; exit 2 ;;
+    esac
+done
+command -v mutmut >/dev/null || { echo 'mutmut is missing: pip install -e ".[dev,mutation]"' >&2; exit 1; }
+
+mkdir -p "$work"
+find "$work" -mindepth 1 -maxdepth 1 ! -name mutants -exec rm -rf {} +
+[ "$resume" = 1 ] || rm -rf "$work/mutants"
+if [ "$source_tree" = head ]; then
+    git -C "$root" archive HEAD | tar -x -m -C "$work"   # -m: fresh mtimes, so --resume re-mutates edits
+    commit=$(git -C "$root" rev-parse --short HEAD)
+else
+    (cd "$root" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -x -m -C "$work"
+    commit="$(git -C "$root" rev-parse --short HEAD) + working tree"
+fi
+
+cd "$work"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 WANDB_MODE=disabled
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+nice -n 10 mutmut run --max-children "${MUTATION_JOBS:-1}" > run.log 2>&1 || {
+    tail -n 40 run.log >&2; echo "mutmut run failed; full log: $work/run.log" >&2; exit 1; }
+mutmut results --all true > results.txt
+echo "commit $commit, started $started" > summary.md
+cat results.txt >> summary.md
+cat summary.md
+echo "survivors: $work/survivors.txt"
