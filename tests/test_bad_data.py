@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nac.data import bearing_features as bf
 from nac.data import bearings as br
 from nac.data import cmapss
 from nac.data.errors import DataError
-from tests.conftest import SHARED_DATA, run_cli
+from tests.conftest import ROOT, SHARED_DATA, run_cli
 from tests.test_bearings import CLEAN as BEARINGS_CLEAN
 from tests.test_bearings import SYNTHETIC, synthetic_root, write_feature_file
 from tests.test_cmapss import CLEAN as CMAPSS_CLEAN
@@ -195,3 +196,79 @@ def test_missing_feature_column(bearing_root, tmp_path):
     path = _test_bearing(bearing_root)
     write_feature_file(path, columns=("Horizontal", "Time", "Temperature", "Degradation"))
     raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "column Vertical: missing")
+
+
+# ---------------------------------------------------------------- raw PRONOSTIA snapshots and the extractor
+
+def write_raw_bearing(folder: Path, snapshots: int = 2, temp: bool = True) -> Path:
+    """A synthetic raw PRONOSTIA folder (``BearingX_Y`` layout): acc files of 2,560 rows, one temp file."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(snapshots):
+        micro = np.arange(bf.SNAPSHOT_ROWS) * 39.0625
+        rows = np.column_stack([np.full(bf.SNAPSHOT_ROWS, 9), np.full(bf.SNAPSHOT_ROWS, 10 + k), np.zeros(bf.SNAPSHOT_ROWS),
+                                micro, rng.normal(size=bf.SNAPSHOT_ROWS), rng.normal(size=bf.SNAPSHOT_ROWS)])
+        np.savetxt(folder / f"acc_{k + 1:05d}.csv", rows, fmt=["%d", "%d", "%d", "%.1f", "%.3f", "%.3f"], delimiter=",")
+    if temp:
+        clock = np.column_stack([np.full(60, 9), 10 + np.arange(60) // 30, np.arange(60) % 30 * 2, np.zeros(60),
+                                 np.linspace(30, 31, 60)])
+        np.savetxt(folder / "temp_00001.csv", clock, fmt=["%d", "%d", "%d", "%d", "%.2f"], delimiter=";")
+    return folder
+
+
+def _extract(folder: Path, out: Path) -> tuple[int, str]:
+    from scripts.extract_bearing_features import main
+
+    return main([str(folder), "--out", str(out), "--no-progress"])
+
+
+def test_extractor_on_good_synthetic_raw_folder(tmp_path):
+    folder = write_raw_bearing(tmp_path / "raw" / "Bearing1_1")
+    frame = bf.extract_bearing(folder)
+    assert len(frame) == 1 + (2 * bf.SNAPSHOT_ROWS - bf.FRAME) // bf.HOP
+    assert np.isfinite(frame[["Time", "Temperature", "Degradation"]].to_numpy()).all()
+    assert 30 <= frame["Temperature"].min() and frame["Temperature"].max() <= 31
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    ("five_columns", ("has 5 ','-separated columns, expected 6",)),
+    ("cut_mid_row", ("line 2560", "column vertical acceleration is empty")),
+    ("missing_rows", ("has 2000 rows, expected 2560", "truncated")),
+    ("empty", ("is empty",)),
+    ("text", ("line 8", "'abc'")),
+])
+def test_damaged_snapshot_is_one_line_naming_it(tmp_path, capsys, damage, fragments):
+    folder = write_raw_bearing(tmp_path / "raw" / "Bearing1_1")
+    bad = folder / "acc_00002.csv"
+    lines = bad.read_text().splitlines()
+    if damage == "five_columns":
+        bad.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    elif damage == "cut_mid_row":
+        bad.write_text("\n".join(lines[:-1] + [lines[-1].rsplit(",", 1)[0] + ","]))
+    elif damage == "missing_rows":
+        bad.write_text("\n".join(lines[:2000]) + "\n")
+    elif damage == "empty":
+        bad.write_bytes(b"")
+    else:
+        lines[7] = lines[7].replace(lines[7].split(",")[4], "abc")
+        bad.write_text("\n".join(lines) + "\n")
+    before = tree_state(folder)
+    message = raises_one_line(lambda: bf.extract_bearing(folder), bad, *fragments)
+    assert _extract(folder, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {message}"]
+    assert not list((tmp_path / "out").glob("*")) and tree_state(folder) == before
+
+
+def test_folder_without_temperature_files_needs_a_named_fallback(tmp_path, capsys):
+    folder = write_raw_bearing(tmp_path / "raw" / "Bearing1_1", temp=False)
+    raises_one_line(lambda: bf.extract_bearing(folder), folder, "has no temp_*.csv files", "--temperature-fallback-c")
+    frame = bf.extract_bearing(folder, temperature_fallback_c=25)
+    assert (frame["Temperature"] == 25).all()
+    from scripts.extract_bearing_features import main
+
+    assert main([str(folder), "--out", str(tmp_path / "out"), "--no-progress", "--temperature-fallback-c", "25",
+                 "--gzip"]) == 0
+    written = pd.read_csv(tmp_path / "out" / "Bearing1_1_features.csv.gz")
+    assert written["Temperature"].eq(25).all() and len(written) == len(frame)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["Bearing1_1_features.csv.gz"]  # no temporary file left

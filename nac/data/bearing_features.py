@@ -6,7 +6,8 @@ Raw layout (one folder per bearing, e.g. ``Full_Test_Set/Bearing2_7/``):
   ``hour, minute, second, microsecond, horizontal acc., vertical acc.``;
   ``temp_XXXXX.csv``: temperature, 600 rows per file, columns ``hour, minute, second, tenth of a
   second, temperature (deg C)``. Some files use ``;`` instead of ``,`` (all of Bearing2_7's temp files
-  do); :func:`read_raw_csv` accepts both.
+  do); :func:`read_raw_csv` accepts both. A file with another column count, a row cut short, a
+  non-numeric cell or (``acc``) another row count than 2,560 is a DataError naming the file.
 
 What the published features are (checked against ``features/pronostia/Bearing2_7_features.csv`` and
 the raw ``Full_Test_Set/Bearing2_7``, see ``tests/test_bearings.py``):
@@ -43,44 +44,64 @@ Known differences (documented, asserted in the tests):
   284.3, 269.1, 167.3 deg C, none of which occurs in its temp files) and their alignment is unknown.
   Here each frame gets the temperature linearly interpolated at the wall-clock time of its first
   sample, held constant outside the recorded range (deg C, as in the CSVs; the builder adds 273.15).
-  Only the end agrees (Bearing2_7: last published row 85.911 deg C, here 85.91-85.97).
+  Only the end agrees (Bearing2_7: last published row 85.911 deg C, here 85.91-85.97). A folder
+  without temp files is an error unless a fallback temperature is named (``temperature_fallback_c``).
 * ``Degradation``: ``Time / Time[-1]`` (above), within 0.025 of the published Bearing2_7 labels.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nac.data.errors import DataError, numeric_columns, read_csv
+
 #: sampling rate of PRONOSTIA's accelerometers (Hz)
 FS = 25_600
+#: rows of one raw vibration snapshot (0.1 s at 25.6 kHz)
+SNAPSHOT_ROWS = 2560
+#: the columns of the raw files, by kind (file name prefix)
+RAW_COLUMNS = {"acc": ("hour", "minute", "second", "microsecond", "horizontal acceleration", "vertical acceleration"),
+               "temp": ("hour", "minute", "second", "tenth of a second", "temperature")}
 #: samples per feature frame and between frame starts (the published features' framing)
 FRAME = 1000
 HOP = 500
 #: the 7 per-channel values, in the CSVs' order
 CHANNEL_FEATURES = ("energy", "dominant_frequency", "spectral_entropy", "kurtosis", "skewness", "mean", "std")
-#: PRONOSTIA operating conditions by the first digit of the bearing name: (rpm, radial load N)
-#: deg C assumed where a dataset has no temperature (the authors' default); Kelvin = deg C + KELVIN
-DEFAULT_TEMPERATURE_C = 25.0
+#: Kelvin = deg C + KELVIN
 KELVIN = 273.15
+#: PRONOSTIA operating conditions by the first digit of the bearing name: (rpm, radial load N)
 PRONOSTIA_CONDITIONS = {"1": (1800.0, 4000.0), "2": (1650.0, 4200.0), "3": (1500.0, 5000.0)}
 
 
-def read_raw_csv(path: Path | str) -> np.ndarray:
-    """A raw PRONOSTIA ``acc_*.csv`` or ``temp_*.csv`` as a float array; ``,`` or ``;`` separated."""
+def _raw_fix(path: Path | str) -> str:
+    return (f"replace {Path(path).name} with the publisher's copy (FEMTO-ST PRONOSTIA, IEEE PHM 2012 data set; "
+            "every acc_*.csv holds 2,560 rows of 6 values)")
+
+
+def read_raw_csv(path: Path | str, columns: Sequence[str] | None = None) -> np.ndarray:
+    """A raw PRONOSTIA ``acc_*.csv`` or ``temp_*.csv`` as a float array; ``,`` or ``;`` separated.
+
+    ``columns`` names the expected columns (default by file name: :data:`RAW_COLUMNS` ``temp`` for
+    ``temp_*``, else ``acc``). A wrong column count, a row cut short, a non-numeric cell or an
+    unreadable file raises a :class:`DataError` naming the file (and the line)."""
     path = Path(path)
-    with open(path) as handle:
+    if columns is None:
+        columns = RAW_COLUMNS["temp" if path.name.startswith("temp") else "acc"]
+    with open(path, errors="replace") as handle:
         first = handle.readline()
     sep = ";" if ";" in first else ","
-    values = pd.read_csv(path, header=None, sep=sep).to_numpy(np.float64)
-    if values.ndim != 2 or values.shape[1] < 5:
-        raise ValueError(f"{path}: expected at least 5 {sep!r}-separated columns, got shape {values.shape}")
-    return values
+    frame = read_csv(path, _raw_fix(path), header=None, sep=sep)
+    if frame.shape[1] != len(columns):
+        raise DataError(path, None, f"has {frame.shape[1]} {sep!r}-separated columns, expected {len(columns)} "
+                        f"({', '.join(columns)})", _raw_fix(path))
+    frame.columns = list(columns)
+    return numeric_columns(frame, list(columns), path, _raw_fix(path))
 
 
 def bearing_files(folder: Path | str) -> tuple[list[Path], list[Path]]:
@@ -173,10 +194,7 @@ def degradation_ode(time: np.ndarray, temperature_k: np.ndarray | float, rpm: fl
 
 def frame_temperatures(acc_clock: np.ndarray, frame_starts: np.ndarray, temp_files: Iterable[Path]) -> np.ndarray:
     """Temperature (deg C) at the clock time of each frame's first sample (module docstring)."""
-    temp_files = list(temp_files)
-    if not temp_files:
-        return np.full(len(frame_starts), np.nan)
-    temps = np.concatenate([read_raw_csv(f) for f in temp_files])
+    temps = np.concatenate([read_raw_csv(f, RAW_COLUMNS["temp"]) for f in temp_files])
     temp_clock = seconds_of_day(temps[:, 0], temps[:, 1], temps[:, 2], temps[:, 3] / 10.0)
     order = np.argsort(temp_clock, kind="stable")
     return np.interp(acc_clock[frame_starts], temp_clock[order], temps[order, 4])
@@ -196,13 +214,25 @@ def conditions_of(bearing: str) -> tuple[float, float]:
     return PRONOSTIA_CONDITIONS[digit]
 
 
+def read_snapshot(path: Path | str) -> np.ndarray:
+    """One ``acc_*.csv``: (2,560, 6); any other row count is a truncated file (DataError)."""
+    values = read_raw_csv(path, RAW_COLUMNS["acc"])
+    if len(values) != SNAPSHOT_ROWS:
+        raise DataError(path, None, f"has {len(values)} rows, expected {SNAPSHOT_ROWS} (0.1 s at 25.6 kHz): the file "
+                        "is truncated", _raw_fix(path))
+    return values
+
+
 def extract_bearing(folder: Path | str, rpm: float | None = None, load: float | None = None,
-                    max_snapshots: int | None = None, progress: bool = False) -> pd.DataFrame:
+                    max_snapshots: int | None = None, progress: bool = False,
+                    temperature_fallback_c: float | None = None) -> pd.DataFrame:
     """Features of one raw PRONOSTIA bearing folder as a DataFrame in the authors' CSV format.
 
     Columns ``Horizontal``, ``Vertical`` (JSON lists of the 7 :data:`CHANNEL_FEATURES`), ``Time``,
     ``Temperature`` (deg C), ``Degradation``, ``RPM``, ``Load``. ``rpm``/``load`` default to the
-    operating condition of the folder's name; ``max_snapshots`` reads only the first snapshots."""
+    operating condition of the folder's name; ``max_snapshots`` reads only the first snapshots. A
+    folder without ``temp_*.csv`` files needs ``temperature_fallback_c`` (deg C written on every row),
+    else it is a DataError; a damaged raw file is a DataError naming it (:func:`read_raw_csv`)."""
     folder = Path(folder)
     acc_files, temp_files = bearing_files(folder)
     if max_snapshots is not None:
@@ -211,19 +241,23 @@ def extract_bearing(folder: Path | str, rpm: float | None = None, load: float | 
         default_rpm, default_load = conditions_of(folder.name)
         rpm = default_rpm if rpm is None else rpm
         load = default_load if load is None else load
+    if not temp_files and temperature_fallback_c is None:
+        raise DataError(folder, None, "has no temp_*.csv files", "add the bearing's temperature files, or name the "
+                        "temperature to write instead (--temperature-fallback-c 25, deg C)")
     iterator = acc_files
     if progress:
         from tqdm import tqdm
         iterator = tqdm(acc_files, desc=f"{folder.name} snapshots", unit="file")
-    snapshots = np.concatenate([read_raw_csv(f) for f in iterator])
+    snapshots = np.concatenate([read_snapshot(f) for f in iterator])
     clock = seconds_of_day(snapshots[:, 0], snapshots[:, 1], snapshots[:, 2], snapshots[:, 3] / 1e6)
     horizontal = channel_features(frame_signal(snapshots[:, 4]))
     vertical = channel_features(frame_signal(snapshots[:, 5]))
     n = len(horizontal)
     time = frame_times(n)
-    temperature = frame_temperatures(clock, np.arange(n) * HOP, temp_files)
-    if np.isnan(temperature).any():
-        temperature = np.full(n, DEFAULT_TEMPERATURE_C)  # no temp files: the authors' default
+    if temp_files:
+        temperature = frame_temperatures(clock, np.arange(n) * HOP, temp_files)
+    else:
+        temperature = np.full(n, float(temperature_fallback_c))
     degradation = linear_label(time)
     return pd.DataFrame({
         "Horizontal": [json.dumps(row.tolist()) for row in horizontal],
