@@ -18,11 +18,14 @@ import pytest
 
 from nac.data import bearing_features as bf
 from nac.data import bearings as br
+from nac.data import carracing as cr
 from nac.data import cmapss
 from nac.data.errors import DataError
 from tests.conftest import ROOT, SHARED_DATA, run_cli
 from tests.test_bearings import CLEAN as BEARINGS_CLEAN
 from tests.test_bearings import SYNTHETIC, synthetic_root, write_feature_file
+from tests.test_carracing import PAPER as CARRACING_PAPER
+from tests.test_carracing import write_synthetic_recording
 from tests.test_cmapss import CLEAN as CMAPSS_CLEAN
 from tests.test_cmapss import write_fd002_like
 
@@ -272,3 +275,49 @@ def test_folder_without_temperature_files_needs_a_named_fallback(tmp_path, capsy
     written = pd.read_csv(tmp_path / "out" / "Bearing1_1_features.csv.gz")
     assert written["Temperature"].eq(25).all() and len(written) == len(frame)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["Bearing1_1_features.csv.gz"]  # no temporary file left
+
+
+# ---------------------------------------------------------------- CarRacing recordings
+
+def _recording_arrays(path: Path) -> dict:
+    with np.load(path) as stored:
+        return {k: stored[k] for k in stored.files}
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    ("empty", ("is empty (0 bytes)", "generate_carracing.py")),
+    ("truncated", ("cannot be read", "BadZipFile")),
+    ("text", ("cannot be read",)),
+    ("one_array", ("holds one array",)),
+    ("no_seeds", ("missing arrays ['seeds']",)),
+    ("bad_action", ("array actions, sample 4", "0..4")),
+    ("short_episode_ids", ("array episode", "expected (30,)")),
+    ("unknown_episode", ("array episode, sample 29", "0..2")),
+])
+def test_damaged_recording_is_one_line_naming_it(tmp_path, damage, fragments):
+    root = tmp_path / "data"
+    path = write_synthetic_recording(root / "carracing" / "expert.npz")
+    arrays = _recording_arrays(path)
+    data = path.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == "text":
+        path.write_text("frames,actions\n1,2\n")
+    elif damage == "one_array":
+        with open(path, "wb") as handle:
+            np.save(handle, arrays["frames"])
+    else:
+        if damage == "no_seeds":
+            del arrays["seeds"]
+        elif damage == "bad_action":
+            arrays["actions"][4] = 7
+        elif damage == "short_episode_ids":
+            arrays["episode"] = arrays["episode"][:-1]
+        else:
+            arrays["episode"][29] = 3
+        cr.save_recording(path, arrays)
+    before = tree_state(root)
+    raises_one_line(lambda: cr.build(CARRACING_PAPER, root), path, *fragments)
+    assert tree_state(root) == before

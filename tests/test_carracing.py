@@ -185,3 +185,25 @@ def test_one_epoch_run_with_closed_loop(recording, make_cfg):
     assert loop["episodes"] == 1 and loop["mean_steps"] == WARMUP + 10
     assert math.isfinite(loop["mean_return"]) and 0 < loop["lap_completion"] < 0.2
     assert math.isfinite(loop["expert_mean_return"]) and record["dataset_meta"]["extra"]["closed_loop_seeds"] == [1000]
+
+
+def write_synthetic_recording(path: Path, episodes: int = 3, per_episode: int = 10) -> Path:
+    """A recording without Gymnasium: flat-coloured frames, actions cycling 0..4 (6 per class for 3 x 10)."""
+    n = episodes * per_episode
+    frames = np.broadcast_to((np.arange(n, dtype=np.uint8) * 7)[:, None, None, None], (n, 96, 96, 3)).copy()
+    arrays = {"frames": frames, "actions": np.arange(n, dtype=np.int64) % 5,
+              "episode": np.repeat(np.arange(episodes), per_episode).astype(np.int32),
+              "step": np.tile(np.arange(per_episode), episodes).astype(np.int32),
+              "seeds": np.arange(episodes, dtype=np.int64), "returns": np.zeros(episodes),
+              "lap_completion": np.zeros(episodes), "lap_finished": np.zeros(episodes, bool),
+              "episode_steps": np.full(episodes, per_episode, np.int32), "warmup_steps": np.int64(0),
+              "max_steps": np.int64(per_episode)}
+    return cr.save_recording(path, arrays)
+
+
+def test_source_files_is_the_recording(tmp_path):
+    path = write_synthetic_recording(tmp_path / "rec.npz")
+    for protocol in (PAPER, CLEAN):
+        splits = cr.build(protocol, None, recording=str(path))
+        assert splits.meta.source_files == [str(path.resolve())]
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 30

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -49,6 +51,7 @@ from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
 from nac.data.cache import save_atomic
+from nac.data.errors import DataError
 from nac.data.splits import check_protocol, stratified_fold
 from nac.driving.closed_loop import (ZOOM_STEPS, ExpertPolicy, closed_loop_evaluation, frame_to_tensor, make_env,
                                       require_gymnasium, run_episode)
@@ -120,25 +123,60 @@ def save_recording(path: Path | str, arrays: Mapping[str, np.ndarray]) -> Path:
     return save_atomic(path, arrays, compressed=True)
 
 
+def _regenerate(path: Path) -> str:
+    return f"regenerate it with `{GENERATE_COMMAND} --out {path}`"
+
+
 def load_recording(path: Path | str) -> dict:
-    """A recording's arrays; FileNotFoundError with the generate command when it is missing."""
+    """A recording's arrays, checked; FileNotFoundError with the generate command when it is missing.
+
+    An empty, truncated or damaged file, a missing array, arrays of different lengths, an action
+    outside 0..4 or an episode index without its episode raises a :class:`DataError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"CarRacing recording not found: {path}. Generate expert episodes with `{GENERATE_COMMAND} "
             f"--out {path}` (needs pip install -e '.[carracing]'), or set dataset.builder.recording=<file.npz>")
-    with np.load(path, allow_pickle=False) as stored:
-        missing = [k for k in FRAME_KEYS + EPISODE_KEYS if k not in stored.files]
-        if missing:
-            raise ValueError(f"{path} is not a CarRacing recording: missing arrays {missing}; regenerate it with "
-                             f"`{GENERATE_COMMAND} --out {path}`")
-        arrays = {k: stored[k] for k in stored.files}
-    frames = arrays["frames"]
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"{path}: frames must be uint8 (N, H, W, 3); got {frames.dtype} {frames.shape}")
-    if not (len(frames) == len(arrays["actions"]) == len(arrays["episode"])):
-        raise ValueError(f"{path}: frames, actions and episode ids differ in length")
+    try:
+        stored = np.load(path, allow_pickle=False)
+        arrays = None
+        if isinstance(stored, np.lib.npyio.NpzFile):
+            with stored:
+                arrays = {k: stored[k] for k in stored.files}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        problem = "is empty (0 bytes)" if path.stat().st_size == 0 else f"cannot be read ({type(err).__name__}: {err})"
+        raise DataError(path, None, f"{problem}: a truncated or damaged recording", _regenerate(path)) from None
+    if arrays is None:
+        raise DataError(path, None, "holds one array, not a CarRacing recording (.npz of named arrays)",
+                        _regenerate(path))
+    missing = [k for k in FRAME_KEYS + EPISODE_KEYS if k not in arrays]
+    if missing:
+        raise DataError(path, None, f"is not a CarRacing recording: missing arrays {missing}", _regenerate(path))
+    check_recording(arrays, path)
     return arrays
+
+
+def check_recording(arrays: Mapping[str, np.ndarray], path: Path | str) -> None:
+    """Shapes, lengths and value ranges of a recording's arrays; a DataError naming the array otherwise."""
+    frames = arrays["frames"]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise DataError(path, "array frames", f"must be uint8 (N, H, W, 3) with N > 0; got {frames.dtype} "
+                        f"{frames.shape}", _regenerate(path))
+    for key in FRAME_KEYS[1:]:
+        if arrays[key].shape != (len(frames),):
+            raise DataError(path, f"array {key}", f"has shape {arrays[key].shape}, expected ({len(frames)},) like "
+                            "frames", _regenerate(path))
+    n_episodes = len(arrays["seeds"])
+    for key in EPISODE_KEYS[1:]:
+        if arrays[key].shape != (n_episodes,):
+            raise DataError(path, f"array {key}", f"has shape {arrays[key].shape}, expected ({n_episodes},) like "
+                            "seeds (one value per episode)", _regenerate(path))
+    for key, high in (("actions", len(ACTIONS)), ("episode", n_episodes)):
+        values = arrays[key]
+        bad = np.flatnonzero((values < 0) | (values >= high)) if values.dtype.kind in "iu" else np.arange(len(values))
+        if len(bad):
+            raise DataError(path, f"array {key}, sample {bad[0]}", f"{values[bad[0]]!r} is not an integer in "
+                            f"0..{high - 1}", _regenerate(path))
 
 
 def window_ends(episode: np.ndarray, frames: int) -> np.ndarray:
@@ -253,5 +291,6 @@ def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0,
                  action_counts={a: int(c) for a, c in zip(ACTIONS, counts)}, limit=limit)
     meta = DatasetMeta(name="carracing", input_dim=int(arrays["frames"].shape[-1]), output_dim=len(ACTIONS),
                        task="classification", metric="accuracy", metric_mode="max", protocol=name,
-                       time_unit="simulator step (1/50 s)", fold=fold, extra=extra)
+                       time_unit="simulator step (1/50 s)", fold=fold, source_files=[str(path.resolve())],
+                       extra=extra)
     return DatasetSplits(*splits, meta=meta, evaluations=evaluations)
