@@ -19,13 +19,15 @@ import pytest
 from nac.data import bearing_features as bf
 from nac.data import bearings as br
 from nac.data import carracing as cr
-from nac.data import cmapss
+from nac.data import cmapss, emnist
+from nac.data.idx import MNIST_FILES
 from nac.data.errors import DataError
 from tests.conftest import ROOT, SHARED_DATA, run_cli
 from tests.test_bearings import CLEAN as BEARINGS_CLEAN
 from tests.test_bearings import SYNTHETIC, synthetic_root, write_feature_file
 from tests.test_carracing import PAPER as CARRACING_PAPER
 from tests.test_carracing import write_synthetic_recording
+from tests.test_emnist import write_synthetic_mnist
 from tests.test_cmapss import CLEAN as CMAPSS_CLEAN
 from tests.test_cmapss import write_fd002_like
 
@@ -320,4 +322,40 @@ def test_damaged_recording_is_one_line_naming_it(tmp_path, damage, fragments):
         cr.save_recording(path, arrays)
     before = tree_state(root)
     raises_one_line(lambda: cr.build(CARRACING_PAPER, root), path, *fragments)
+    assert tree_state(root) == before
+
+
+# ---------------------------------------------------------------- MNIST IDX files
+
+@pytest.mark.parametrize("damage, fragments", [
+    ("empty", ("header", "too short for an IDX header (0 bytes)", "download_data.py mnist")),
+    ("cut_gzip", ("corrupt gzip stream",)),
+    ("cut_data", ("announces shape (10, 28, 28)", "truncated or corrupted")),
+    ("label_11", ("label 3", "11 is outside 0..9")),
+    ("fewer_labels", ("9 labels but",)),
+])
+def test_damaged_idx_file_is_one_line_naming_it(tmp_path, damage, fragments):
+    root = tmp_path / "data"
+    folder = write_synthetic_mnist(root / "mnist")
+    images = folder / (MNIST_FILES["test_images"] + ".gz")
+    labels = folder / (MNIST_FILES["test_labels"] + ".gz")
+    bad = images
+    if damage == "empty":
+        images.write_bytes(b"")
+    elif damage == "cut_gzip":
+        data = images.read_bytes()
+        images.write_bytes(data[:len(data) // 2])
+    elif damage == "cut_data":
+        images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-28]))
+    else:
+        bad = labels
+        raw = bytearray(gzip.decompress(labels.read_bytes()))
+        if damage == "label_11":
+            raw[8 + 3] = 11
+        else:
+            raw[4:8] = (9).to_bytes(4, "big")
+            raw = raw[:-1]
+        labels.write_bytes(gzip.compress(bytes(raw)))
+    before = tree_state(root)
+    raises_one_line(lambda: emnist.build({"name": "clean"}, root, cache_dir=tmp_path / "cache"), bad, *fragments)
     assert tree_state(root) == before

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from nac.data import emnist
@@ -260,3 +261,34 @@ def test_end_to_end_tiny_run(make_cfg, tmp_path):
     assert rec["dataset"] == "emnist" and rec["protocol"] == "paper" and rec["model"] == "nac"
     assert 0.0 <= rec["test"]["accuracy"] <= 1.0 and rec["val"]["accuracy"] == pytest.approx(best)
     assert (tmp_path / "cache" / "emnist").is_dir()  # cache under paths.cache_dir, not the data root
+
+
+def write_synthetic_mnist(folder: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> Path:
+    """The four IDX files (gzipped) of a tiny MNIST under ``folder``: random 28x28 images, labels 0..9."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (folder / (MNIST_FILES[f"{split}_images"] + ".gz")).write_bytes(gzip.compress(_idx_bytes(images)))
+        (folder / (MNIST_FILES[f"{split}_labels"] + ".gz")).write_bytes(gzip.compress(_idx_bytes(labels)))
+    return folder
+
+
+def test_source_files_and_a_replaced_file_is_not_served_from_cache(tmp_path):
+    folder = write_synthetic_mnist(tmp_path / "data" / "mnist")
+    protocol = {"name": "paper", "n_folds": 2, "fold": 0, "split_seed": 42}
+    first = emnist.build(protocol, tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert sorted(first.meta.source_files) == sorted(str((folder / (stem + ".gz")).resolve())
+                                                     for stem in MNIST_FILES.values())
+    assert emnist.build(protocol, tmp_path / "data", cache_dir=tmp_path / "cache").meta.extra["from_cache"] is True
+    # new test images under the same name (same size): the cache built from the old ones must not be served
+    target = folder / (MNIST_FILES["test_images"] + ".gz")
+    stat = target.stat()
+    write_synthetic_mnist(tmp_path / "other", seed=1)
+    target.write_bytes((tmp_path / "other" / target.name).read_bytes())
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    second = emnist.build(protocol, tmp_path / "data", cache_dir=tmp_path / "cache")
+    uncached = emnist.build(protocol, tmp_path / "data", cache_dir=None)
+    assert second.meta.extra["from_cache"] is False
+    assert torch.equal(second.test.x, uncached.test.x) and not torch.equal(second.test.x, first.test.x)

@@ -8,8 +8,9 @@ since the previous event ended). MNIST has at most 95 runs per image, so nothing
 
 Data: ``<data_root>/mnist/`` holding the four canonical IDX files (gzipped or not); get them with
 ``python scripts/download_data.py mnist --root <data_root>``. Encoded arrays are cached as ``.npz``
-under ``cache_dir`` (never under ``data_root``), keyed by the source files' sizes and modification
-times and the encoding settings.
+under ``cache_dir`` (never under ``data_root``), keyed by the source files' paths, sizes and
+modification times (:func:`nac.data.sources.stat_key`) and the encoding settings. A damaged IDX file
+(bad header, truncated, corrupt gzip, labels outside 0..9) is one DataError line naming it.
 
 Protocols: ``paper``: the 60k + 10k images pooled, shuffled stratified k-fold (``protocol.n_folds``,
 ``split_seed`` 42); the checkpoint is chosen on the held-out fold that is reported (val = test), as the
@@ -20,7 +21,6 @@ NAC authors did. ``clean``: the official 60k / 10k split, validation stratified 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.cache import cache_key, save_atomic
 from nac.data.events import encode_images
 from nac.data.idx import load_mnist, mnist_paths
+from nac.data.sources import stat_key
 from nac.data.splits import check_protocol, stratified_fold
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,8 @@ ENCODING_VERSION = 1
 
 
 def _cache_key(paths: Mapping[str, Path], max_events: int, threshold: float, limit: int | None) -> str:
-    sources = {role: [os.path.basename(p), p.stat().st_size, p.stat().st_mtime_ns] for role, p in sorted(paths.items())}
-    return cache_key(v=ENCODING_VERSION, sources=sources, max_events=int(max_events), threshold=float(threshold),
-                     limit=limit)
+    return cache_key(v=ENCODING_VERSION, sources=stat_key(paths.values()), max_events=int(max_events),
+                     threshold=float(threshold), limit=limit)
 
 
 def _encode(folder: Path, data_root: Path, max_events: int, threshold: float, limit: int | None) -> dict:
@@ -97,6 +97,7 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
         raise FileNotFoundError("E-MNIST needs a data root holding mnist/ (paths.data_root or $NAC_DATA_ROOT); "
                                 "get the files with `python scripts/download_data.py mnist --root <data_root>`")
     arrays, cache_file, from_cache = load_encoded(data_root, cache_dir, max_events, threshold, limit)
+    sources = mnist_paths(Path(data_root) / "mnist", data_root).values()
     labels = arrays["y"]
     n_train = int(arrays["n_train"])
     full = SequenceTensorDataset(arrays["x"], arrays["t"], arrays["mask"], labels)
@@ -114,7 +115,7 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     events = arrays["mask"].sum(1)
     meta = DatasetMeta(name="emnist", input_dim=2, output_dim=10, task="classification", metric="accuracy",
                        metric_mode="max", protocol=name, time_unit=f"pixel run (rescaled to {max_events} per image)",
-                       fold=fold,
+                       fold=fold, source_files=[str(Path(p).resolve()) for p in sources],
                        extra={"max_events": int(max_events), "threshold": float(threshold),
                               "n_images": int(len(labels)), "limit": limit,
                               "events_per_image_max": int(events.max()),
