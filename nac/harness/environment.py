@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -58,13 +59,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _git(root: Path, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=30, check=True).stdout
+
+
+def _uncommitted_digest(root: Path) -> str:
+    """Short hash of the uncommitted state: the diff of tracked files against HEAD, plus the names
+    and content of untracked files that git does not ignore; empty when there is none."""
+    diff = _git(root, "diff", "HEAD", "--binary")
+    untracked = sorted(name for name in _git(root, "ls-files", "--others", "--exclude-standard", "-z").split(b"\0")
+                       if name)
+    if not diff and not untracked:
+        return ""
+    digest = hashlib.sha256(diff)
+    for name in untracked:
+        digest.update(b"\0file\0" + name + b"\0")
+        try:
+            digest.update((root / os.fsdecode(name)).read_bytes())
+        except OSError:  # vanished or unreadable meanwhile: its name still counts
+            pass
+    return digest.hexdigest()[:10]
+
+
 def git_commit(root: Path = PROJECT_ROOT) -> str:
-    """HEAD commit of the project checkout, with ``-dirty`` if tracked files changed; ``unknown`` outside git."""
+    """HEAD commit of the project checkout; ``unknown`` outside git.
+
+    With uncommitted changes (tracked edits or untracked, non-ignored files) it is
+    ``<sha>-dirty-<hash of those changes>``, so two different uncommitted states never share an id
+    (and a run is not skipped as finished after a second edit).
+    """
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
+        commit = _git(root, "rev-parse", "HEAD").decode().strip()
+        dirty = _uncommitted_digest(root)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return f"{commit}-dirty-{dirty}" if dirty else commit

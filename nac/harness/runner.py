@@ -1,8 +1,13 @@
-"""One run: seed -> data -> model -> train (selection on validation) -> test -> record.
+"""One run: check settings -> seed -> data -> (skip if finished) -> lock -> model -> train
+(selection on validation) -> test -> record.
 
-The record (JSON, written atomically even when the run fails or is interrupted) holds the
-metrics, parameter count, time per epoch, batch-1 latency, named peak memory, resolved config,
-protocol, seed, package versions, git commit and device.
+The record (JSON, written atomically even when the run fails, diverges or is interrupted) holds
+the metrics, parameter count, time per epoch, batch-1 latency, named peak memory, resolved config,
+protocol, seed, package versions, git commit, device and the fingerprint of the data. Its path is
+named by the run's identity (nac/harness/identity.py); an ok record is never replaced by a worse
+attempt (nac/harness/records.py), and one lock per run keeps two processes from training the same
+run (nac/harness/lock.py). SIGTERM and SIGINT stop the run with an ``interrupted`` record
+(nac/harness/interrupt.py).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import os
 import re
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,21 +29,23 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from nac.data.base import DatasetSplits, collate_sequences
+from nac.data.sources import fingerprint
 from nac.harness import environment as env
+from nac.harness import interrupt
+from nac.harness.errors import SetupError
+from nac.harness.identity import group_hash, run_hash
+from nac.harness.lock import RunLocked, run_lock
 from nac.harness.memory import PeakMemory
-from nac.harness.records import RECORD_SCHEMA, config_hash, record_path, write_json_atomic
+from nac.harness.records import RECORD_SCHEMA, RecordWriter, read_record, record_path, write_json_atomic
+from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
-from nac.harness.train import Diverged, evaluate, fit, latency_per_sample
+from nac.harness.train import Diverged, evaluate, fit, latency_per_sample, make_scheduler
 from nac.models.predictor import SequencePredictor, count_parameters
 
 log = logging.getLogger(__name__)
 
-#: config keys that do not change a run's result (left out of its identity hash)
-_VOLATILE = ("paths", "device", "hydra", "force", "logger", "threads")
-
-
-class SetupError(RuntimeError):
-    """A run could not start: a bad config value, missing data, a model that cannot be built."""
+#: the data fingerprint of a run whose data could not be built
+_NO_DATA = {"files": {}, "digest": ""}
 
 
 def resolve_data_root(value: str | None, folder: str | None = None) -> Path:
@@ -68,11 +75,15 @@ def _without(node: DictConfig, *keys: str) -> DictConfig:
     return OmegaConf.create(cfg)
 
 
+def data_root_of(cfg: DictConfig) -> Path:
+    """The data root this config reads (see :func:`resolve_data_root`)."""
+    return resolve_data_root(cfg.paths.data_root, cfg.dataset.get("data_folder"))
+
+
 def build_splits(cfg: DictConfig) -> DatasetSplits:
     builder = instantiate(_without(cfg.dataset.builder))
-    return builder(protocol=OmegaConf.to_container(cfg.protocol, resolve=True),
-                   data_root=resolve_data_root(cfg.paths.data_root, cfg.dataset.get("data_folder")), seed=cfg.seed,
-                   cache_dir=Path(cfg.paths.cache_dir))
+    return builder(protocol=OmegaConf.to_container(cfg.protocol, resolve=True), data_root=data_root_of(cfg),
+                   seed=cfg.seed, cache_dir=Path(cfg.paths.cache_dir))
 
 
 def make_sequence_model(model_cfg: DictConfig, input_dim: int, **overrides):
@@ -121,27 +132,13 @@ def _setup_step(group: str, *what: str):
         raise SetupError(f"{group} ({', '.join(what)}): {message}") from err
 
 
-def _group_hash(cfg: DictConfig) -> str:
-    """Hash of the config with seed and fold neutralised (values derived from them included):
-    runs that differ only in seed or fold share it, so tables average exactly those."""
-    neutral = OmegaConf.to_container(cfg, resolve=False)
-    neutral["seed"] = 0
-    neutral.get("protocol", {}).pop("fold", None)
-    resolved = OmegaConf.to_container(OmegaConf.create(neutral), resolve=True)
-    return config_hash({k: v for k, v in resolved.items() if k not in _VOLATILE})
 
 
 def _finished_record(path: Path, commit: str) -> dict | None:
-    """The record at ``path`` if this exact config already finished ok with this code, else None.
-
-    A record from another commit is not reused (the code changed); note that uncommitted edits
-    only show as ``-dirty``, so rerun with ``force=true`` after editing code without committing.
-    """
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if record.get("status") != "ok":
+    """The record at ``path`` if this exact run (config, data, device type) already finished ok
+    with this code (the same commit, and the same uncommitted changes), else None."""
+    record = read_record(path)
+    if record is None or record.get("status") != "ok":
         return None
     if record.get("git_commit") != commit:
         log.info("rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"), commit)
@@ -149,112 +146,226 @@ def _finished_record(path: Path, commit: str) -> dict | None:
     return record
 
 
-def run(cfg: DictConfig) -> float:
-    """Train and evaluate one configuration; write its record. Returns the best validation metric."""
+def best_validation(record: dict) -> float:
+    """The record's best validation value of its primary metric (NaN when there is none)."""
+    return float((record.get("val") or {}).get(record.get("metric"), float("nan")))
+
+
+def _is_submitit_stop(err: BaseException) -> bool:
+    """submitit's own way out of a job it checkpoints/requeues (SystemExit) or gives up (UncompletedJobError)."""
+    return isinstance(err, SystemExit) or type(err).__module__.startswith("submitit")
+
+
+class _Attempt:
+    """One attempt of a run: its record as it grows, and where and when it is saved."""
+
+    def __init__(self, cfg: DictConfig, resolved: dict, device: torch.device, commit: str):
+        self.cfg, self.resolved, self.device_type = cfg, resolved, device.type
+        self.fold = cfg.protocol.get("fold") if cfg.protocol.name == "paper" else None
+        self.hydra_dir = _hydra_output_dir()
+        self.history: list[dict] = []
+        self.tracker = None  # set once the run trains
+        self.writer: RecordWriter | None = None
+        self.closed = False  # no more writes (skipped, locked out, or final record written)
+        self.record: dict = {
+            "schema": RECORD_SCHEMA, "status": "failed", "model": cfg.model.name, "dataset": cfg.dataset.name,
+            "protocol": cfg.protocol.name, "fold": self.fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": env.describe_device(device),
+            "git_commit": commit, "versions": env.package_versions(), "config": resolved,
+        }
+        self.memory = PeakMemory(device)
+        self.memory.reset()
+        self.wall = time.perf_counter()
+
+    def locate(self, data: dict) -> Path:
+        """Name the run by its identity (config, data fingerprint, device type); returns its record path."""
+        run_id = run_hash(self.resolved, data["digest"], self.device_type)
+        self.record.update(data=data, config_hash=run_id,
+                           group_hash=group_hash(self.cfg, data["digest"], self.device_type))
+        path = record_path(Path(self.cfg.paths.records_dir), self.cfg.dataset.name, self.cfg.protocol.name,
+                           self.cfg.model.name, self.cfg.seed, self.fold, run_id)
+        self.writer = RecordWriter(path)
+        return path
+
+    def epoch_done(self, entry: dict) -> None:
+        """After each epoch: keep its entry (for an interrupted record), log it, send it to the tracker."""
+        self.history.append(entry)
+        self.tracker.log(entry, step=entry["epoch"])
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k.startswith(("train_loss", "val_")))
+        log.info("epoch %d/%d: %s", entry["epoch"], self.cfg.trainer.epochs, metrics)
+
+    def interrupted(self, reason: str) -> None:
+        self.record.update(status="interrupted", error=reason, epochs_run=len(self.history), history=self.history)
+
+    def _save(self, record: dict) -> Path:
+        record["peak_memory_mb"], record["peak_memory_method"] = self.memory.read()
+        record["wall_time_s"] = time.perf_counter() - self.wall
+        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with interrupt.signals_deferred():
+            path = self.writer.save(record)
+            if self.hydra_dir is not None:
+                write_json_atomic(self.hydra_dir / "record.json", record)
+        return path
+
+    def snapshot(self) -> None:
+        """On a SIGTERM that someone else handles (submitit goes on): save an ``interrupted`` record
+        with the epochs so far, which the final record replaces if the run still finishes."""
+        if self.writer is None or self.closed:
+            return
+        record = {**self.record, "status": "interrupted", "epochs_run": len(self.history),
+                  "history": list(self.history), "error": "SIGTERM received while training (the job was "
+                  "cancelled, preempted or timed out); no later record: the process did not finish"}
+        log.warning("SIGTERM: interrupted record with %d epochs saved to %s", len(self.history), self._save(record))
+
+    def save(self) -> Path:
+        """Write the final record of this attempt."""
+        if self.writer is None:  # the data could not be built: named by the config alone
+            self.locate(_NO_DATA)
+        self.closed = True
+        return self._save(self.record)
+
+
+def execute(cfg: DictConfig) -> dict:
+    """Train and evaluate one configuration, write its record and return it.
+
+    A run whose ok record exists for the same identity and code is skipped (its record is returned)
+    unless ``force=true``. Raises :class:`SetupError` for bad settings (no record), bad data, model or
+    optimizer (a ``failed`` record); :class:`RunLocked` when another process is running this run
+    (no record); :class:`interrupt.RunInterrupted` on SIGINT/SIGTERM (an ``interrupted`` record).
+    A diverged run returns its ``diverged`` record.
+    """
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    identity = {k: v for k, v in resolved.items() if k not in _VOLATILE}
-    fold = cfg.protocol.get("fold") if cfg.protocol.name == "paper" else None
-    path = record_path(Path(cfg.paths.records_dir), cfg.dataset.name, cfg.protocol.name, cfg.model.name,
-                       cfg.seed, fold, config_hash(identity))
-    group = _group_hash(cfg)
-    hydra_dir = _hydra_output_dir()
-    commit = env.git_commit()
-    done = _finished_record(path, commit)
-    if done is not None and not cfg.get("force", False):
-        log.info("skipped: %s already has a finished record %s (force=true reruns it)", cfg.model.name, path)
-        if hydra_dir is not None:
-            write_json_atomic(hydra_dir / "record.json", done)
-        return float(done.get("val", {}).get(done.get("metric"), float("nan")))
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    validate_settings(resolved)
     try:
         device = env.resolve_device(cfg.device)
     except ValueError as err:
         raise SetupError(str(err)) from err
-    record: dict = {
-        "schema": RECORD_SCHEMA, "status": "failed", "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "protocol": cfg.protocol.name, "fold": fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": env.describe_device(device),
-        "git_commit": commit, "versions": env.package_versions(), "config": resolved,
-        "config_hash": path.stem.rsplit("-", 1)[-1], "group_hash": group,
-    }
-    tracker = None
-    memory = PeakMemory(device)
-    memory.reset()
-    wall = time.perf_counter()
-    try:
-        env.seed_everything(cfg.seed, cfg.trainer.deterministic)
-        with _setup_step("dataset", cfg.dataset.name, cfg.protocol.name):
-            splits = build_splits(cfg)
-            meta = splits.meta
-        per_step = meta.label_granularity == "step"
-        with _setup_step("model", cfg.model.name):
-            model = build_model(cfg, meta.input_dim, meta.output_dim, per_step=per_step).to(device)
-        with _setup_step("trainer", "optimizer/scheduler"):
-            optimizer_factory = instantiate(cfg.trainer.optimizer)
-            scheduler_factory = instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None
-        record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode, dataset_meta=meta.to_dict(),
-                      n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
-        record["parameters"] = count_parameters(model)
-        record["parameters_sequence_model"] = count_parameters(model.sequence_model)
-        train_loader = _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed)
-        val_loader = _loader(splits.val, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
-        test_loader = _loader(splits.test, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
-        tracker = make_tracker(cfg, resolved, name=f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}"
-                               + ("" if fold is None else f"-fold{fold}"))
-        log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", cfg.model.name, meta.name,
-                 meta.protocol, cfg.seed, f"{record['parameters']:,}", record["device"])
-        result = fit(
-            model, train_loader, val_loader, device=device, task=meta.task, metric=meta.metric,
-            mode=meta.metric_mode, epochs=cfg.trainer.epochs,
-            optimizer_factory=optimizer_factory, scheduler_factory=scheduler_factory,
-            early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
-            limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step,
-            target_scale=meta.target_scale, progress=cfg.trainer.progress,
-            on_epoch_end=lambda entry: tracker.log(entry, step=entry["epoch"]),
-        )
-        test = evaluate(model, test_loader, device, meta.task, per_step, meta.target_scale)
-        if splits.tests:  # the primary test set is often one of them: evaluated once
-            record["tests"] = {
-                name: test if dataset is splits.test else
-                evaluate(model, _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device,
-                         meta.task, per_step, meta.target_scale)
-                for name, dataset in splits.tests.items()}
-        if splits.evaluations:
-            model.eval()
-            record["evaluations"] = {name: evaluation(model, device) for name, evaluation in splits.evaluations.items()}
-        record.update(
-            best_epoch=result.best_epoch, epochs_run=len(result.epoch_times_s), history=result.history,
-            val={**result.best_val}, test=test,
-            train_time_per_epoch_s=sum(result.epoch_times_s) / max(1, len(result.epoch_times_s)),
-            train_time_total_s=sum(result.epoch_times_s),
-            latency_per_sample_s=latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples),
-        )
-        record["status"] = "ok"
-        return float(result.best_val.get(meta.metric, float("nan")))
-    except Diverged as err:
-        record.update(status="diverged", error=str(err))
-        log.error("run diverged: %s", err)
-        return float("nan")
-    except KeyboardInterrupt:
-        record.update(status="interrupted", error="KeyboardInterrupt")
-        raise
-    except Exception as err:
-        record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
-        raise
-    finally:
-        record["peak_memory_mb"], record["peak_memory_method"] = memory.read()
-        record["wall_time_s"] = time.perf_counter() - wall
-        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json_atomic(path, record)
-        if tracker is not None:
-            tracker.finish(record)
-        if hydra_dir is not None:
-            write_json_atomic(hydra_dir / "record.json", record)
-        log.info("record: %s", path)
-        if record["status"] == "ok":
-            metric = record["metric"]
-            log.info("%s: val %s %.4f (epoch %d), test %s %.4f, %.2fs/epoch, latency %.2f ms, peak memory %.0f MB (%s)",
-                     cfg.model.name, metric, record["val"][metric], record["best_epoch"], metric, record["test"][metric],
-                     record["train_time_per_epoch_s"], 1e3 * record["latency_per_sample_s"],
-                     record["peak_memory_mb"], record["peak_memory_method"])
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    commit = env.git_commit()
+    attempt = _Attempt(cfg, resolved, device, commit)
+    record = attempt.record
+    with interrupt.sigterm_stops_run(attempt.snapshot), ExitStack() as held:
+        try:
+            env.seed_everything(cfg.seed, cfg.trainer.deterministic)
+            with _setup_step("dataset", cfg.dataset.name, cfg.protocol.name):
+                splits = build_splits(cfg)
+                meta = splits.meta
+                data = fingerprint(meta.source_files, root=data_root_of(cfg))
+            path = attempt.locate(data)
+            done = None if cfg.get("force", False) else _finished_record(path, commit)
+            if done is None:
+                held.enter_context(run_lock(path))
+                done = None if cfg.get("force", False) else _finished_record(path, commit)  # finished meanwhile?
+            if done is not None:
+                attempt.closed = True
+                log.info("skipped: %s already has a finished record %s (force=true reruns it)", cfg.model.name, path)
+                if attempt.hydra_dir is not None:
+                    write_json_atomic(attempt.hydra_dir / "record.json", done)
+                return done
+            per_step = meta.label_granularity == "step"
+            with _setup_step("model", cfg.model.name):
+                model = build_model(cfg, meta.input_dim, meta.output_dim, per_step=per_step).to(device)
+            with _setup_step("trainer", "optimizer/scheduler"):
+                optimizer_factory, scheduler_factory = _optimizer_factories(cfg, meta.metric_mode)
+            record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode, dataset_meta=meta.to_dict(),
+                          n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
+            record["parameters"] = count_parameters(model)
+            record["parameters_sequence_model"] = count_parameters(model.sequence_model)
+            attempt.tracker = make_tracker(cfg, resolved, name=f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}"
+                                   + ("" if attempt.fold is None else f"-fold{attempt.fold}"))
+            _train_and_test(cfg, model, splits, device, record, optimizer_factory, scheduler_factory,
+                            on_epoch_end=attempt.epoch_done)
+            record["status"] = "ok"
+            return record
+        except RunLocked:
+            attempt.closed = True  # the other process owns the record
+            raise
+        except Diverged as err:
+            record.update(status="diverged", error=str(err), epochs_run=len(attempt.history), history=attempt.history)
+            log.error("run diverged: %s", err)
+            return record
+        except KeyboardInterrupt as err:
+            attempt.interrupted(f"{interrupt.signal_name(err)} received")
+            where = attempt.save()
+            raise interrupt.RunInterrupted(
+                interrupt.signal_of(err), f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
+                f"{len(attempt.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)") from None
+        except BaseException as err:
+            if _is_submitit_stop(err):
+                attempt.interrupted(f"stopped by submitit ({type(err).__name__}: {err}); "
+                                    "it requeues the job after preemption or a timeout where it can")
+            else:
+                record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+            raise
+        finally:
+            if not attempt.closed:
+                log.info("record: %s", attempt.save())
+                _log_summary(cfg, record)
+            if attempt.tracker is not None:
+                attempt.tracker.finish(record)
+
+
+def run(cfg: DictConfig) -> float:
+    """Train and evaluate one configuration; write its record. Returns the best validation metric
+    (what an Optuna sweep maximises; NaN for a diverged run). See :func:`execute`."""
+    return best_validation(execute(cfg))
+
+
+def _optimizer_factories(cfg: DictConfig, mode: str):
+    """The optimizer and scheduler factories, each tried once on a dummy parameter so that a bad
+    setting (say a negative learning rate or a plateau factor >= 1) stops the run before training."""
+    optimizer_factory = instantiate(cfg.trainer.optimizer)
+    scheduler_factory = instantiate(cfg.trainer.scheduler) if cfg.trainer.get("scheduler") else None
+    optimizer = optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
+    if scheduler_factory is not None:
+        make_scheduler(scheduler_factory, optimizer, mode)
+    return optimizer_factory, scheduler_factory
+
+
+def _train_and_test(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: dict,
+                    optimizer_factory, scheduler_factory, on_epoch_end) -> None:
+    """Fit with selection on validation, then test, evaluate and time; the results go into ``record``."""
+    meta = splits.meta
+    per_step = meta.label_granularity == "step"
+    train_loader = _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed)
+    val_loader = _loader(splits.val, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
+    test_loader = _loader(splits.test, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
+    log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", cfg.model.name, meta.name,
+             meta.protocol, cfg.seed, f"{record['parameters']:,}", record["device"])
+    result = fit(
+        model, train_loader, val_loader, device=device, task=meta.task, metric=meta.metric,
+        mode=meta.metric_mode, epochs=cfg.trainer.epochs,
+        optimizer_factory=optimizer_factory, scheduler_factory=scheduler_factory,
+        early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
+        limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step,
+        target_scale=meta.target_scale, progress=cfg.trainer.progress,
+        on_epoch_end=on_epoch_end,
+    )
+    test = evaluate(model, test_loader, device, meta.task, per_step, meta.target_scale)
+    if splits.tests:  # the primary test set is often one of them: evaluated once
+        record["tests"] = {
+            name: test if dataset is splits.test else
+            evaluate(model, _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device,
+                     meta.task, per_step, meta.target_scale)
+            for name, dataset in splits.tests.items()}
+    if splits.evaluations:
+        model.eval()
+        record["evaluations"] = {name: evaluation(model, device) for name, evaluation in splits.evaluations.items()}
+    record.update(
+        best_epoch=result.best_epoch, epochs_run=len(result.epoch_times_s), history=result.history,
+        val={**result.best_val}, test=test,
+        train_time_per_epoch_s=sum(result.epoch_times_s) / max(1, len(result.epoch_times_s)),
+        train_time_total_s=sum(result.epoch_times_s),
+        latency_per_sample_s=latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples),
+    )
+
+
+def _log_summary(cfg: DictConfig, record: dict) -> None:
+    if record["status"] != "ok":
+        return
+    metric = record["metric"]
+    log.info("%s: val %s %.4f (epoch %d), test %s %.4f, %.2fs/epoch, latency %.2f ms, peak memory %.0f MB (%s)",
+             cfg.model.name, metric, best_validation(record), record["best_epoch"], metric,
+             record["test"].get(metric, float("nan")), record["train_time_per_epoch_s"],
+             1e3 * record["latency_per_sample_s"], record["peak_memory_mb"], record["peak_memory_method"])

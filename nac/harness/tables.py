@@ -122,7 +122,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             "status": _completeness(group, ok),
             "paper (NAC)": paper,
             "diff vs paper": None if paper is None or mean is None else round(mean - paper, _digits(metric)),
-            "params": int(ok.parameters.dropna().iloc[0]) if not ok.parameters.dropna().empty else None,
+            "params": int(ok.parameters.dropna().iloc[0]) if not ok.parameters.dropna().empty else pd.NA,
             "train s/epoch": _fmt(*_stats(ok.train_s_per_epoch), len(ok), 2),
             "latency ms": _fmt(*_stats(ok.latency_ms), len(ok), 3),
             "peak MB": _fmt(*_stats(ok.peak_memory_mb), len(ok), 0),
@@ -131,6 +131,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
                for column in evaluation_columns},
         })
     table = pd.DataFrame(rows)
+    table["params"] = table["params"].astype("Int64")  # whole numbers even where a group has none
     evaluation_names = [column[len(EVAL_PREFIX):] for column in evaluation_columns]
     for optional in ("tag", "settings", "paper (NAC)", "diff vs paper", *evaluation_names):
         if table[optional].isna().all() or table[optional].isin(["", "-"]).all():
@@ -139,4 +140,9 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False) if not table.empty else "(no records)"
+    """The table as Markdown, every cell printed exactly as formatted (no re-parsing of numbers,
+    which would drop trailing zeros); missing values (a group without ok runs) show as ``-``."""
+    if table.empty:
+        return "(no records)"
+    cells = table.astype(object).where(table.notna(), "-").map(str)
+    return cells.to_markdown(index=False, disable_numparse=True)

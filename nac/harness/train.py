@@ -57,6 +57,13 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
+def make_scheduler(scheduler_factory: Callable, optimizer: torch.optim.Optimizer, mode: str):
+    """The scheduler for ``optimizer``; ReduceLROnPlateau gets ``mode`` (max/min) from the dataset's metric."""
+    is_plateau = isinstance(scheduler_factory, functools.partial) and \
+        scheduler_factory.func is torch.optim.lr_scheduler.ReduceLROnPlateau
+    return scheduler_factory(optimizer, mode=mode) if is_plateau else scheduler_factory(optimizer)
+
+
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
@@ -82,11 +89,7 @@ def fit(
     Raises :class:`Diverged` when the loss is not finite.
     """
     optimizer = optimizer_factory(model.parameters())
-    scheduler = None
-    if scheduler_factory is not None:
-        is_plateau = isinstance(scheduler_factory, functools.partial) and \
-            scheduler_factory.func is torch.optim.lr_scheduler.ReduceLROnPlateau
-        scheduler = scheduler_factory(optimizer, mode=mode) if is_plateau else scheduler_factory(optimizer)
+    scheduler = make_scheduler(scheduler_factory, optimizer, mode) if scheduler_factory is not None else None
     best_state, best_val, best_epoch, best_score, stale = None, {}, -1, None, 0
     result = FitResult(best_epoch=-1, best_val={})
     for epoch in range(epochs):
