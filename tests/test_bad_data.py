@@ -20,6 +20,7 @@ from nac.data import bearing_features as bf
 from nac.data import bearings as br
 from nac.data import carracing as cr
 from nac.data import cmapss, emnist
+from nac.data import person_activity as par
 from nac.data.idx import MNIST_FILES
 from nac.data.errors import DataError
 from tests.conftest import ROOT, SHARED_DATA, run_cli
@@ -358,4 +359,41 @@ def test_damaged_idx_file_is_one_line_naming_it(tmp_path, damage, fragments):
         labels.write_bytes(gzip.compress(bytes(raw)))
     before = tree_state(root)
     raises_one_line(lambda: emnist.build({"name": "clean"}, root, cache_dir=tmp_path / "cache"), bad, *fragments)
+    assert tree_state(root) == before
+
+
+# ---------------------------------------------------------------- Person Activity
+
+PAR_FILES = sorted((SHARED_DATA / "person_activity").glob("ConfLongDemo_JSI*.txt"))
+
+
+@pytest.mark.skipif(not PAR_FILES, reason="no shared Person Activity file")
+@pytest.mark.parametrize("damage, fragments", [
+    ("cut_mid_row", ("line 200", "column activity is empty", "download_data.py person_activity")),
+    ("extra_field", ("cannot be read", "line 5")),
+    ("text_in_x", ("line 3", "column x holds 'abc'")),
+    ("bad_ticks", ("line 7", "column ticks holds '63379x'")),
+    ("unknown_activity", ("line 4", "unknown activity 'flying'")),
+    ("empty", ("is empty",)),
+])
+def test_damaged_person_activity_file_is_one_line_naming_it(tmp_path, damage, fragments):
+    root = tmp_path / "data"
+    (root / "person_activity").mkdir(parents=True)
+    path = root / "person_activity" / par.FILENAME
+    lines = PAR_FILES[0].read_text().splitlines()[:200]  # a 200-row slice of the real file
+    if damage == "cut_mid_row":
+        lines[-1] = lines[-1].rsplit(",", 1)[0]
+    elif damage == "extra_field":
+        lines[4] += ",1.0"
+    elif damage == "text_in_x":
+        fields = lines[2].split(",")
+        lines[2] = ",".join(fields[:4] + ["abc"] + fields[5:])
+    elif damage == "bad_ticks":
+        fields = lines[6].split(",")
+        lines[6] = ",".join(fields[:2] + ["63379x"] + fields[3:])
+    elif damage == "unknown_activity":
+        lines[3] = lines[3].rsplit(",", 1)[0] + ",flying"
+    path.write_text("" if damage == "empty" else "\n".join(lines) + "\n")
+    before = tree_state(root)
+    raises_one_line(lambda: par.build({"name": "paper", "fold": 0}, root, person="A"), path, *fragments)
     assert tree_state(root) == before

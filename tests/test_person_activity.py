@@ -173,3 +173,7 @@ def test_experiment_configs_compose():
     assert paper.protocol.name == "paper" and paper.dataset.name == "par" and paper.trainer.batch_size == 20
     assert paper.hydra.sweeper.params["protocol.fold"] == "0,1,2,3,4"
     assert clean_cfg.protocol.name == "clean" and clean_cfg.dataset.name == "par"
+
+
+def test_source_files_is_the_file_read(clean):
+    assert clean.meta.source_files == [str(RAW_FILES[0].resolve())]

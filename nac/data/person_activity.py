@@ -33,6 +33,9 @@ Two protocols:
   about 5 test / 5 validation / 15 training. ``x, y, z`` are standardised with the mean/std of
   the training recordings' rows only (tags are one-hot, left as they are).
 
+A damaged file (a row with too few or too many fields, an empty or non-numeric cell, an unknown tag or
+activity) is one DataError line naming the file and the line.
+
 Labels use a fixed vocabulary (:data:`ACTIVITIES`, the 11 names sorted), so ``output_dim`` is 11
 even when a person lacks an activity.
 """
@@ -46,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
+from nac.data.errors import DataError, numeric_columns, read_csv
 from nac.data.splits import check_protocol, stratified_fold, window_starts
 
 FOLDER = "person_activity"
@@ -77,16 +81,40 @@ def find_file(data_root: Path | str) -> Path:
         f"Get it with: python scripts/download_data.py person_activity --root {data_root}")
 
 
+def _fix(path: Path) -> str:
+    return (f"replace it with a fresh copy (python scripts/download_data.py person_activity --root "
+            f"{path.resolve().parent.parent})")
+
+
 def read_raw(path: Path | str) -> pd.DataFrame:
-    """The file as a DataFrame with :data:`COLUMNS` (file order kept)."""
-    frame = pd.read_csv(path, header=None, names=COLUMNS, dtype={"sequence": str, "tag": str, "ticks": np.int64,
-                                                                 "date": str, "activity": str})
-    unknown = sorted(set(frame["activity"]) - set(ACTIVITIES))
-    if unknown:
-        raise ValueError(f"{path}: unknown activities {unknown}; expected the 11 of the UCI dataset {ACTIVITIES}")
-    unknown_tags = sorted(set(frame["tag"]) - set(TAGS))
-    if unknown_tags:
-        raise ValueError(f"{path}: unknown tags {unknown_tags}; expected {TAGS}")
+    """The file as a DataFrame with :data:`COLUMNS` (file order kept).
+
+    A row with too few or too many fields, an empty or non-numeric cell, or an unknown tag or
+    activity raises a :class:`DataError` naming the file and the line."""
+    path = Path(path)
+    frame = read_csv(path, _fix(path), header=None, dtype={0: str, 1: str, 2: str, 3: str, 7: str})
+    if frame.shape[1] != len(COLUMNS):
+        raise DataError(path, None, f"has {frame.shape[1]} comma-separated columns, expected {len(COLUMNS)} "
+                        f"({', '.join(COLUMNS)})", _fix(path))
+    frame.columns = COLUMNS
+    missing = frame.isna().to_numpy()
+    if missing.any():
+        row, col = np.argwhere(missing)[0]
+        raise DataError(path, f"line {row + 1}", f"column {COLUMNS[col]} is empty (the row ends early or a value is "
+                        "missing: a truncated or damaged file)", _fix(path))
+    frame[["x", "y", "z"]] = numeric_columns(frame, ["x", "y", "z"], path, _fix(path))
+    bad_ticks = np.flatnonzero(~frame["ticks"].str.fullmatch(r"\d{1,18}").to_numpy(bool))
+    if len(bad_ticks):
+        row = bad_ticks[0]
+        raise DataError(path, f"line {row + 1}", f"column ticks holds {frame['ticks'].iat[row][:30]!r}, not a "
+                        ".NET tick count", _fix(path))
+    frame["ticks"] = frame["ticks"].astype(np.int64)
+    for column, known in (("activity", ACTIVITIES), ("tag", TAGS)):
+        unknown = np.flatnonzero(~frame[column].isin(known).to_numpy())
+        if len(unknown):
+            row = unknown[0]
+            raise DataError(path, f"line {row + 1}", f"unknown {column} {frame[column].iat[row]!r}",
+                            f"the UCI dataset has {known}; {_fix(path)}")
     return frame
 
 
@@ -227,5 +255,6 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     extra["file"] = str(path)
     meta = DatasetMeta(name="par", input_dim=input_dim, output_dim=len(ACTIVITIES), task="classification",
                        metric="accuracy", metric_mode="max", protocol=name, time_unit="second",
-                       label_granularity=granularity, fold=fold, extra=extra)
+                       label_granularity=granularity, fold=fold, source_files=[str(Path(path).resolve())],
+                       extra=extra)
     return DatasetSplits(*splits, meta=meta)
