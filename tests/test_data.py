@@ -81,3 +81,12 @@ def test_collate_pads_and_masks():
 def test_dataset_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="must agree"):
         SequenceTensorDataset(np.zeros((2, 3, 1)), np.zeros((2, 4)), np.ones((2, 4), bool), [0, 1])
+
+
+def test_digits_source_file_is_the_bundled_csv_load_digits_reads():
+    meta = build({"name": "clean"}, limit=100).meta
+    (path,) = meta.source_files
+    assert path.endswith("digits.csv.gz")
+    raw = np.loadtxt(path, delimiter=",")  # the file itself holds the images and labels load_digits returns
+    digits = load_digits()
+    assert np.array_equal(raw[:, :-1], digits.data) and np.array_equal(raw[:, -1], digits.target)

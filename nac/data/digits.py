@@ -9,6 +9,7 @@ to sum to ``max_events``; at most 29 runs occur, so ``max_events=32`` truncates 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 
 from sklearn.datasets import load_digits
@@ -16,6 +17,11 @@ from sklearn.datasets import load_digits
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.events import encode_images
 from nac.data.splits import check_protocol, stratified_fold, stratified_holdout
+
+
+def source_file() -> Path:
+    """The file ``load_digits`` reads: scikit-learn's bundled ``datasets/data/digits.csv.gz``."""
+    return Path(str(resources.files("sklearn.datasets.data") / "digits.csv.gz")).resolve()
 
 
 def build(protocol: Mapping, data_root: Path | None = None, seed: int = 0, max_events: int = 32,
@@ -40,5 +46,6 @@ def build(protocol: Mapping, data_root: Path | None = None, seed: int = 0, max_e
         train, held_out = stratified_fold(labels, protocol.get("n_folds", 5), fold, protocol.get("split_seed", 42))
         splits = (full.subset(train), full.subset(held_out), full.subset(held_out))
     meta = DatasetMeta(name="digits", input_dim=2, output_dim=10, task="classification", metric="accuracy",
-                       metric_mode="max", protocol=name, time_unit="pixel run (rescaled)", fold=fold)
+                       metric_mode="max", protocol=name, time_unit="pixel run (rescaled)", fold=fold,
+                       source_files=[str(source_file())])
     return DatasetSplits(*splits, meta=meta)
