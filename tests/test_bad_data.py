@@ -8,8 +8,6 @@ file); the shared data root is only read.
 from __future__ import annotations
 
 import gzip
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from nac.data import cmapss, emnist
 from nac.data import person_activity as par
 from nac.data.idx import MNIST_FILES
 from nac.data.errors import DataError
-from tests.conftest import ROOT, SHARED_DATA, run_cli
+from tests.conftest import SHARED_DATA, run_cli
 from tests.test_bearings import CLEAN as BEARINGS_CLEAN
 from tests.test_bearings import SYNTHETIC, synthetic_root, write_feature_file
 from tests.test_carracing import PAPER as CARRACING_PAPER
@@ -212,8 +210,9 @@ def write_raw_bearing(folder: Path, snapshots: int = 2, temp: bool = True) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(snapshots):
         micro = np.arange(bf.SNAPSHOT_ROWS) * 39.0625
-        rows = np.column_stack([np.full(bf.SNAPSHOT_ROWS, 9), np.full(bf.SNAPSHOT_ROWS, 10 + k), np.zeros(bf.SNAPSHOT_ROWS),
-                                micro, rng.normal(size=bf.SNAPSHOT_ROWS), rng.normal(size=bf.SNAPSHOT_ROWS)])
+        n = bf.SNAPSHOT_ROWS
+        rows = np.column_stack([np.full(n, 9), np.full(n, 10 + k), np.zeros(n), micro, rng.normal(size=n),
+                                rng.normal(size=n)])
         np.savetxt(folder / f"acc_{k + 1:05d}.csv", rows, fmt=["%d", "%d", "%d", "%.1f", "%.3f", "%.3f"], delimiter=",")
     if temp:
         clock = np.column_stack([np.full(60, 9), 10 + np.arange(60) // 30, np.arange(60) % 30 * 2, np.zeros(60),

@@ -330,3 +330,15 @@ def test_shipped_config_names_fallbacks_for_xjtu_only():
     builder = OmegaConf.load(ROOT / "configs" / "dataset" / "bearings.yaml").builder
     assert dict(builder.label_fallback) == {"pronostia": None, "xjtu": "linear", "hust": None}
     assert dict(builder.temperature_fallback_c) == {"pronostia": None, "xjtu": 25, "hust": None}
+
+
+def test_torn_cache_file_is_rebuilt(tmp_path):
+    root = synthetic_root(tmp_path / "data")
+    first = br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
+    for cache in (tmp_path / "cache" / "bearings").glob("*.npz"):
+        cache.write_bytes(cache.read_bytes()[:100])  # a crash mid-write by other code
+    again = br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
+    assert torch.equal(again.train.x, first.train.x) and torch.equal(again.test.y, first.test.y)
+    for cache in (tmp_path / "cache" / "bearings").glob("*.npz"):
+        with np.load(cache) as arrays:  # rewritten whole
+            assert set(arrays.files) == {"features", "label"}

@@ -66,8 +66,6 @@ A bearing is named ``BearingX_Y`` (train/val lists: PRONOSTIA) or ``<dataset>/Be
 from __future__ import annotations
 
 import json
-import logging
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +75,10 @@ import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.bearing_features import KELVIN, degradation_ode, linear_label
-from nac.data.cache import cache_key, save_atomic
+from nac.data.cache import cache_key, load_npz, save_atomic
 from nac.data.errors import DataError, numeric_columns, read_csv
 from nac.data.sources import stat_key
 from nac.data.splits import check_protocol, kfold, window_starts
-
-log = logging.getLogger(__name__)
 
 FEATURE_FOLDER = Path("bearings") / "features"
 DATASETS = ("pronostia", "xjtu", "hust")
@@ -292,12 +288,9 @@ def load_bearing(path: Path, ref: BearingRef, label_fallback: str | None, temper
     key = cache_key(v=CACHE_VERSION, sources=stat_key([path]), ref=str(ref), label_fallback=label_fallback,
                     temperature_fallback_c=temperature_fallback_c)
     cache = Path(cache_dir) / "bearings" / f"{ref.dataset}_{ref.bearing}_{key}.npz"
-    if cache.is_file():
-        try:
-            with np.load(cache) as arrays:
-                return Bearing(ref, arrays["features"], arrays["label"], path)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # torn: rebuild it
-            log.warning("ignoring unreadable bearing cache %s (%s)", cache, err)
+    arrays = load_npz(cache, ("features", "label"))
+    if arrays is not None:
+        return Bearing(ref, arrays["features"], arrays["label"], path)
     bearing = read_bearing(path, ref, label_fallback, temperature_fallback_c)
     save_atomic(cache, {"features": bearing.features, "label": bearing.label})
     return bearing

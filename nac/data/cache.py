@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(**fields) -> str:
@@ -28,3 +32,17 @@ def save_atomic(path: Path | str, data: Mapping[str, np.ndarray] | np.ndarray, c
         np.save(tmp, data)
     os.replace(tmp, path)
     return path
+
+
+def load_npz(path: Path | str, keys: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The arrays ``keys`` of a cached ``.npz``; None (and a warning) when it is absent or unreadable
+    (torn, or written by other code), so the caller rebuilds it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in keys}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        log.warning("ignoring unreadable cache %s (%s: %s)", path, type(err).__name__, err)
+        return None

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
-from nac.data.cache import cache_key, save_atomic
+from nac.data.cache import cache_key, load_npz, save_atomic
 from nac.data.events import encode_images
 from nac.data.idx import load_mnist, mnist_paths
 from nac.data.sources import stat_key
@@ -69,15 +69,11 @@ def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int
     if cache_dir is not None:
         key = _cache_key(paths, max_events, threshold, limit)
         cache_file = Path(cache_dir) / "emnist" / f"events_{key}.npz"
-        if cache_file.is_file():
-            try:
-                with np.load(cache_file) as stored:
-                    arrays = {k: stored[k] for k in ("x", "mask", "y", "n_train")}
-                arrays["t"] = arrays["x"][:, :, 1].copy()  # as encode_images: t = event durations
-                log.info("E-MNIST events loaded from cache %s", cache_file)
-                return arrays, cache_file, True
-            except (OSError, ValueError, KeyError) as err:  # a torn or stale file: re-encode
-                log.warning("ignoring unreadable E-MNIST cache %s (%s)", cache_file, err)
+        arrays = load_npz(cache_file, ("x", "mask", "y", "n_train"))
+        if arrays is not None:
+            arrays["t"] = arrays["x"][:, :, 1].copy()  # as encode_images: t = event durations
+            log.info("E-MNIST events loaded from cache %s", cache_file)
+            return arrays, cache_file, True
     arrays = _encode(folder, data_root, max_events, threshold, limit)
     if cache_file is not None:
         # compressed (about 5 MB instead of 230 MB: most of the 256 events are padding); t is derived
