@@ -254,3 +254,96 @@ def test_bad_optimizer_names_the_trainer_group(make_cfg, tmp_path):
 def test_bad_protocol_names_the_dataset_group_and_choices(make_cfg, tmp_path):
     with pytest.raises(SetupError, match=r"dataset \(digits, leaky\): .*\['clean', 'paper'\]"):
         run(make_cfg("protocol.name=leaky"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.epochs=0", "trainer.epochs=0 is not valid; use an integer >= 1"),
+    ("trainer.epochs=-3", "trainer.epochs=-3 is not valid; use an integer >= 1"),
+    ("trainer.batch_size=0", "trainer.batch_size=0 is not valid; use an integer >= 1"),
+    ("trainer.eval_batch_size=2.5", "trainer.eval_batch_size=2.5 is not valid; use an integer >= 1"),
+    ("trainer.optimizer.lr=0", "trainer.optimizer.lr=0 is not valid; use a number > 0"),
+    ("trainer.optimizer.weight_decay=-1", "trainer.optimizer.weight_decay=-1 is not valid; use a number >= 0"),
+    ("trainer.grad_clip=0", "trainer.grad_clip=0 is not valid; use a number > 0 or null"),
+    ("trainer.early_stopping_patience=-1", "trainer.early_stopping_patience=-1 is not valid; use an integer >= 0"),
+    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is not valid; use an integer >= 1 or null"),
+    ("trainer.num_workers=-1", "trainer.num_workers=-1 is not valid; use an integer >= 0"),
+    ("trainer.latency_samples=-1", "trainer.latency_samples=-1 is not valid; use an integer >= 0"),
+    ("trainer.progress=maybe", "trainer.progress='maybe' is not valid; use true or false"),
+    ("threads=0", "threads=0 is not valid; use an integer >= 1 or null"),
+])
+def test_bad_trainer_setting_stops_before_anything_runs(make_cfg, tmp_path, override, message):
+    with pytest.raises(SetupError, match=f"^{message}"):
+        run(make_cfg(override))
+    assert not (tmp_path / "records").exists()  # nothing ran, so no record
+
+
+def test_bad_scheduler_setting_stops_before_training(make_cfg, tmp_path, monkeypatch):
+    def trains(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(runner_module, "fit", trains)
+    with pytest.raises(SetupError, match=r"trainer \(optimizer/scheduler\): Factor should be < 1.0"):
+        run(make_cfg("trainer.scheduler.factor=2"))
+    assert [r["status"] for r in _records(tmp_path)] == ["failed"]
+
+
+def test_every_shipped_experiment_passes_the_settings_check():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from nac.harness.settings import validate_settings
+
+    from hydra.errors import MissingConfigException
+
+    checked = 0
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        for experiment in sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml")):
+            try:
+                cfg = compose("config", overrides=[f"experiment={experiment}"])
+            except MissingConfigException as err:  # an optional sweeper plugin (optuna) not installed
+                assert "hydra/sweeper" in str(err)
+                continue
+            validate_settings(OmegaConf.to_container(cfg, resolve=True))
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("override", ["trainer.epochs=0", "trainer.batch_size=0"])
+def test_cli_bad_trainer_setting_is_one_line_exit_2_and_no_record(tmp_path, override):
+    proc = run_cli("experiment=none", override, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"nac-bench: error: {override} is not valid; use an integer >= 1"]
+    assert not (tmp_path / "records").exists()
+
+
+TINY_CLI = ["experiment=none", "model=lstm", "trainer.epochs=2", "trainer.limit_train_batches=3",
+            "dataset.builder.limit=200", "trainer.progress=false", "trainer.latency_samples=2"]
+
+
+def test_cli_diverged_single_run_exits_3_with_one_line(tmp_path):
+    proc = run_cli(*TINY_CLI, "trainer.optimizer.lr=1e30", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("nac-bench: error: run diverged: training loss became nan")
+    (rec,) = _records(tmp_path)
+    assert rec["status"] == "diverged" and rec["epochs_run"] == 0
+
+
+def test_cli_sweep_goes_on_past_a_diverged_run_and_its_table_says_so(tmp_path):
+    proc = run_cli("-m", *TINY_CLI, "trainer.optimizer.lr=1e30,1e-3", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(r["status"] for r in _records(tmp_path)) == ["diverged", "ok"]
+    (table_file,) = list((tmp_path / "multirun").rglob("table.csv"))
+    assert sorted(pd.read_csv(table_file).status) == ["complete", "incomplete: 1 not ok (diverged)"]
+
+
+def test_markdown_table_prints_cells_as_formatted_and_failed_groups_without_nan():
+    from nac.harness.tables import to_markdown
+
+    table = summary_table(records_frame([_rec("a", 0, 0.9), _rec("b", 0, None, "failed")]))
+    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in to_markdown(table).splitlines()[2:]}
+    header = [c.strip() for c in to_markdown(table).splitlines()[0].split("|")[1:-1]]
+    a, b = dict(zip(header, rows["a"])), dict(zip(header, rows["b"]))
+    assert a["test"] == "90.00" and a["train s/epoch"] == "1.00" and a["params"] == "10"  # digits kept
+    assert b["test"] == "-" and b["params"] == "-" and "nan" not in to_markdown(table)
