@@ -13,13 +13,13 @@
 # TIMEOUT, ...) from `sacct`, and without accounting a job cancelled with `scancel` stays UNKNOWN to
 # it for ever. KillWait is 2 s: a cancelled job gets SIGTERM, then SIGKILL 2 s later.
 #
-# Every daemon the script starts leaves its PID in $STATE (/run/nac-slurm); `stop` signals those
-# PIDs (after checking the process name) and nothing else. A munged that was already running is
+# Every daemon the script starts leaves its PID in $STATE (/run/nac-slurm, or $NAC_SLURM_STATE);
+# `stop` signals those PIDs (after checking the process name) and nothing else. A munged that was already running is
 # used, not restarted, and never stopped. An /etc/slurm/slurm.conf that this script did not write
 # is never overwritten.
 set -euo pipefail
 
-STATE=/run/nac-slurm                  # PID files of the daemons this script started
+STATE="${NAC_SLURM_STATE:-/run/nac-slurm}"   # PID files of the daemons this script started
 DB_DIR=/var/lib/nac-slurm/mariadb     # the accounting database's data folder
 DB_RUN=$STATE/mariadb                 # its socket and PID file (owned by the database user)
 DB_PORT="${NAC_SLURM_DB_PORT:-3307}"
