@@ -141,7 +141,8 @@ def _finished_record(path: Path, commit: str) -> dict | None:
     if record is None or record.get("status") != "ok":
         return None
     if record.get("git_commit") != commit:
-        log.info("rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"), commit)
+        log.info("rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"),
+                 commit)
         return None
     return record
 
@@ -272,8 +273,9 @@ def execute(cfg: DictConfig) -> dict:
                           n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
             record["parameters"] = count_parameters(model)
             record["parameters_sequence_model"] = count_parameters(model.sequence_model)
-            attempt.tracker = make_tracker(cfg, resolved, name=f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}"
-                                   + ("" if attempt.fold is None else f"-fold{attempt.fold}"))
+            fold_part = "" if attempt.fold is None else f"-fold{attempt.fold}"
+            name = f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}{fold_part}"
+            attempt.tracker = make_tracker(cfg, resolved, name=name)
             _train_and_test(cfg, model, splits, device, record, optimizer_factory, scheduler_factory,
                             on_epoch_end=attempt.epoch_done)
             record["status"] = "ok"
