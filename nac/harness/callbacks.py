@@ -35,8 +35,8 @@ def write_sweep_table(sweep_dir: Path, partial_reason: str | None = None) -> Pat
     stem = "table" if partial_reason is None else "table.partial"
     markdown = to_markdown(table)
     if partial_reason is not None:
-        markdown = (f"Partial table: the sweep was {partial_reason}; only the {len(files)} runs that ended "
-                    f"are in it.\n\n{markdown}")
+        markdown = (f"Partial table: the sweep was {partial_reason}; it holds the {len(files)} runs that had "
+                    f"started (see their status), runs that had not are missing.\n\n{markdown}")
     out = sweep_dir / f"{stem}.md"
     out.write_text(markdown + "\n")
     table.to_csv(sweep_dir / f"{stem}.csv", index=False)
