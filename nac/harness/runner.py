@@ -168,6 +168,7 @@ class _Attempt:
         self.tracker = None  # set once the run trains
         self.writer: RecordWriter | None = None
         self.closed = False  # no more writes (skipped, locked out, or final record written)
+        self.owned = False  # this process holds the run's lock
         self.record: dict = {
             "schema": RECORD_SCHEMA, "status": "failed", "model": cfg.model.name, "dataset": cfg.dataset.name,
             "protocol": cfg.protocol.name, "fold": self.fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
@@ -211,7 +212,7 @@ class _Attempt:
     def snapshot(self) -> None:
         """On a SIGTERM that someone else handles (submitit goes on): save an ``interrupted`` record
         with the epochs so far, which the final record replaces if the run still finishes."""
-        if self.writer is None or self.closed:
+        if not self.owned or self.closed:
             return
         record = {**self.record, "status": "interrupted", "epochs_run": len(self.history),
                   "history": list(self.history), "error": "SIGTERM received while training (the job was "
@@ -258,6 +259,7 @@ def execute(cfg: DictConfig) -> dict:
             if done is None:
                 held.enter_context(run_lock(path))
                 done = None if cfg.get("force", False) else _finished_record(path, commit)  # finished meanwhile?
+            attempt.owned = done is None
             if done is not None:
                 attempt.closed = True
                 log.info("skipped: %s already has a finished record %s (force=true reruns it)", cfg.model.name, path)
