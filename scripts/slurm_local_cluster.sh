@@ -42,6 +42,9 @@ pid_of() {
   if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]; then echo "$pid"; fi
 }
 
+# alive PID: the process exists and is not a zombie (one its parent has not reaped counts as gone)
+alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != "Z" ]; }
+
 # stop NAME...: SIGTERM to the recorded daemons together, wait up to 10 s, then SIGKILL
 stop() {
   local name pid pids=()
@@ -51,8 +54,8 @@ stop() {
     rm -f "$STATE/$name.pid"
   done
   for pid in "${pids[@]}"; do
-    for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
-    if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.2; done
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
 }
 stop_daemons() { stop slurmd slurmctld slurmdbd; stop mariadbd munged; }
@@ -145,7 +148,7 @@ fi
 rm -f "$DB_RUN/mariadbd.pid"
 setsid -f /usr/sbin/mariadbd --no-defaults --user="$DB_USER" --datadir="$DB_DIR" \
   --socket="$DB_RUN/mariadbd.sock" --pid-file="$DB_RUN/mariadbd.pid" --bind-address=127.0.0.1 \
-  --port="$DB_PORT" --skip-name-resolve --innodb-buffer-pool-size=32M --log-error="$LOG/mariadb.log" \
+  --port="$DB_PORT" --skip-name-resolve --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 --log-error="$LOG/mariadb.log" \
   </dev/null >/dev/null 2>&1
 record mariadbd "$DB_RUN/mariadbd.pid"
 sql() { mariadb --no-defaults --socket="$DB_RUN/mariadbd.sock" -u root -e "$1"; }
@@ -197,6 +200,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MpiDefault=none
+MailProg=/bin/true
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
