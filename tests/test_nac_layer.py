@@ -8,13 +8,16 @@ layer with itself. Sizes are tiny; float64 is used wherever a tolerance matters.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nac.layers import NeuronalAttentionCircuit, ode_logits
-from nac.layers.topk import chunked_topk
+from nac.layers.nac import AffineProjection
+from nac.layers.topk import all_pairs, chunked_topk
+from nac.layers.wiring import MaskedLinear, NCPBackbone
 
 F64 = torch.float64
 EPS = 1e-6  # the layer's default tau_epsilon
@@ -484,8 +487,9 @@ def test_bfloat16_layer_accepts_time_input():
 
 
 # ----------------------------------------------------------------------------- official reference
-def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0):
-    """The official variant's forward pass written out from NAC.md 2.1-2.8 (output factor ``dt``)."""
+def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0, pairwise=False):
+    """The official variant's forward pass written out from NAC.md 2.1-2.8 (output factor ``dt``);
+    ``pairwise`` (NAC-PW): every key, masked keys' logits - 1e9."""
     b, t_len, _ = x.shape
     h = layer.num_heads
 
@@ -495,6 +499,8 @@ def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0):
     q, k, v = (split_heads(sensory(p), h) for p in (layer.q_proj, layer.k_proj, layer.v_proj))
     scores = q @ k.transpose(-1, -2)  # raw dot products, dense (B, H, T, T)
     idx = torch.topk(scores, min(layer.topk, t_len), dim=-1).indices
+    if pairwise:
+        idx = torch.arange(t_len).expand(b, h, t_len, t_len)
     k_sel, v_sel = select(k, idx), select(v, idx)
     u = torch.cat([q[:, :, :, None, :].expand_as(k_sel), k_sel], dim=-1)
     a = (u @ layer.time_a.weight.T)[..., 0] + layer.time_a.bias
@@ -504,7 +510,8 @@ def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0):
     phi, w = torch.sigmoid(raw), F.softplus(raw) + EPS
     logits = phi / w * (1 - torch.exp(-w * t_interp))
     if mask is not None:
-        logits = logits * mask[torch.arange(b)[:, None, None, None], idx].double()
+        key_ok = mask[torch.arange(b)[:, None, None, None], idx].double()
+        logits = logits - 1e9 * (1 - key_ok) if pairwise else logits * key_ok
     weights = torch.softmax(logits, dim=-1)
     heads = dt * (weights[..., None] * v_sel).sum(-2)
     out = heads.transpose(1, 2).reshape(b, t_len, -1) @ layer.out_proj.weight.T + layer.out_proj.bias
@@ -513,13 +520,14 @@ def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0):
 
 @pytest.mark.parametrize("t_const,dt", [(1.0, 1.0), (0.375, 0.6), (1.0, 2.5)])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_official_forward_matches_hand_reference(t_const, dt, with_mask):
-    layer = make(input_dim=3, d_model=4, num_heads=2, variant="official", topk=3, mode="exact",
+@pytest.mark.parametrize("pairwise", [False, True])
+def test_official_forward_matches_hand_reference(t_const, dt, with_mask, pairwise):
+    layer = make(input_dim=3, d_model=4, num_heads=2, variant="official", topk=3, mode="exact", pairwise=pairwise,
                  t_const=t_const, dt=dt, return_sequences=True, return_attention=True, seed=22)
     x = rand_x(2, 5, 3, seed=22)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]]) if with_mask else None
     out, att = layer(x, mask=mask)
-    ref_out, ref_w, ref_idx = official_reference(layer, x, t_const, mask, dt)
+    ref_out, ref_w, ref_idx = official_reference(layer, x, t_const, mask, dt, pairwise)
     w_sorted, idx_sorted = sort_by_index(att.weights, att.indices)
     rw_sorted, ridx_sorted = sort_by_index(ref_w, ref_idx)
     assert torch.equal(idx_sorted, ridx_sorted)
@@ -532,22 +540,34 @@ def test_official_forward_matches_hand_reference(t_const, dt, with_mask):
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("arg,valid", [("mode", ["exact", "euler", "steady"]),
                                        ("variant", ["paper", "official"]),
-                                       ("time_input", ["constant", "step", "pair"])])
+                                       ("time_input", ["constant", "step", "pair"]),
+                                       ("activation", ["relu", "tanh", "gelu", "elu", "sigmoid"])])
 def test_unknown_choice_raises_with_valid_choices(arg, valid):
     with pytest.raises(ValueError) as err:
         NeuronalAttentionCircuit(3, 4, 2, **{arg: "bogus"})
     msg = str(err.value)
-    assert "bogus" in msg
+    assert f"{arg}='bogus'" in msg  # names the setting and the bad value
     for choice in valid:
         assert choice in msg
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mode='bogus' is not valid; choose one of"):
         ode_logits(torch.ones(2), torch.ones(2), 1.0, "bogus")
+
+
+def test_bad_sizes_raise_with_the_setting_named():
+    with pytest.raises(ValueError, match="d_model=5 must be divisible by num_heads=2"):
+        NeuronalAttentionCircuit(3, 5, 2)
+    with pytest.raises(ValueError, match="topk=0 must be >= 1"):
+        NeuronalAttentionCircuit(3, 4, 2, topk=0)
+    NeuronalAttentionCircuit(3, 4, 2, topk=1)
+    with pytest.raises(ValueError, match=r"backbone_units=4 is too small: need at least motor \+ 3 = 5"):
+        NeuronalAttentionCircuit(3, 4, 2, backbone_units=4)
+    assert NeuronalAttentionCircuit(3, 4, 2, backbone_units=5).backbone.sizes[-1] == 2
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(dense=True), dict(pairwise=True)])
 @pytest.mark.parametrize("sparsity", [0.0, 0.05, 0.95, 1.5])
 def test_sparsity_out_of_range_raises(kw, sparsity):
-    with pytest.raises(ValueError, match="sparsity"):
+    with pytest.raises(ValueError, match=rf"sparsity={sparsity} is outside .* use the NAC-FC ablation \(model=nac_fc\)"):
         NeuronalAttentionCircuit(3, 4, 2, variant="paper", sparsity=sparsity, **kw)
 
 
@@ -568,15 +588,17 @@ def test_sparsity_in_range_accepted():
 @pytest.mark.parametrize("shape", [(5, 3), (2, 5, 4), (2, 5, 3, 1), (3,)])
 def test_wrong_x_shape_raises(shape):
     layer = NeuronalAttentionCircuit(3, 4, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"expected x of shape \(B, T, 3\), got {re.escape(str(shape))}"):
         layer(torch.randn(*shape))
 
 
 def test_wrong_t_shape_raises():
     layer = NeuronalAttentionCircuit(3, 4, 2, time_input="step")
     x = torch.randn(2, 5, 3)
-    for t in (torch.rand(3), torch.rand(2, 4), torch.rand(2, 5, 1)):
-        with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"one value per sample \(2\), got \(3,\)"):
+        layer(x, torch.rand(3))
+    for t in (torch.rand(2, 4), torch.rand(2, 5, 1)):
+        with pytest.raises(ValueError, match=rf"scalar, \(B,\) or \(B, T\) = \(2, 5\); got {re.escape(str(tuple(t.shape)))}"):
             layer(x, t)
 
 
@@ -604,3 +626,111 @@ def test_different_wiring_seed_gives_different_masks():
         assert torch.equal(getattr(a, name).mask, getattr(a2, name).mask)
     assert any(not torch.equal(getattr(a, n).mask, getattr(b, n).mask) for n in ("q_proj", "k_proj", "v_proj"))
     assert not torch.equal(a.q_proj.mask, b.q_proj.mask)
+
+
+# ----------------------------------------------------------------------------- defaults (NAC.md 2, 5)
+@pytest.mark.parametrize("variant,time_kw", [("paper", dict(time_input="pair", time_interpolation=False)),
+                                             ("official", dict(time_input="constant", time_interpolation=True))])
+@pytest.mark.parametrize("mode", ["exact", "euler"])
+def test_defaults_are_the_documented_settings(variant, time_kw, mode):
+    """NAC.md: topk 8, euler_steps 5, delta_t 0.5, sparsity 0.5, dt 1, tau_epsilon 1e-6, use_bias, t = 1;
+    d_model 64 with 16 heads; paper: real (pair) time, official: constant time through the interpolation.
+    The wiring seed stays AutoNCP's default, 22222, so that default models keep their recorded wirings."""
+    documented = dict(d_model=64, num_heads=16, topk=8, euler_steps=5, delta_t=0.5, sparsity=0.5, dt=1.0,
+                      tau_epsilon=1e-6, use_bias=True, t_const=1.0, wiring_seed=22222, **time_kw)
+    x = rand_x(2, 12, 3, seed=30)
+    t = 0.2 + torch.rand(2, 12, generator=torch.Generator().manual_seed(30), dtype=F64)
+    outs = []
+    for kw in ({}, documented):
+        torch.manual_seed(0)
+        outs.append(NeuronalAttentionCircuit(3, variant=variant, mode=mode, **kw).double()(x, t))
+    assert outs[0].shape == (2, 64)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+def test_ode_logits_euler_defaults_are_five_steps_of_half():
+    phi = torch.tensor([0.3, 0.9], dtype=F64)
+    w = torch.tensor([0.7, 2.5], dtype=F64)
+    torch.testing.assert_close(ode_logits(phi, w, 1.0, "euler"), euler_loop(phi, w, 0.5, 5), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("kw", [dict(variant="paper"), dict(variant="paper", causal=True),
+                                dict(variant="official"), dict(variant="official", pairwise=True)])
+def test_integer_and_float_masks_act_as_boolean_masks(kw):
+    layer = make(topk=3, time_input="step", return_sequences=True, **kw)
+    x = rand_x(2, 6, 3, seed=31)
+    t = 0.3 + torch.rand(2, 6, generator=torch.Generator().manual_seed(31), dtype=F64)
+    mask = torch.tensor([[True, False, True, True, False, True], [True, True, True, True, False, False]])
+    want = layer(x, t, mask)
+    for other in (mask.int(), mask.double()):
+        torch.testing.assert_close(layer(x, t, other), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_official_fc_gates_are_two_linear_maps_of_the_pair(use_bias):
+    """NAC-FC (official): phi = sigmoid(W2 (W1 u + b1) + b2), w_tau = softplus(V2 (V1 u + c1) + c2) + eps."""
+    layer = make(variant="official", dense=True, use_bias=use_bias, d_model=8, num_heads=2)
+    p1, p2 = layer.phi_net
+    v1, v2 = layer.tau_net
+    assert p2.weight.shape == (1, 8) and v2.weight.shape[0] == 1
+    if not use_bias:
+        assert p1.bias is None and v1.bias is None and v2.bias is None
+
+    def affine(lin, u):
+        return u @ lin.weight.T + (0.0 if lin.bias is None else lin.bias)
+
+    u = torch.randn(7, 8, generator=torch.Generator().manual_seed(32), dtype=F64)
+    phi, w_tau = layer.gates(u)
+    torch.testing.assert_close(phi, torch.sigmoid(affine(p2, affine(p1, u)))[:, 0], rtol=1e-14, atol=0)
+    torch.testing.assert_close(w_tau, F.softplus(affine(v2, affine(v1, u)))[:, 0] + EPS, rtol=1e-14, atol=0)
+    assert phi.std() > 1e-3 and w_tau.std() > 1e-3
+
+
+# ----------------------------------------------------------------------------- building blocks
+def test_masked_linear_init_scales_by_each_units_fan_in():
+    """Weights uniform in +-sqrt(3 / fan_in) per output unit (fan_in at least 1): unit variance out."""
+    mask = torch.zeros(400, 4)
+    mask[0, 1] = 1
+    mask[:7, 2] = 1
+    mask[:, 3] = 1  # column 0 has no synapse at all
+    torch.manual_seed(0)
+    lin = MaskedLinear(mask)
+    bound = torch.sqrt(3.0 / torch.tensor([1.0, 1.0, 7.0, 400.0]))
+    w = lin.weight.detach()
+    assert (w.abs() <= bound).all()
+    assert (w.max(0).values > 0.9 * bound).all() and (w.min(0).values < -0.9 * bound).all()
+    assert torch.equal(lin.bias.detach(), torch.zeros(4)) and MaskedLinear(mask, bias=False).bias is None
+    x = torch.randn(3, 400)
+    torch.testing.assert_close(lin(x), x @ (w * mask), rtol=1e-6, atol=1e-6)
+
+
+def test_affine_projection_has_keras_glorot_init_and_identity_affines():
+    torch.manual_seed(0)
+    proj = AffineProjection(200, 4, fan_out_for_init=50)
+    bound = math.sqrt(6.0 / (200 + 50))
+    w = proj.weight.detach()
+    assert w.shape == (200, 4) and w.abs().max() <= bound
+    assert w.max() > 0.95 * bound and w.min() < -0.95 * bound
+    x = torch.randn(3, 5, 200)
+    torch.testing.assert_close(proj(x), x @ w, rtol=1e-5, atol=1e-5)  # in/out affines start as identity
+
+
+def test_ncp_backbone_is_sparse_unless_dense():
+    sparse, dense = NCPBackbone(4, 12, 2, 0.5, seed=3), NCPBackbone(4, 12, 2, 0.5, seed=3, dense=True)
+    assert all((lin.mask == 0).any() for lin in sparse.layers)
+    assert all((lin.mask == 1).all() for lin in dense.layers)
+    assert [lin.mask.shape for lin in sparse.layers] == [lin.mask.shape for lin in dense.layers]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_all_pairs_selects_every_key_with_documented_shapes(causal):
+    idx, valid = all_pairs(3, 2, 4, None, causal, "cpu")
+    assert idx.shape == (1, 1, 4, 4) and valid.shape == (1, 1, 4, 4)
+    assert torch.equal(idx[0, 0], torch.arange(4).expand(4, 4))
+    allowed = torch.ones(4, 4, dtype=torch.bool)
+    assert torch.equal(valid[0, 0], allowed.tril() if causal else allowed)
+    mask = torch.tensor([[True, False, True, True], [True] * 4, [False, True, True, False]])
+    _, valid = all_pairs(3, 2, 4, mask, causal, "cpu")
+    assert valid.shape == (3, 1, 4, 4)
+    want = mask[:, None, None, :] & (allowed.tril() if causal else allowed)
+    assert torch.equal(valid, want)
