@@ -13,8 +13,9 @@ import pytest
 import torch
 from ncps.torch import CfC as NcpsCfC
 from ncps.torch import LTC as NcpsLTC
-from ncps.wirings import AutoNCP
+from ncps.wirings import AutoNCP, FullyConnected
 
+from baselines._recurrent import scan
 from baselines.cfc import CfC
 from baselines.ctrnn import CTRNN
 from baselines.gru_ode import GRUODE
@@ -43,6 +44,9 @@ NCPS_CASES = {
     "cfc_pure_mixed": (CfC, NcpsCfC, {"mode": "pure", "mixed_memory": True, "backbone_units": 16},
                        {"mode": "pure", "mixed_memory": True, "backbone_units": 16}),
     "cfc_autoncp_no_gate": (CfC, NcpsCfC, {"wiring": "autoncp", "mode": "no_gate"}, {"mode": "no_gate"}),
+    "ltc_linear_maps": (LTC, NcpsLTC, *[{"input_mapping": "linear", "output_mapping": "linear", "epsilon": 1e-3,
+                                         "implicit_param_constraints": False}] * 2),
+    "cfc_two_layers_silu": (CfC, NcpsCfC, *[{"backbone_units": 16, "backbone_layers": 2, "activation": "silu"}] * 2),
 }
 
 
@@ -54,7 +58,7 @@ def ncps_pair(case: str, seed: int = 0, units: int = UNITS):
     spec = AutoNCP(units, round(0.3 * units), sparsity_level=0.5, seed=seed + 5) if "wiring" in kwargs else units
     twin = ncps_cls(C, spec, return_sequences=True, batch_first=True, **ncps_kwargs).double()
     twin.load_state_dict(model.rnn.state_dict())
-    return model, twin
+    return model.eval(), twin.eval()
 
 
 def ncps_forward(twin, x: torch.Tensor, timespans: torch.Tensor | None = None) -> torch.Tensor:
@@ -218,3 +222,103 @@ def test_zero_elapsed_time_in_sequence_keeps_ode_output(cls):
         seq = model(x, t)
     torch.testing.assert_close(seq[:, 3], seq[:, 2], rtol=0, atol=0)
     assert not torch.allclose(seq[:, 4], seq[:, 3])
+
+
+# ---------------------------------------------------------------- ncps wrappers: construction
+def _masks(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+    return {n: v.detach() for n, v in tensors.items() if n.endswith("sparsity_mask")}
+
+
+@pytest.mark.parametrize("cls,ncps_cls", [(LTC, NcpsLTC), (CfC, NcpsCfC)])
+def test_autoncp_wiring_follows_units_motor_neurons_sparsity_and_seed(cls, ncps_cls):
+    model = cls(C, 10, wiring="autoncp", motor_neurons=3, sparsity=0.3, wiring_seed=9)
+    assert model.output_dim == 3
+    got = _masks(model.rnn)
+    want = _masks(ncps_cls(C, AutoNCP(10, 3, sparsity_level=0.3, seed=9)))
+    other = _masks(ncps_cls(C, AutoNCP(10, 3, sparsity_level=0.3, seed=10)))
+    assert got.keys() == want.keys() and got
+    assert all(torch.equal(got[n], want[n]) for n in got)
+    assert not all(torch.equal(got[n], other[n]) for n in got)  # the seed matters
+
+
+def test_autoncp_default_motor_neurons_is_three_tenths_of_units_at_least_one():
+    assert LTC(C, 4, wiring="autoncp").output_dim == 1  # round(1.2) = 1
+    assert LTC(C, 10, wiring="autoncp").output_dim == 3
+    assert CfC(C, 17, wiring="autoncp").output_dim == 5
+
+
+def test_unknown_wiring_raises_with_the_choices():
+    with pytest.raises(ValueError, match=r"unknown wiring 'ncp'; expected one of \(None, 'autoncp'\)"):
+        LTC(C, 8, wiring="ncp")
+
+
+def test_fully_connected_ltc_synapse_polarities_follow_wiring_seed():
+    for seed in (3, 4):
+        wiring = FullyConnected(6, erev_init_seed=seed)
+        wiring.build(C)
+        erev = LTC(C, 6, wiring_seed=seed).rnn.rnn_cell.erev.detach()
+        assert torch.equal(erev, torch.as_tensor(wiring.erev_initializer(), dtype=erev.dtype))
+    assert not torch.equal(LTC(C, 6, wiring_seed=3).rnn.rnn_cell.erev, LTC(C, 6, wiring_seed=4).rnn.rnn_cell.erev)
+
+
+@pytest.mark.parametrize("cls", [LTC, CfC])
+def test_default_output_is_the_last_step_in_the_models_dtype(cls):
+    torch.manual_seed(0)
+    model = cls(C, 8)
+    x, t = data()
+    out = model(x.float(), t)  # float64 times into a float32 model
+    assert out.shape == (3, 8) and out.dtype == torch.float32
+
+
+def test_cfc_backbone_dropout_reaches_the_cell():
+    torch.manual_seed(0)
+    model = CfC(C, 8, backbone_units=16, backbone_layers=2, backbone_dropout=0.5).double()
+    x, t = data()
+    with torch.no_grad():
+        assert not torch.equal(model.train()(x, t), model(x, t))  # dropout draws differ in training
+        assert torch.equal(model.eval()(x, t), model(x, t))
+
+
+# ---------------------------------------------------------------- the shared driver (baselines/_recurrent.py)
+def _toy_step(x_t, state, dt):
+    """Output 10 * new h; the state is a tuple (h, count) to exercise tuple holding."""
+    h, count = state
+    h = h + dt * x_t.sum(-1, keepdim=True)
+    return 10.0 * h, (h, count + 1)
+
+
+def _state_step(x_t, h, dt):
+    """Output = the new state (as CT-RNN and GRU-ODE), a plain tensor."""
+    h = h + dt * x_t.sum(-1, keepdim=True)
+    return h, h
+
+
+@pytest.mark.parametrize("hold_outputs", [False, True])
+def test_scan_holds_state_and_optionally_outputs_at_masked_steps(hold_outputs):
+    x, t = data(b=2, length=5, seed=9)
+    mask = torch.tensor([[True, False, True, False, True], [True, True, True, True, False]])
+    h0 = torch.zeros(2, 1, dtype=x.dtype)
+    step, state = (_state_step, h0) if hold_outputs else (_toy_step, (h0, h0.clone()))
+    got = scan(step, state, x, t, mask, hold_outputs=hold_outputs)
+    for b in range(2):
+        h = 0.0
+        for s in range(5):
+            new_h = h + float(t[b, s]) * float(x[b, s].sum())
+            if mask[b, s]:
+                h = new_h
+                want = h if hold_outputs else 10.0 * h
+            else:  # state held; the output too only with hold_outputs
+                want = h if hold_outputs else 10.0 * new_h
+            assert float(got[b, s, 0]) == pytest.approx(want, rel=1e-12), (b, s)
+    if not hold_outputs:  # a tuple state is held element-wise: the step count grows at valid steps only
+        seen = []
+
+        def counting(x_t, st, dt):
+            seen.append(st[1][:, 0].tolist())
+            return st[1], (st[0], st[1] + 1)
+
+        scan(counting, (h0, h0.clone()), x, t, mask)
+        assert seen == [[0, 0], [1, 1], [1, 2], [2, 3], [2, 4]]
+    ones = scan(step, state, x, None, None)
+    torch.testing.assert_close(ones, scan(step, state, x, torch.ones(2, 5, dtype=x.dtype), None))
