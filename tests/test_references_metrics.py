@@ -62,8 +62,16 @@ def test_regression_accumulator_equals_per_sample_loop(scale):
 
 
 def test_empty_accumulator_raises():
-    with pytest.raises(ValueError, match="no samples"):
+    with pytest.raises(ValueError, match=r"^no samples were evaluated \(empty split\?\)$"):
         MetricAccumulator("regression").result()
+
+
+def test_default_target_scale_is_one():
+    pred, y = torch.tensor([[0.5], [0.25]], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)
+    default, one = MetricAccumulator("regression"), MetricAccumulator("regression", target_scale=1.0)
+    default.update(pred, y)
+    one.update(pred, y)
+    assert default.result() == one.result() and default.result()["mae"] == pytest.approx(0.625)
 
 
 def test_loss_fn_regression_reshapes_predictions():
@@ -83,3 +91,8 @@ def test_flatten_steps_keeps_valid_steps_in_order():
     assert p.shape == (6, 2) and t.tolist() == list(range(6)) and p[4].tolist() == pred[1, 1].tolist()
     p, t = flatten_steps(pred, y, mask, per_step=False)
     assert p is pred and t is y
+    # without a mask = with an all-True mask, for targets with trailing dimensions too
+    y3 = torch.arange(2 * 3 * 2.0).view(2, 3, 2) + 100
+    full = torch.ones(2, 3, dtype=torch.bool)
+    for a, b in zip(flatten_steps(pred, y3, None, True), flatten_steps(pred, y3, full, True)):
+        assert torch.equal(a, b)
