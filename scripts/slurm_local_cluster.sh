@@ -148,7 +148,8 @@ fi
 rm -f "$DB_RUN/mariadbd.pid"
 setsid -f /usr/sbin/mariadbd --no-defaults --user="$DB_USER" --datadir="$DB_DIR" \
   --socket="$DB_RUN/mariadbd.sock" --pid-file="$DB_RUN/mariadbd.pid" --bind-address=127.0.0.1 \
-  --port="$DB_PORT" --skip-name-resolve --innodb-buffer-pool-size=32M --innodb-lock-wait-timeout=900 --log-error="$LOG/mariadb.log" \
+  --port="$DB_PORT" --skip-name-resolve --innodb-buffer-pool-size=32M --innodb-lock-wait-timeout=900 \
+  --log-error="$LOG/mariadb.log" \
   </dev/null >/dev/null 2>&1
 record mariadbd "$DB_RUN/mariadbd.pid"
 sql() { mariadb --no-defaults --socket="$DB_RUN/mariadbd.sock" -u root -e "$1"; }

@@ -160,7 +160,7 @@ if _upstream is not None:
                     pass
             state = job.state
             cfg = self._job_config(overrides, idx)
-            out_dir = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir"))) / str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+            out_dir = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir")), str(OmegaConf.select(cfg, "hydra.sweep.subdir")))
             record_file = out_dir / "record.json"
             reason = f"SLURM job {job.job_id} ended {state} without a result (submitit logs: {job.paths.folder})"
             if not record_file.exists():  # never started, or killed before the run could write one
