@@ -97,7 +97,6 @@ def test_cancelling_jobs_ends_the_sweep_with_those_runs_marked(slurm, tmp_path):
             proc.kill()
     ended_after = time.monotonic() - cancelled
     assert proc.returncode == 1, output[-3000:]
-    assert f"SLURM job {array_id}_1 ended CANCELLED" in output and f"SLURM job {array_id}_2 ended CANCELLED" in output
     runs = {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("*/record.json")}
     assert sorted(runs) == [0, 1, 2], output[-3000:]
     assert runs[0]["status"] == "ok"
@@ -106,6 +105,7 @@ def test_cancelling_jobs_ends_the_sweep_with_those_runs_marked(slurm, tmp_path):
     assert runs[2]["status"] == "interrupted" and runs[2]["slurm_state"].startswith("CANCELLED")  # the launcher's
     assert (runs[2]["model"], runs[2]["seed"], runs[2]["config"]["trainer"]["epochs"]) == ("nac_official", 0, 2)
     assert len(load_records(sweep_dir)) == 3  # a valid record (schema 1) that tables read
+    assert f"SLURM job {array_id}_1 ended CANCELLED" in output and f"SLURM job {array_id}_2 ended CANCELLED" in output
     (table_file,) = sweep_dir.glob("table*.csv")
     table = pd.read_csv(table_file)
     assert sorted(table.runs) == ["0/1", "0/1", "1/1"]
