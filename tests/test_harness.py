@@ -12,7 +12,6 @@ from nac.harness import train as train_module
 from nac.harness.memory import PeakMemory
 from nac.harness.records import load_records
 from nac.harness.runner import SetupError, run
-from nac.harness.tables import records_frame, summary_table
 from nac.models.contract import last_valid_step
 from tests.conftest import ROOT, run_cli
 
@@ -94,49 +93,6 @@ def test_paper_protocol_record_names_its_fold(make_cfg, tmp_path):
     run(make_cfg("protocol=paper", "protocol.fold=3"))
     (rec,) = _records(tmp_path)
     assert rec["protocol"] == "paper" and rec["fold"] == 3 and "fold3" in Path(rec["_path"]).name
-
-
-def _rec(model, seed, acc, status="ok", dataset="d", protocol="clean", fold=None, group="g"):
-    return {"dataset": dataset, "protocol": protocol, "model": model, "seed": seed, "fold": fold, "status": status,
-            "metric": "accuracy", "test": {"accuracy": acc}, "val": {"accuracy": acc}, "group_hash": group,
-            "config": {"protocol": {"n_folds": 5}}, "parameters_sequence_model": 10, "train_time_per_epoch_s": 1.0,
-            "latency_per_sample_s": 0.001, "peak_memory_mb": 100.0, "peak_memory_method": "m"}
-
-
-def test_summary_table_mean_std_and_incomplete_groups():
-    frame = records_frame([_rec("a", 0, 0.5), _rec("a", 1, 0.7), _rec("b", 0, 0.9), _rec("b", 1, None, "failed")])
-    table = summary_table(frame).set_index("model")
-    assert table.loc["a", "test"] == "60.00 ± 10.00"  # population std (ddof 0), as the paper reports
-    assert table.loc["a", "runs"] == "2/2" and table.loc["b", "runs"] == "1/2"
-    assert table.loc["b", "test"] == "90.00"
-    assert table.loc["a", "status"] == "complete" and table.loc["b", "status"].startswith("incomplete: 1 not ok")
-
-
-def test_summary_table_marks_missing_folds_and_keeps_settings_apart():
-    folds = [_rec("nac", 0, 0.9, dataset="emnist", protocol="paper", fold=f) for f in range(3)]
-    other = [_rec("nac", 0, 0.5, dataset="emnist", protocol="paper", fold=f, group="h") for f in range(5)]
-    table = summary_table(records_frame(folds + other))
-    assert len(table) == 2  # different settings are never averaged together
-    three, five = table.iloc[0], table.iloc[1]
-    assert three["status"] == "incomplete: 3/5 folds" and five["status"] == "complete"
-    assert three["settings"] == "g" and five["settings"] == "h"
-    assert three["paper (NAC)"] == 96.64 and three["diff vs paper"] == pytest.approx(90.0 - 96.64)
-
-
-def test_make_tables_script(tmp_path):
-    import subprocess
-    import sys
-
-    from nac.harness.records import write_json_atomic
-    from tests.conftest import ROOT
-
-    for seed, acc in ((0, 0.5), (1, 0.7)):
-        write_json_atomic(tmp_path / "records" / f"r{seed}.json", {"schema": 1, **_rec("m", seed, acc)})
-    proc = subprocess.run([sys.executable, "scripts/make_tables.py", "--records", str(tmp_path / "records"),
-                           "--out-dir", str(tmp_path), "--name", "t"], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    table = pd.read_csv(tmp_path / "t.csv")
-    assert table.loc[0, "test"] == "60.00 ± 10.00" and (tmp_path / "t.md").exists()
 
 
 def test_peak_memory_is_named_and_positive():
@@ -335,15 +291,3 @@ def test_cli_sweep_goes_on_past_a_diverged_run_and_its_table_says_so(tmp_path):
     assert sorted(r["status"] for r in _records(tmp_path)) == ["diverged", "ok"]
     (table_file,) = list((tmp_path / "multirun").rglob("table.csv"))
     assert sorted(pd.read_csv(table_file).status) == ["complete", "incomplete: 1 not ok (diverged)"]
-
-
-def test_markdown_table_prints_cells_as_formatted_and_failed_groups_without_nan():
-    from nac.harness.tables import to_markdown
-
-    table = summary_table(records_frame([_rec("a", 0, 0.9), _rec("b", 0, None, "failed")]))
-    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in to_markdown(table).splitlines()[2:]}
-    header = [c.strip() for c in to_markdown(table).splitlines()[0].split("|")[1:-1]]
-    a, b = dict(zip(header, rows["a"])), dict(zip(header, rows["b"]))
-    assert a["test"] == "90.00" and a["train s/epoch"] == "1.00" and a["params"] == "10"  # digits kept
-    assert b["test"] == "-" and b["params"] == "-" and "nan" not in to_markdown(table)

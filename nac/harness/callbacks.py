@@ -1,5 +1,8 @@
 """Hydra callback: after a multirun, print and save the table of the sweep's records.
 
+The table is :func:`nac.harness.tables.summary_table` (groups by settings and commit, mean ± sample
+std, t interval, paper figure only where like for like), followed by its legend.
+
 A sweep that ends early (Ctrl-C, SIGTERM, an error) never reaches ``on_multirun_end``; the command
 line then calls :func:`write_partial_table`, which writes the table of the runs that finished as
 ``table.partial.md`` and ``table.partial.csv`` (the names say it is partial).
@@ -15,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from nac.harness.records import load_records
-from nac.harness.tables import records_frame, summary_table, to_markdown
+from nac.harness.tables import LEGEND, records_frame, summary_table, to_markdown
 
 log = logging.getLogger(__name__)
 #: the sweep folder of the multirun in progress in this process (None when none is)
@@ -33,7 +36,7 @@ def write_sweep_table(sweep_dir: Path, partial_reason: str | None = None) -> Pat
         log.warning("no run records found under %s", sweep_dir)
         return None
     stem = "table" if partial_reason is None else "table.partial"
-    markdown = to_markdown(table)
+    markdown = f"{to_markdown(table)}\n\n{LEGEND}"
     if partial_reason is not None:
         markdown = (f"Partial table: the sweep was {partial_reason}; it holds the {len(files)} runs that had "
                     f"started (see their status), runs that had not are missing.\n\n{markdown}")
