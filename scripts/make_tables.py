@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         paired = paired_tables(frame, args.compare, args.merge_commits)
         paired.to_csv(out.with_suffix(".paired.csv"), index=False)
         written.append(out.with_suffix(".paired.csv"))
-        body = to_markdown(paired) if not paired.empty else "(no two runs of these models on the same data and settings)"
+        body = to_markdown(paired) if not paired.empty else "(no runs of both models on the same data and settings)"
         markdown += f"\n\nPaired comparisons\n\n{body}\n\n{PAIRED_LEGEND}"
     out.with_suffix(".md").write_text(markdown + "\n")
     print(markdown + "\n\nwrote " + ", ".join(map(str, written)))

@@ -248,7 +248,7 @@ def test_markdown_table_prints_cells_as_formatted_and_failed_groups_without_nan(
     a, b = dict(zip(header, rows["a"])), dict(zip(header, rows["b"]))
     assert a["test"] == "90.00" and a["train s/epoch"] == "1.00" and a["params"] == "10"  # digits kept
     assert b["test"] == "-" and b["params"] == "-" and "nan" not in to_markdown(table)
-    assert b["test 95% CI"] == "-" and a["test 95% CI"] == "single run"
+    assert b["test 95% CI"] == "-" and a["test 95% CI"] == "single run" and b["memory"] == "-"  # empty cell
 
 
 def _script(tmp_path, *args):
