@@ -80,25 +80,33 @@ def _git(repo: Path, *args: str) -> None:
 
 def test_commit_id_tells_uncommitted_states_apart(tmp_path):
     _git(tmp_path, "init", "-q")
-    (tmp_path / "code.py").write_text("a = 1\n")
+    code = tmp_path / "nac" / "code.py"
+    code.parent.mkdir()
+    code.write_text("a = 1\n")
+    (tmp_path / "README.md").write_text("docs\n")
     (tmp_path / ".gitignore").write_text("ignored/\n")
     _git(tmp_path, "add", ".")
     _git(tmp_path, "commit", "-q", "-m", "first")
     clean = env.git_commit(tmp_path)
     assert len(clean) == 40 and "dirty" not in clean
-    (tmp_path / "code.py").write_text("a = 2\n")
+    code.write_text("a = 2\n")
     first_edit = env.git_commit(tmp_path)
-    (tmp_path / "code.py").write_text("a = 3\n")
+    code.write_text("a = 3\n")
     second_edit = env.git_commit(tmp_path)
     assert first_edit.startswith(clean + "-dirty-") and second_edit.startswith(clean + "-dirty-")
     assert first_edit != second_edit  # two different uncommitted states never share an id
-    (tmp_path / "new.py").write_text("b = 1\n")  # a new file git does not ignore
+    new_file = tmp_path / "configs" / "new.yaml"  # a new file git does not ignore
+    new_file.parent.mkdir()
+    new_file.write_text("b: 1\n")
     with_new_file = env.git_commit(tmp_path)
-    (tmp_path / "new.py").write_text("b = 2\n")
+    new_file.write_text("b: 2\n")
     assert len({second_edit, with_new_file, env.git_commit(tmp_path)}) == 3
-    (tmp_path / "new.py").unlink()
+    new_file.unlink()
     (tmp_path / "ignored").mkdir()
     (tmp_path / "ignored" / "run.json").write_text("{}")  # ignored files do not count
     assert env.git_commit(tmp_path) == second_edit
-    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "README.md").write_text("edited docs\n")  # nor do edits outside the code
+    (tmp_path / "notes.md").write_text("new notes\n")
+    assert env.git_commit(tmp_path) == second_edit
+    code.write_text("a = 1\n")
     assert env.git_commit(tmp_path) == clean

@@ -58,7 +58,7 @@ def test_runner_records_named_tests_and_evaluations(make_cfg, tmp_path, monkeypa
     table = summary_table(records_frame([rec, {**rec, "seed": 1, "evaluations": {"drive": {"return": 5.5}}}]))
     assert list(table.dataset) == ["digits/a", "digits/b"]  # the record names the configured dataset
     assert table.iloc[0]["test"] == f"{rec['tests']['a']['rmse']:.4f} ± 0.0000"
-    assert table.iloc[0]["drive return"] == "4.50 ± 1.00" and "drive note" not in table.columns
+    assert table.iloc[0]["drive return"] == "4.50 ± 1.41"  # sample std of 3.5, 5.5 and "drive note" not in table.columns
 
 
 def test_data_root_is_the_first_candidate_holding_the_dataset_folder(tmp_path, monkeypatch):

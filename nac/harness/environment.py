@@ -63,12 +63,18 @@ def _git(root: Path, *args: str) -> bytes:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=30, check=True).stdout
 
 
+#: what a run computes with: uncommitted changes elsewhere (README, docs/, results/, tests/) leave a
+#: run's code, and so its identity, unchanged
+CODE_PATHS = ("nac", "baselines", "configs", "hydra_plugins", "scripts", "pyproject.toml")
+
+
 def _uncommitted_digest(root: Path) -> str:
-    """Short hash of the uncommitted state: the diff of tracked files against HEAD, plus the names
-    and content of untracked files that git does not ignore; empty when there is none."""
-    diff = _git(root, "diff", "HEAD", "--binary")
-    untracked = sorted(name for name in _git(root, "ls-files", "--others", "--exclude-standard", "-z").split(b"\0")
-                       if name)
+    """Short hash of the uncommitted state of the code (:data:`CODE_PATHS`): the diff of tracked
+    files against HEAD, plus the names and content of untracked files that git does not ignore;
+    empty when there is none."""
+    diff = _git(root, "diff", "HEAD", "--binary", "--", *CODE_PATHS)
+    untracked = sorted(name for name in _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--",
+                                             *CODE_PATHS).split(b"\0") if name)
     if not diff and not untracked:
         return ""
     digest = hashlib.sha256(diff)
@@ -84,8 +90,8 @@ def _uncommitted_digest(root: Path) -> str:
 def git_commit(root: Path = PROJECT_ROOT) -> str:
     """HEAD commit of the project checkout; ``unknown`` outside git.
 
-    With uncommitted changes (tracked edits or untracked, non-ignored files) it is
-    ``<sha>-dirty-<hash of those changes>``, so two different uncommitted states never share an id
+    With uncommitted changes to the code (tracked edits or untracked, non-ignored files under
+    :data:`CODE_PATHS`) it is ``<sha>-dirty-<hash of those changes>``, so two different uncommitted states never share an id
     (and a run is not skipped as finished after a second edit).
     """
     try:
