@@ -43,7 +43,31 @@ started=$(date -u +%Y-%m-%dT%H:%MZ)
 nice -n 10 mutmut run --max-children "${MUTATION_JOBS:-1}" > run.log 2>&1 || {
     tail -n 40 run.log >&2; echo "mutmut run failed; full log: $work/run.log" >&2; exit 1; }
 mutmut results --all true > results.txt
-echo "commit $commit, started $started" > summary.md
-cat results.txt >> summary.md
+grep -E ': (survived|no tests|suspicious)$' results.txt | sed 's/^ *//; s/: .*//' | while read -r name; do
+    echo "## $name"; mutmut show "$name" 2>/dev/null | grep -E '^[-+][^-+]' || true
+done > survivors.txt
+python - "$commit" "$started" > summary.md <<'PY'
+"""Counts per module from mutmut's results.txt, and the kill rate of nac/layers/."""
+import collections
+import re
+import sys
+
+counts = collections.defaultdict(collections.Counter)
+for line in open("results.txt"):
+    m = re.match(r"\s*(\S+?)\.x[_\u01c1].*: (.+)$", line)
+    if m:
+        counts[m.group(1).replace(".", "/") + ".py"][m.group(2).strip()] += 1
+kinds = ["killed", "timeout", "survived", "no tests", "suspicious", "skipped"]
+kinds += sorted({k for c in counts.values() for k in c} - set(kinds))
+print(f"commit {sys.argv[1]}, started {sys.argv[2]}\n")
+print("| module | " + " | ".join(kinds) + " | total | killed or timeout |")
+print("|---" * (len(kinds) + 3) + "|")
+groups = {**counts, "nac/layers/ (all)": sum((c for f, c in counts.items() if f.startswith("nac/layers/")),
+                                             collections.Counter())}
+for name, c in groups.items():
+    total = sum(c.values())
+    rate = (c["killed"] + c["timeout"]) / total if total else float("nan")
+    print(f"| {name} | " + " | ".join(str(c[k]) for k in kinds) + f" | {total} | {rate:.1%} |")
+PY
 cat summary.md
 echo "survivors: $work/survivors.txt"

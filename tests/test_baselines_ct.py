@@ -232,11 +232,11 @@ def _masks(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("cls,ncps_cls", [(LTC, NcpsLTC), (CfC, NcpsCfC)])
 def test_autoncp_wiring_follows_units_motor_neurons_sparsity_and_seed(cls, ncps_cls):
-    model = cls(C, 10, wiring="autoncp", motor_neurons=3, sparsity=0.3, wiring_seed=9)
-    assert model.output_dim == 3
+    model = cls(C, 10, wiring="autoncp", motor_neurons=4, sparsity=0.3, wiring_seed=9)  # default motor: 3
+    assert model.output_dim == 4
     got = _masks(model.rnn)
-    want = _masks(ncps_cls(C, AutoNCP(10, 3, sparsity_level=0.3, seed=9)))
-    other = _masks(ncps_cls(C, AutoNCP(10, 3, sparsity_level=0.3, seed=10)))
+    want = _masks(ncps_cls(C, AutoNCP(10, 4, sparsity_level=0.3, seed=9)))
+    other = _masks(ncps_cls(C, AutoNCP(10, 4, sparsity_level=0.3, seed=10)))
     assert got.keys() == want.keys() and got
     assert all(torch.equal(got[n], want[n]) for n in got)
     assert not all(torch.equal(got[n], other[n]) for n in got)  # the seed matters

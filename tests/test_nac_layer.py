@@ -567,7 +567,8 @@ def test_bad_sizes_raise_with_the_setting_named():
 @pytest.mark.parametrize("kw", [dict(), dict(dense=True), dict(pairwise=True)])
 @pytest.mark.parametrize("sparsity", [0.0, 0.05, 0.95, 1.5])
 def test_sparsity_out_of_range_raises(kw, sparsity):
-    with pytest.raises(ValueError, match=rf"sparsity={sparsity} is outside .* use the NAC-FC ablation \(model=nac_fc\)"):
+    with pytest.raises(ValueError, match=rf"^sparsity={sparsity} is outside .*\]\. For a dense \(fully connected\) NAC "
+                                         r"use the NAC-FC ablation \(model=nac_fc\)\.$"):
         NeuronalAttentionCircuit(3, 4, 2, variant="paper", sparsity=sparsity, **kw)
 
 
@@ -673,8 +674,7 @@ def test_official_fc_gates_are_two_linear_maps_of_the_pair(use_bias):
     p1, p2 = layer.phi_net
     v1, v2 = layer.tau_net
     assert p2.weight.shape == (1, 8) and v2.weight.shape[0] == 1
-    if not use_bias:
-        assert p1.bias is None and v1.bias is None and v2.bias is None
+    assert all((lin.bias is not None) == use_bias for lin in (p1, v1, v2))
 
     def affine(lin, u):
         return u @ lin.weight.T + (0.0 if lin.bias is None else lin.bias)

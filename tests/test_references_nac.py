@@ -35,9 +35,10 @@ def inter_wiring(n_inter: int, seed: int, in_dim: int, sparsity: float) -> AutoN
     raise AssertionError(f"no AutoNCP has {n_inter} inter neurons")
 
 
-def masked_affine(x: list[float], linear, synapse) -> list[float]:
+def masked_affine(x: list[float], linear, synapse, bias: bool = True) -> list[float]:
     """out_j = b_j + sum over existing synapses (i -> j) of W_ij x_i, by plain loops; W is (in, out)
-    (an ``nn.Linear``'s (out, in) weight is transposed)."""
+    (an ``nn.Linear``'s (out, in) weight is transposed); ``bias=False``: the map must have none."""
+    assert (linear.bias is not None) == bias, f"expected bias={bias}"
     weight = (linear.weight.T if isinstance(linear, torch.nn.Linear) else linear.weight).tolist()
     bias = [0.0] * len(weight[0]) if linear.bias is None else linear.bias.tolist()
     return [bias[j] + sum(weight[i][j] * x[i] for i in range(len(x)) if synapse(i, j)) for j in range(len(bias))]
@@ -97,7 +98,7 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
     dense_backbone = dense if dense_backbone is None else dense_backbone
     dt = cfg["dt"] if dt is None else dt
     units = cfg.get("backbone_units") or 4 * 2 * depth + 2
-    sparsity = cfg.get("sparsity", 0.5)
+    sparsity, use_bias = cfg.get("sparsity", 0.5), cfg.get("use_bias", True)
     ok = [[True] * length for _ in range(b_size)] if mask is None else mask.tolist()
 
     qkv = []
@@ -108,7 +109,8 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
             wiring = inter_wiring(d_model, SEED + n, c_in, sparsity)
             inter = wiring.get_neurons_of_layer(0)
             synapse = (lambda m, nodes: lambda i, j: m[i, nodes[j]] != 0)(wiring.sensory_adjacency_matrix, inter)
-        qkv.append([[masked_affine(x[b, s].tolist(), proj, synapse) for s in range(length)] for b in range(b_size)])
+        qkv.append([[masked_affine(x[b, s].tolist(), proj, synapse, use_bias) for s in range(length)]
+                    for b in range(b_size)])
     q, k, v = qkv
 
     out, weights = [], {}
@@ -140,7 +142,7 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
                 wts = {j: math.exp(a) / total for j, a in logits.items()}
                 weights[b, h, i] = wts
                 concat += [dt * sum(wts[j] * v[b][j][sl][d] for j in wts) for d in range(depth)]
-            y = masked_affine(concat, layer.out_proj, lambda *_: True)
+            y = masked_affine(concat, layer.out_proj, lambda *_: True, use_bias)
             rows.append([math.tanh(a) for a in y] if cfg.get("activation") == "tanh" else y)
         out.append(rows)
     return out, weights
@@ -165,11 +167,12 @@ CASES = {  # every case has dt != 1; times are (B, T) unless TIME_SHAPE says oth
     "exact_constant_pairwise": dict(topk=2, mode="exact", time_input="constant", t_const=0.45, pairwise=True,
                                     dt=0.8),
     "exact_pair_pairwise_causal": dict(topk=2, mode="exact", time_input="pair", pairwise=True, causal=True, dt=3.0),
-    "exact_per_sample_time_interpolated_top1": dict(topk=1, mode="exact", time_input="step", time_interpolation=True,
-                                                    dt=0.9, sparsity=0.7),
+    "exact_per_sample_time_interpolated": dict(topk=3, mode="exact", time_input="step", time_interpolation=True,
+                                               dt=0.9, sparsity=0.7),
+    "exact_pair_top1": dict(topk=1, mode="exact", time_input="pair", dt=1.9),
     "exact_scalar_time_fc_nobias": dict(topk=3, mode="exact", time_input="pair", dense=True, use_bias=False, dt=1.3),
 }
-TIME_SHAPE = {"exact_per_sample_time_interpolated_top1": "B", "exact_scalar_time_fc_nobias": "scalar"}
+TIME_SHAPE = {"exact_per_sample_time_interpolated": "B", "exact_scalar_time_fc_nobias": "scalar"}
 
 
 def build(cfg: dict):
