@@ -28,10 +28,18 @@ def test_bench_efficiency_unknown_model_lists_choices():
     assert proc.returncode == 2 and "choose from" in proc.stderr and "nac_official" in proc.stderr
 
 
-def test_bench_nac_memory_point_tiny():
-    proc = _run("scripts/bench_nac.py", "--part", "memory", "--lengths", "64", "128", "--variants", "official")
+def test_bench_nac_old_memory_options_still_work(tmp_path):
+    proc = _run("scripts/bench_nac.py", "--part", "memory", "--lengths", "64", "128", "--variants", "official",
+                "--long-repeats", "1", "--repeats", "2", "--out", str(tmp_path / "mem.csv"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "slope" in proc.stdout and "official" in proc.stdout
+    assert "log-log slope" in proc.stdout and "official" in proc.stdout
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "mem.csv")
+    assert table[table.part == "long"].what.tolist() == [
+        "long official fwd+bwd T=64", "long official memory increment T=64",
+        "long official fwd+bwd T=128", "long official memory increment T=128"]
+    assert (tmp_path / "mem.md").is_file()
 
 
 def test_bench_efficiency_length_sweep_train_mode_writes_slopes_and_plot(tmp_path):

@@ -160,6 +160,20 @@ def _ratio(value: float | None, reference: Row | None) -> float | None:
     return value / reference.median
 
 
+def attach_ratios(rows: Sequence[Row], references: Sequence[Row], yardstick_length: int) -> None:
+    """Set ``x_lstm``/``x_mha`` of every timed row: its median over the reference step's median at the
+    same T (step rows), or at ``yardstick_length`` (long and epoch rows, and steps without a reference)."""
+    def reference(kind: str, length: int) -> Row | None:
+        return next((r for r in references if r.what == f"step {REFERENCE_NAMES[kind]} T={length}"), None)
+
+    for row in rows:
+        if row.unit != "s":
+            continue
+        length = int(row.what.rsplit("T=", 1)[1]) if row.part == "step" else yardstick_length
+        for kind in REFERENCES:
+            setattr(row, f"x_{kind}", _ratio(row.median, reference(kind, length) or reference(kind, yardstick_length)))
+
+
 def _step_rows(kinds: Sequence[str], args: argparse.Namespace, part: str) -> list[Row]:
     import torch
 
@@ -306,15 +320,7 @@ def run(args: argparse.Namespace, prog: str, argv: Sequence[str]) -> int:
     if "epoch" in args.parts:
         print("epoch (nac-bench, one epoch each):", flush=True)
         rows += _epoch_rows(args)
-    yardstick = {kind: next((r for r in references if r.what == f"step {REFERENCE_NAMES[kind]} "
-                             f"T={max(args.step_lengths)}"), None) for kind in REFERENCES}
-    for row in rows:
-        if row.unit != "s":
-            continue
-        length = int(row.what.rsplit("T=", 1)[1]) if row.part == "step" else max(args.step_lengths)
-        for kind in REFERENCES:
-            reference = next((r for r in references if r.what == f"step {REFERENCE_NAMES[kind]} T={length}"), None)
-            setattr(row, f"x_{kind}", _ratio(row.median, reference or yardstick[kind]))
+    attach_ratios(rows, references, max(args.step_lengths))
     for row in references + rows:
         row.judge(verdicts=not args.quick)
     report = Report(provenance, _settings(args), references + rows, overall.report(), extra)
