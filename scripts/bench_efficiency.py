@@ -5,8 +5,8 @@ features, hidden size 64, 4 heads for attention models; one warm-up forward pass
 forward passes (no gradients). Printed per model: mean and population std of the seconds per
 pass, throughput (sequences/s and steps/s), parameter count, and peak memory.
 
-Memory is named by how it was measured. Each model runs in a fresh process (this script with
-the hidden ``--point`` argument), because a process's peak RSS is a lifetime high-water mark:
+Memory is named by how it was measured. Each model runs in a fresh process (nac.bench.fresh calls
+nac.harness.efficiency.measure_point), because a process's peak RSS is a lifetime high-water mark:
 on CPU the mark is reset through ``/proc/self/clear_refs`` after the model and input are built,
 so ``peak MB`` is the process's peak RSS during the passes (torch itself included) and
 ``increment MB`` is that peak minus the RSS just before them. On CUDA, ``peak MB`` is
@@ -39,9 +39,7 @@ processes used meanwhile and warns when it was not idle.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -53,58 +51,24 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from nac.harness.efficiency import (  # noqa: E402
-    ForeignLoad, build_sequence_model, mean_std, model_names, time_forward, time_train_step)
-from nac.harness.memory import reset_peak_rss, status_kib  # noqa: E402
-from nac.models.predictor import count_parameters  # noqa: E402
-
-POINT_MARKER = "BENCH_POINT "
-
-
-def measure(args: argparse.Namespace) -> dict:
-    """One model, in this (fresh) process: build, warm up, time, read peak memory."""
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = build_sequence_model(args.model, args.features, args.width, args.heads).to(device)
-    x = torch.randn(args.batch, args.length, args.features, device=device)
-    t = torch.ones(args.batch, args.length, device=device)
-    row = {"model": args.model, "mode": args.mode, "length": args.length, "batch": args.batch,
-           "params": count_parameters(model)}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        baseline = torch.cuda.memory_allocated(device) / 2**20
-        method = "cuda_max_memory_allocated"
-    else:
-        method = "cpu_peak_rss_during_passes" if reset_peak_rss() else "cpu_peak_rss_process_lifetime"
-        baseline = (status_kib("VmRSS") or 0) / 1024
-    if args.mode == "train":
-        times = time_train_step(model, x, t, warmup=args.warmup, repeats=args.repeats)
-    else:
-        times = time_forward(model, x, t, warmup=args.warmup, repeats=args.repeats)
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
-            else (status_kib("VmHWM") or 0) / 1024)
-    mean, std = mean_std(times)
-    row.update(mean_s=mean, std_s=std, seq_per_s=args.batch / mean, steps_per_s=args.batch * args.length / mean,
-               peak_mb=peak, increment_mb=peak - baseline, memory_method=method, status="ok")
-    return row
+from nac.bench.fresh import call_fresh  # noqa: E402
+from nac.bench.load import ForeignLoad  # noqa: E402
+from nac.harness.efficiency import model_names  # noqa: E402
 
 
 def spawn(model: str, args: argparse.Namespace, length: int, batch: int) -> dict:
-    """Measure one (model, length, batch) point in a fresh process."""
-    cmd = [sys.executable, __file__, "--point", "--models", model, "--length", str(length),
-           "--batch", str(batch), "--features", str(args.features), "--width", str(args.width),
-           "--heads", str(args.heads), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-           "--device", args.device, "--mode", args.mode]
+    """Measure one (model, length, batch) point in a fresh process (nac.bench.fresh)."""
     base = {"model": model, "mode": args.mode, "length": length, "batch": batch}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
+    done = call_fresh("nac.harness.efficiency:measure_point",
+                      dict(model=model, mode=args.mode, length=length, batch=batch, features=args.features,
+                           width=args.width, heads=args.heads, warmup=args.warmup, repeats=args.repeats,
+                           device=args.device), timeout=args.timeout)
+    result = done.result()
+    if result is not None:
+        return result
+    if done.returncode is None:
         return {**base, "status": f"timeout after {args.timeout} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(POINT_MARKER):
-            return json.loads(line[len(POINT_MARKER):])
-    tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode} (killed?)"])[-1]
-    return {**base, "status": f"failed: {tail}"}
+    return {**base, "status": f"failed: {done.why()}"}
 
 
 def skip_reason(done: list[dict], size: int, key: str, args: argparse.Namespace) -> str | None:
@@ -202,7 +166,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="write the table to this CSV (and a .md beside it)")
     p.add_argument("--suite", default=None, metavar="DIR",
                    help="run the protocol and all sweeps (inference and train) into DIR")
-    p.add_argument("--point", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -236,10 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.suite:
         return run_suite(argv, args.suite)
-    if args.point:
-        args.model = args.models[0]
-        print(POINT_MARKER + json.dumps(measure(args)), flush=True)
-        return 0
     models = args.models or model_names()
     unknown = sorted(set(models) - set(model_names()))
     if unknown:

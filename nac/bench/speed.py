@@ -79,7 +79,8 @@ def _split(values: Sequence[str] | None, choices: Sequence[str], option: str) ->
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = _Parser(prog="python -m nac.bench speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", nargs="+", default=None, help=f"comma-separated subset of {','.join(PARTS)} (default all)")
+    p.add_argument("--parts", nargs="+", default=None,
+                   help=f"comma-separated subset of {','.join(PARTS)} (default all)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and 1-3 repeats: a smoke run of seconds")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads, here and in every child (default 2)")
@@ -107,9 +108,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.parts = alias[args.part] if args.part else (_split(args.parts, PARTS, "--parts") or list(PARTS))
     args.variants = _split(args.variants, NAC_VARIANTS, "--variants") or list(NAC_VARIANTS)
     for name in ("threads", "repeats", "long_repeats", "warmup", "timeout"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name in ("warmup", "long_repeats") else 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be {'0 or more' if name in ('warmup', 'long_repeats') else 'positive'}, got {value}")
+        value, may_be_zero = getattr(args, name), name in ("warmup", "long_repeats")
+        if value is not None and value < (0 if may_be_zero else 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be {'0 or more' if may_be_zero else 'positive'}, "
+                             f"got {value}")
     for name in ("step_lengths", "long_lengths"):
         if any(t < 1 for t in getattr(args, name) or []):
             raise UsageError(f"--{name.replace('_', '-')}: lengths must be positive")

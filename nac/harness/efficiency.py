@@ -1,18 +1,22 @@
-"""Efficiency measurement shared by the benchmark scripts: build a model by config name, time its
-forward passes, and say whether the machine was idle meanwhile."""
+"""The efficiency protocol's pieces (scripts/bench_efficiency.py): build a model by config name, time
+its forward passes or training steps, and measure one point in this (fresh) process.
+
+Timing, memory and the machine-load check are the package's single implementations
+(:mod:`nac.bench.timing`, :mod:`nac.bench.probe`, :mod:`nac.bench.load`); ``ForeignLoad`` is
+re-exported here for older imports."""
 
 from __future__ import annotations
 
-import os
 import statistics
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
+from nac.bench.load import ForeignLoad  # noqa: F401  (re-exported)
+from nac.bench.probe import MemoryProbe
+from nac.bench.timing import measure
 from nac.harness.environment import PROJECT_ROOT
 from nac.harness.runner import make_sequence_model
 
@@ -34,26 +38,12 @@ def build_sequence_model(name: str, input_dim: int, width: int, heads: int, seed
     return make_sequence_model(cfg.model, input_dim)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def time_forward(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1,
                  repeats: int = 10) -> list[float]:
     """Seconds of each of ``repeats`` forward passes (eval mode, no gradients) after ``warmup`` ones."""
     model.eval()
-    for _ in range(warmup):
-        model(x, t, None)
-    _sync(x.device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x, t, None)
-        _sync(x.device)
-        times.append(time.perf_counter() - start)
-    return times
+    return list(measure(lambda: model(x, t, None), warmup=warmup, repeats=repeats, label="forward").times)
 
 
 def time_train_step(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1,
@@ -70,16 +60,7 @@ def time_train_step(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, w
         loss.backward()
         optimizer.step()
 
-    for _ in range(warmup):
-        step()
-    _sync(x.device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        _sync(x.device)
-        times.append(time.perf_counter() - start)
-    return times
+    return list(measure(step, warmup=warmup, repeats=repeats, label="training step").times)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -87,40 +68,25 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values)
 
 
-class ForeignLoad:
-    """CPU time that other processes used on this machine between start() and stop().
+def measure_point(model: str, mode: str, length: int, batch: int, features: int, width: int, heads: int,
+                  warmup: int, repeats: int, device: str) -> dict:
+    """One model at one (length, batch), in this process (run it in a fresh one: nac.bench.fresh):
+    build, then time ``repeats`` forward passes or training steps after ``warmup``, with the memory
+    increment over those passes. JSON-able."""
+    from nac.models.predictor import count_parameters
 
-    Busy jiffies from /proc/stat minus this process's (and its waited-for children's) CPU
-    time from os.times(). Timings taken while another process is busy are not comparable:
-    with torch's default thread count every parallel op waits for a descheduled thread.
-    """
-
-    def __init__(self) -> None:
-        self.start_busy, self.start_own, self.start_wall = self._busy(), self._own(), time.perf_counter()
-
-    @staticmethod
-    def _busy() -> float | None:
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        except (OSError, ValueError, IndexError):
-            return None
-        busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal minus idle and iowait
-        return busy / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _own() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def report(self) -> str:
-        busy = self._busy()
-        wall = time.perf_counter() - self.start_wall
-        if busy is None or self.start_busy is None or wall <= 0:
-            return "machine load: unknown (no /proc/stat)"
-        foreign = max(0.0, (busy - self.start_busy) - (self._own() - self.start_own))
-        share = foreign / wall
-        text = (f"machine load: other processes used {foreign:.1f} CPU-s in {wall:.1f} s "
-                f"({share:.2f} cores on average, of {os.cpu_count()})")
-        if share > 0.1:
-            text += "  WARNING: the machine was not idle; timings are inflated"
-        return text
+    torch_device = torch.device(device)
+    torch.manual_seed(0)
+    net = build_sequence_model(model, features, width, heads).to(torch_device)
+    x = torch.randn(batch, length, features, device=torch_device)
+    t = torch.ones(batch, length, device=torch_device)
+    row = {"model": model, "mode": mode, "length": length, "batch": batch, "params": count_parameters(net)}
+    probe = MemoryProbe(torch_device)
+    probe.start()
+    timer = time_train_step if mode == "train" else time_forward
+    times = timer(net, x, t, warmup=warmup, repeats=repeats)
+    memory = probe.stop()
+    mean, std = mean_std(times)
+    row.update(mean_s=mean, std_s=std, seq_per_s=batch / mean, steps_per_s=batch * length / mean,
+               peak_mb=memory.peak_mib, increment_mb=memory.increment_mib, memory_method=memory.method, status="ok")
+    return row
