@@ -79,6 +79,9 @@ def test_verdicts():
     row.median = 0.25
     row.judge(verdicts=True)
     assert row.result == "pass"
+    row.load_cores = 0.5  # other processes kept half a core busy meanwhile
+    row.judge(verdicts=True)
+    assert row.result == "pass (busy)"
     row.judge(verdicts=False)
     assert row.result == "-"
     missing = Row("epoch", "y", "", target=15.0)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from nac.bench.load import BUSY_CORES
+
 
 @dataclass
 class Row:
@@ -34,18 +36,21 @@ class Row:
     high: float | None = None
     n: int = 0
     target: float | None = None    # upper bound
-    result: str = "-"              # pass | fail | - | not run
+    result: str = "-"              # pass | fail (+ ' (busy)') | - | not run
     x_lstm: float | None = None    # median / the LSTM reference's median
     x_mha: float | None = None
     load_cores: float | None = None  # other processes' average CPU use while measuring
     note: str = ""
 
     def judge(self, verdicts: bool) -> None:
-        """Set ``result`` from the median and the target (``-`` without verdicts or target)."""
+        """Set ``result`` from the median and the target (``-`` without verdicts or target); a verdict
+        measured while other processes kept more than ``BUSY_CORES`` cores busy says ``(busy)``."""
         if self.median is None:
             self.result = "not run"
         elif verdicts and self.target is not None:
             self.result = "pass" if self.median <= self.target else "fail"
+            if self.load_cores is not None and self.load_cores > BUSY_CORES:
+                self.result += " (busy)"
         else:
             self.result = "-"
 

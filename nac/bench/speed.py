@@ -287,7 +287,8 @@ def _settings(args: argparse.Namespace) -> list[str]:
                      "train_time_per_epoch_s (the training loop, not validation or test).")
     lines += [
         "x LSTM / x MHA: the figure divided by the reference step's median (step rows: same T; long and epoch "
-        f"rows: T={max(args.step_lengths)}).",
+        f"rows: T={max(args.step_lengths)}). other load: cores other processes kept busy while the row was "
+        "measured; a verdict marked (busy) was measured on a shared machine (over 0.1 cores): re-run it quietly.",
         "The authors' TensorFlow layer at the step settings (TF 2.21 CPU, graph mode, 2 threads, measured by the "
         "project lead): " + ", ".join(f"{v} s at T={t}" for t, v in TF_REFERENCE_S.items()) + ".",
     ]
