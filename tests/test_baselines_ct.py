@@ -232,14 +232,15 @@ def _masks(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("cls,ncps_cls", [(LTC, NcpsLTC), (CfC, NcpsCfC)])
 def test_autoncp_wiring_follows_units_motor_neurons_sparsity_and_seed(cls, ncps_cls):
-    model = cls(C, 10, wiring="autoncp", motor_neurons=4, sparsity=0.3, wiring_seed=9)  # default motor: 3
+    model = cls(C, 20, wiring="autoncp", motor_neurons=4, sparsity=0.2, wiring_seed=9)  # default motor: 6
     assert model.output_dim == 4
     got = _masks(model.rnn)
-    want = _masks(ncps_cls(C, AutoNCP(10, 4, sparsity_level=0.3, seed=9)))
-    other = _masks(ncps_cls(C, AutoNCP(10, 4, sparsity_level=0.3, seed=10)))
+    want = _masks(ncps_cls(C, AutoNCP(20, 4, sparsity_level=0.2, seed=9)))
     assert got.keys() == want.keys() and got
     assert all(torch.equal(got[n], want[n]) for n in got)
-    assert not all(torch.equal(got[n], other[n]) for n in got)  # the seed matters
+    for other in (AutoNCP(20, 4, sparsity_level=0.2, seed=10), AutoNCP(20, 4, sparsity_level=0.5, seed=9)):
+        other = _masks(ncps_cls(C, other))
+        assert not all(torch.equal(got[n], other[n]) for n in got)  # the seed and the sparsity matter
 
 
 def test_autoncp_default_motor_neurons_is_three_tenths_of_units_at_least_one():
