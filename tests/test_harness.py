@@ -135,6 +135,11 @@ def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
     assert set(table.model) == every_model  # the default benchmark lists every model
     assert (table.runs == "1/1").all()
     assert "| nac_official" in proc.stdout
+    # two jobs at a time (the joblib launcher), each with one torch thread: no collapse on a busy machine
+    assert "Joblib.Parallel(n_jobs=2," in proc.stdout + proc.stderr
+    records = _records(tmp_path)
+    assert len(records) == len(every_model) and {r["config"]["threads"] for r in records} == {1}
+    assert all("1 threads" in r["device"] for r in records)
 
 
 def test_finished_run_is_skipped_unless_forced(make_cfg, tmp_path, monkeypatch):
