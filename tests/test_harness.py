@@ -296,3 +296,24 @@ def test_cli_sweep_goes_on_past_a_diverged_run_and_its_table_says_so(tmp_path):
     assert sorted(r["status"] for r in _records(tmp_path)) == ["diverged", "ok"]
     (table_file,) = list((tmp_path / "multirun").rglob("table.csv"))
     assert sorted(pd.read_csv(table_file).status) == ["complete", "incomplete: 1 not ok (diverged)"]
+
+
+def test_progress_bar_is_not_redrawn_on_every_step(make_cfg, tmp_path, monkeypatch):
+    """The loss shown in the bar is updated every step but drawn at the bar's throttled updates only."""
+    import functools
+    import io
+
+    from tqdm.auto import tqdm
+
+    screen = io.StringIO()
+    shown = functools.partial(tqdm, file=screen, mininterval=3600)  # as on a terminal, one redraw an hour
+
+    def on_a_terminal(iterable, disable=None, **kwargs):
+        return shown(iterable, disable=False, **kwargs)
+
+    monkeypatch.setattr(train_module, "tqdm", on_a_terminal)
+    run(make_cfg("model=lstm", "trainer.epochs=1", "trainer.limit_train_batches=null", "trainer.batch_size=8",
+                 "trainer.progress=true"))
+    (rec,) = _records(tmp_path)
+    assert -(-rec["n_train"] // 8) >= 10  # steps
+    assert screen.getvalue().count("\r") <= 3  # the first draw, the close; not one per step
