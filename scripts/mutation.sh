@@ -5,13 +5,14 @@
 #
 #   bash scripts/mutation.sh              # the committed tree (HEAD), from scratch
 #   bash scripts/mutation.sh --worktree   # the working tree as it is (tracked + untracked files)
-#   bash scripts/mutation.sh --resume     # keep earlier verdicts of unchanged functions
+#   bash scripts/mutation.sh --resume     # keep the verdicts of functions whose code did not change
+#                                         # (mutmut does not retest them after a change to the tests)
 #
 # It runs in a copy (build/mutation/, or $MUTATION_DIR) so that edits made meanwhile never leak into
 # a run, with one test process at low priority (MUTATION_JOBS=1, nice 10). At the end it prints the
 # counts per module and writes build/mutation/summary.md and build/mutation/survivors.txt, the
-# inputs of results/mutation.md and results/mutation_survivors.txt. A full run takes about an hour
-# on one core.
+# inputs of results/mutation.md and results/mutation_survivors.txt. A full run (~1,400 mutants)
+# takes about 10 minutes on one core.
 set -euo pipefail
 
 root=$(git rev-parse --show-toplevel)
@@ -26,14 +27,19 @@ for arg in "$@"; do
 done
 command -v mutmut >/dev/null || { echo 'mutmut is missing: pip install -e ".[dev,mutation]"' >&2; exit 1; }
 
+# the work folder is emptied below: only one this script made (marker file) or a new, empty one
+if [ -d "$work" ] && [ -n "$(ls -A "$work")" ] && [ ! -e "$work/.mutation-workdir" ]; then
+    echo "refusing to empty $work: not a folder made by scripts/mutation.sh" >&2; exit 2
+fi
 mkdir -p "$work"
 find "$work" -mindepth 1 -maxdepth 1 ! -name mutants -exec rm -rf {} +
+touch "$work/.mutation-workdir"
 [ "$resume" = 1 ] || rm -rf "$work/mutants"
 if [ "$source_tree" = head ]; then
     git -C "$root" archive HEAD | tar -x -m -C "$work"   # -m: fresh mtimes, so --resume re-mutates edits
     commit=$(git -C "$root" rev-parse --short HEAD)
 else
-    (cd "$root" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -x -m -C "$work"
+    (cd "$root" && git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -cf -) | tar -x -m -C "$work"
     commit="$(git -C "$root" rev-parse --short HEAD) + working tree"
 fi
 
