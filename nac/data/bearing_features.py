@@ -1,5 +1,5 @@
 """Per-frame features of raw PRONOSTIA (FEMTO-ST, IEEE PHM 2012) bearing recordings, in the format of
-the NAC authors' feature CSVs (PROTOCOLS.md section 3, ``bearings``).
+the NAC authors' feature CSVs (docs/PROTOCOLS.md section 3, ``bearings``).
 
 Raw layout (one folder per bearing, e.g. ``Full_Test_Set/Bearing2_7/``):
   ``acc_XXXXX.csv``: one vibration snapshot, 2,560 rows at 25.6 kHz (0.1 s every 10 s), columns

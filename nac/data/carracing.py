@@ -1,4 +1,4 @@
-"""CarRacing behaviour cloning (PROTOCOLS.md section 2, ``carracing``): frames -> one of 5 actions.
+"""CarRacing behaviour cloning (docs/PROTOCOLS.md section 2, ``carracing``): frames -> one of 5 actions.
 
 Data: recordings of the scripted pure-pursuit expert (:mod:`nac.driving.expert`) in Gymnasium's
 ``CarRacing-v3`` with discrete actions (0 no-op, 1 steer right, 2 steer left, 3 gas, 4 brake), made

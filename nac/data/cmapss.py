@@ -1,4 +1,4 @@
-"""NASA C-MAPSS turbofan engine degradation, remaining useful life (RUL), PROTOCOLS.md section 3 (``cmapss``).
+"""NASA C-MAPSS turbofan engine degradation, remaining useful life (RUL), docs/PROTOCOLS.md section 3 (``cmapss``).
 
 Files (NASA Prognostics Center of Excellence data repository, "Turbofan Engine Degradation
 Simulation", Saxena et al. 2008), under ``data_root/cmapss/``: ``train_FD00x.txt``,

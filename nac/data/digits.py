@@ -1,7 +1,7 @@
 """scikit-learn's bundled handwritten digits (8x8, 1,797 images) as an event sequence.
 
 The embedded default dataset: it ships with scikit-learn, so it needs no download. Each image
-is encoded the way event-based MNIST is (PROTOCOLS.md, 1): binarised (pixel >= 8 of 16),
+is encoded the way event-based MNIST is (docs/PROTOCOLS.md, 1): binarised (pixel >= 8 of 16),
 flattened row-major and run-length encoded into (value, duration) events, durations rescaled
 to sum to ``max_events``; at most 29 runs occur, so ``max_events=32`` truncates nothing.
 """

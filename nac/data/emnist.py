@@ -1,4 +1,4 @@
-"""Event-based MNIST (PROTOCOLS.md, 1): each 28x28 image as a sequence of run-length events.
+"""Event-based MNIST (docs/PROTOCOLS.md, 1): each 28x28 image as a sequence of run-length events.
 
 Encoding (shared with ``digits``, :func:`nac.data.events.encode_images`): binarise (pixel >= 128),
 flatten row-major to 784 pixels, run-length encode into (value, run length) events, rescale the run

@@ -1,4 +1,4 @@
-"""Event (run-length) encoding of images, as event-based MNIST does it (PROTOCOLS.md, 1)."""
+"""Event (run-length) encoding of images, as event-based MNIST does it (docs/PROTOCOLS.md, 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""UCI "Localization Data for Person Activity" (ConfLongDemo_JSI), PROTOCOLS.md section 1 (``par``).
+"""UCI "Localization Data for Person Activity" (ConfLongDemo_JSI), docs/PROTOCOLS.md section 1 (``par``).
 
 The file has no header and 8 comma-separated columns ``sequence, tag, ticks, date, x, y, z,
 activity``: 5 people (A-E), each with ~5 recordings (``A01`` ...), 4 body tags interleaved in one

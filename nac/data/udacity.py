@@ -1,4 +1,4 @@
-"""Udacity self-driving-car simulator recordings: steering regression (PROTOCOLS.md section 2, ``udacity``).
+"""Udacity self-driving-car simulator recordings: steering regression (docs/PROTOCOLS.md section 2, ``udacity``).
 
 Data: one or more recordings under ``<data_root>/udacity``. A recording is a folder holding a
 ``driving_log.csv`` and an ``IMG/`` folder: ``udacity/`` itself and/or any of its (non-hidden)

@@ -35,7 +35,7 @@ from scipy import stats
 
 from nac.harness.identity import run_hash
 
-#: Headline NAC figures attributed to the paper (PROTOCOLS.md; from a results aggregator, not
+#: Headline NAC figures attributed to the paper (docs/PROTOCOLS.md; from a results aggregator, not
 #: checked against the PDF), keyed by (dataset, metric), in the units tables print.
 PAPER_FIGURES: dict[tuple[str, str], float] = {
     ("emnist", "accuracy"): 96.64,
@@ -53,13 +53,13 @@ PERCENT_METRICS = ("accuracy",)
 EVAL_PREFIX = "eval:"
 #: coverage of the intervals of the mean (Student t)
 CONFIDENCE = 0.95
-#: the paper protocol's folds and split seed (configs/protocol/paper.yaml, PROTOCOLS.md)
+#: the paper protocol's folds and split seed (configs/protocol/paper.yaml, docs/PROTOCOLS.md)
 PAPER_N_FOLDS, PAPER_SPLIT_SEED = 5, 42
 
 
 @dataclass(frozen=True)
 class PaperSetup:
-    """How the paper's NAC figure for one dataset was obtained (PROTOCOLS.md sections 1-3).
+    """How the paper's NAC figure for one dataset was obtained (docs/PROTOCOLS.md sections 1-3).
 
     ``epochs``: the training budget; ``data``: ``dataset.builder`` settings that select the paper's
     data; ``nac``: the NAC model settings; ``unpublished``: why no run here can use the paper's data

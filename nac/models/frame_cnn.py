@@ -1,4 +1,4 @@
-"""The paper's per-frame CNN stem for CarRacing (PROTOCOLS.md section 2).
+"""The paper's per-frame CNN stem for CarRacing (docs/PROTOCOLS.md section 2).
 
 Each 96x96 RGB frame goes through Conv2d(10, 3x3, stride 2, ReLU), Dropout 0.2,
 Conv2d(20, 5x5, stride 2, ReLU), Dropout 0.2, Conv2d(30, 5x5, stride 2, ReLU), Dropout 0.2 and is

@@ -1,4 +1,4 @@
-"""PilotNet stem and head for the Udacity steering task (PROTOCOLS.md section 2, ``udacity``).
+"""PilotNet stem and head for the Udacity steering task (docs/PROTOCOLS.md section 2, ``udacity``).
 
 The stem is NVIDIA's PilotNet convolution stack as the NAC authors use it: Conv2d 24, 36, 48 (5x5,
 stride 2, ELU), 64, 64 (3x3, ELU). A 3x66x200 frame becomes a 64-channel 1x18 map; dropout 0.5;
