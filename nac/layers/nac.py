@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nac.layers.topk import all_pairs, chunked_topk
+from nac.layers.pairs import Selection, gather_keys
+from nac.layers.topk import all_pairs, chunked_topk, every_key, reference_topk
 from nac.layers.wiring import MaskedLinear, NCPBackbone, check_sparsity, sensory_mask
 from nac.models.contract import SequenceModel, last_valid_step
 
@@ -56,14 +57,6 @@ def ode_logits(phi: torch.Tensor, w_tau: torch.Tensor, t: torch.Tensor | float, 
     if mode == "euler":
         return steady * (1.0 - torch.pow(1.0 - delta_t * w_tau, int(euler_steps)))
     raise ValueError(f"mode={mode!r} is not valid; choose one of ['euler', 'exact', 'steady']")
-
-
-def gather_keys(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """x (B, H, T, D) gathered at key indices idx (B, H, Tq, K) -> (B, H, Tq, K, D)."""
-    b, h, _, d = x.shape
-    tq, k = idx.shape[2:]
-    flat = idx.expand(b, h, tq, k).reshape(b, h, tq * k, 1).expand(-1, -1, -1, d)
-    return torch.gather(x, 2, flat).reshape(b, h, tq, k, d)
 
 
 class AffineProjection(nn.Module):
@@ -222,18 +215,13 @@ class NeuronalAttentionCircuit(SequenceModel):
         return torch.sigmoid(phi), F.softplus(tau_raw) + self.tau_epsilon
 
     def _ode_time(self, t, mask: torch.Tensor | None, idx: torch.Tensor, b: int, tq: int, like: torch.Tensor):
-        """The ODE time broadcastable to (B, H, Tq, K), in the dtype and device of ``like``."""
-        if t is None or self.time_input == "constant":
+        """The ODE time broadcastable to (B, H, Tq, K), in the dtype and device of ``like``
+        (:meth:`forward_reference`; :meth:`_pair_time` is the same for the fast path)."""
+        t = self._time_tensor(t, b, tq, like)
+        if t is None:
             return torch.tensor(self.t_const, dtype=like.dtype, device=like.device)
-        t = torch.as_tensor(t).to(dtype=like.dtype, device=like.device)
-        if t.dim() == 0:
+        if t.dim() != 2:
             return t
-        if t.dim() == 1:
-            if t.shape[0] != b:
-                raise ValueError(f"a 1-D time input must have one value per sample ({b}), got {tuple(t.shape)}")
-            return t.view(b, 1, 1, 1)
-        if t.shape != (b, tq):
-            raise ValueError(f"time input must be a scalar, (B,) or (B, T) = {(b, tq)}; got {tuple(t.shape)}")
         if mask is not None:
             t = t * mask
         if self.time_input == "step":
@@ -244,6 +232,151 @@ class NeuronalAttentionCircuit(SequenceModel):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, t=None, mask: torch.Tensor | None = None):
+        """The layer's output (see the class docstring). Computes what :meth:`forward_reference`
+        computes, faster (docs/NAC.md 5): only the queries whose output is returned
+        (:meth:`_query_positions`), pair maps split per token (:class:`Selection`), block-pruned
+        top-K for long sequences and no selection at all when every key is used (:meth:`_select`)."""
+        if x.dim() != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"expected x of shape (B, T, {self.input_dim}), got {tuple(x.shape)}")
+        b, t_len, _ = x.shape
+        if mask is not None:
+            mask = mask.to(device=x.device, dtype=torch.bool)
+        q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
+        q_pos = self._query_positions(mask, b, t_len, x.device)
+        if q_pos is not None:
+            q = q.gather(2, q_pos[:, None, :, None].expand(b, self.num_heads, -1, self.depth))
+
+        sel = self._select(q, k, mask, q_pos)
+        phi, w_tau = self._pair_gates(q, sel)
+        t_ode = self._pair_time(t, mask, sel, q_pos, b, t_len, q)
+        if self.time_interpolation:
+            ab = sel.pair_linear(q, torch.cat([self.time_a.weight, self.time_b.weight]).t(),
+                                 torch.cat([self.time_a.bias, self.time_b.bias]))
+            t_ode = torch.sigmoid(ab[..., 0] * t_ode + ab[..., 1])
+        logits = ode_logits(phi, w_tau, t_ode, self.mode, self.euler_steps, self.delta_t)
+        logits = logits.expand(b, self.num_heads, sel.n_queries, sel.idx.shape[-1])
+        weights = self.attn_dropout(self._weights(logits, sel, mask))
+
+        heads = self.dt * sel.weighted_sum(weights, v)
+        out = self.activation(self.out_proj(heads.transpose(1, 2).reshape(b, sel.n_queries, self.d_model)))
+        if q_pos is not None:
+            out = out[:, 0]  # the one query computed: each sample's last valid step
+        elif not self.return_sequences:
+            out = last_valid_step(out, mask)
+        if self.return_attention:
+            return out, Attention(weights, sel.idx, sel.valid)
+        return out
+
+    def _query_positions(self, mask: torch.Tensor | None, b: int, t_len: int, device) -> torch.Tensor | None:
+        """(B or 1, 1) position of the one query whose output is returned, or None for every query.
+
+        Without ``return_sequences`` the layer returns each sample's last valid step, and a query's
+        output depends on no other query: attending from that query alone gives the same output
+        and the same gradients at 1/T of the cost. Every query is computed when all outputs are
+        returned, when the attention record is asked for, and while attention dropout is active
+        (its random mask covers every query, as in :meth:`forward_reference`)."""
+        if self.return_sequences or self.return_attention or self._dropout_active():
+            return None
+        if mask is None:
+            return torch.full((1, 1), t_len - 1, dtype=torch.long, device=device)
+        positions = torch.arange(t_len, device=device).expand_as(mask)  # as last_valid_step
+        return torch.where(mask, positions, -1).max(dim=1).values.clamp(min=0)[:, None]
+
+    def _dropout_active(self) -> bool:
+        return self.training and self.attn_dropout.p > 0
+
+    def _select(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None,
+                q_pos: torch.Tensor | None) -> Selection:
+        """The keys of each query: all of them (NAC-PW, or K >= T) or the exact top-K by q.k.
+
+        With K >= T every key is selected whatever the scores, so no score is computed and keys
+        are taken in position order; while attention dropout is active the top-K order (by
+        decreasing score) is kept instead, so that the dropout mask falls on the same keys as in
+        :meth:`forward_reference`."""
+        select_mask = mask if self.variant == "paper" else None  # official: padding is selectable
+        b, t_keys = k.shape[0], k.shape[2]
+        if self.pairwise or (self.topk >= t_keys and not self._dropout_active()):
+            idx, valid = every_key(b, q.shape[2], t_keys, select_mask, self.causal, q.device, q_pos)
+            return Selection(idx, valid, every=True, keys=k)
+        idx, valid = chunked_topk(q, k, self.topk, select_mask, self.causal, self.chunk_size, q_pos)
+        return Selection(idx, valid, every=False, keys=k)
+
+    def _pair_gates(self, q: torch.Tensor, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`gates` of the pairs [q_i; k_j] of ``sel``, with each network's first (linear)
+        layer split per token (:meth:`Selection.pair_linear`) so that no pair is built."""
+        if self.variant == "paper":
+            first = self.backbone.layers[0]
+            raw = self.backbone.tail(self.backbone.act(sel.pair_linear(q, first.masked_weight(), first.bias)))
+            phi, tau_raw = raw[..., 0], raw[..., 1]
+        elif self.dense:
+            phi_in, tau_in = self.phi_net[0], self.tau_net[0]
+            phi = self.phi_net[1](sel.pair_linear(q, phi_in.weight.t(), phi_in.bias))[..., 0]
+            tau_raw = self.tau_net[1](sel.pair_linear(q, tau_in.weight.t(), tau_in.bias))[..., 0]
+        else:
+            raw = self.gate_bias * self.gate_out_w + self.gate_out_b
+            phi, tau_raw = raw, raw
+        return torch.sigmoid(phi), F.softplus(tau_raw) + self.tau_epsilon
+
+    def _time_tensor(self, t, b: int, t_len: int, like: torch.Tensor) -> torch.Tensor | None:
+        """The time input as a tensor in ``like``'s dtype and device, shape-checked: a 0-d or (B,)
+        time is returned broadcastable to (B, H, Tq, K); a (B, T) time as (B, T); None when the
+        ODE time is ``t_const``."""
+        if t is None or self.time_input == "constant":
+            return None
+        t = torch.as_tensor(t).to(dtype=like.dtype, device=like.device)
+        if t.dim() == 0:
+            return t
+        if t.dim() == 1:
+            if t.shape[0] != b:
+                raise ValueError(f"a 1-D time input must have one value per sample ({b}), got {tuple(t.shape)}")
+            return t.view(b, 1, 1, 1)
+        if t.shape != (b, t_len):
+            raise ValueError(f"time input must be a scalar, (B,) or (B, T) = {(b, t_len)}; got {tuple(t.shape)}")
+        return t
+
+    def _pair_time(self, t, mask: torch.Tensor | None, sel: Selection, q_pos: torch.Tensor | None,
+                   b: int, t_len: int, like: torch.Tensor) -> torch.Tensor:
+        """The ODE time broadcastable to (B, H, Tq, K) for the queries at ``q_pos`` (all if None);
+        the same values as :meth:`_ode_time`."""
+        t = self._time_tensor(t, b, t_len, like)
+        if t is None:
+            return torch.tensor(self.t_const, dtype=like.dtype, device=like.device)
+        if t.dim() != 2:
+            return t
+        if mask is not None:
+            t = t * mask
+        stamps = t if self.time_input == "step" else torch.cumsum(t, dim=1)  # (B, T)
+        at_query = stamps if q_pos is None else stamps.gather(1, q_pos.expand(b, -1))
+        at_query = at_query[:, None, :, None]  # (B, 1, Tq, 1)
+        if self.time_input == "step":
+            return at_query
+        return (at_query - sel.take(stamps)).abs()
+
+    def _weights(self, logits: torch.Tensor, sel: Selection, mask: torch.Tensor | None) -> torch.Tensor:
+        """Softmax weights over the selected keys, with the variant's padding and causal rules."""
+        valid = sel.valid
+        if self.variant == "paper":
+            any_valid = valid.any(dim=-1, keepdim=True)
+            logits = torch.where(valid, logits, float("-inf"))
+            logits = torch.where(any_valid, logits, 0.0)
+            return torch.softmax(logits, dim=-1) * valid
+        if mask is not None:
+            if self.pairwise:
+                logits = logits + (1.0 - mask[:, None, None, :].float()) * -1e9
+            else:
+                logits = logits * sel.take(mask.float())
+        if self.causal:  # the authors' layer has no causal mode; future keys are simply excluded
+            # after the mask product: forward_reference sets -inf first, and a selected padded future
+            # key then gives -inf * 0 = NaN for the whole query; elsewhere the two orders agree
+            logits = torch.where(valid, logits, float("-inf"))
+        return torch.softmax(logits, dim=-1)
+
+    # ------------------------------------------------------------------ reference forward
+    def forward_reference(self, x: torch.Tensor, t=None, mask: torch.Tensor | None = None):
+        """The readable forward pass that :meth:`forward` computes faster (same outputs and
+        gradients up to round-off; the order of the K keys of a query may differ): every query,
+        pairs u = [q_i; k_j] built and fed to :meth:`gates`, keys and values gathered per pair,
+        :func:`reference_topk` selection. Slow; kept for reading and for the tests."""
         if x.dim() != 3 or x.shape[-1] != self.input_dim:
             raise ValueError(f"expected x of shape (B, T, {self.input_dim}), got {tuple(x.shape)}")
         b, tq, _ = x.shape
@@ -257,7 +390,7 @@ class NeuronalAttentionCircuit(SequenceModel):
             k_sel = k[:, :, None].expand(-1, -1, tq, -1, -1)
             v_sel = v[:, :, None].expand(-1, -1, tq, -1, -1)
         else:
-            idx, valid = chunked_topk(q, k, self.topk, select_mask, self.causal, self.chunk_size)
+            idx, valid = reference_topk(q, k, self.topk, select_mask, self.causal)
             k_sel, v_sel = gather_keys(k, idx), gather_keys(v, idx)
         k_eff = idx.shape[-1]
         pair = torch.cat([q[:, :, :, None].expand(-1, -1, -1, k_eff, -1), k_sel], dim=-1)
