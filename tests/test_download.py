@@ -233,6 +233,6 @@ def test_files_in_a_zip_nested_in_the_archive_are_extracted_and_verified(tmp_pat
 @pytest.mark.skipif(not (SHARED_DATA / "cmapss" / "train_FD001.txt").is_file(), reason="no shared C-MAPSS copy")
 def test_shared_cmapss_files_match_the_published_checksums():
     out = io.StringIO()
-    assert not dd.verify("cmapss", SHARED_DATA, out=out)  # train FD002-4, test FD002/FD004 are not there
+    assert dd.verify("cmapss", SHARED_DATA, out=out)  # the shared copy now holds all of FD001-FD004
     text = out.getvalue()
-    assert text.count("  OK  ") == 7 and "MISMATCH" not in text and text.count("MISSING") == 5
+    assert text.count("  OK  ") == 12 and "MISMATCH" not in text and "MISSING" not in text
