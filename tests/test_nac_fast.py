@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import nac.layers.nac as nac_module
 import nac.layers.topk as topk_module
 from nac.layers import NeuronalAttentionCircuit
 from nac.layers.topk import block_topk, chunked_topk
@@ -240,13 +241,23 @@ MODES = {"exact": dict(mode="exact"), "euler": dict(mode="euler", euler_steps=4,
 @pytest.mark.parametrize("sequences", [False, True])
 @pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("case", sorted(LAYER_CASES))
-def test_fast_forward_equals_plain_forward(case, mode, sequences, causal, with_mask):
-    """Top-K (T = 7 > K = 3): outputs and gradients of every parameter, x and t."""
+@pytest.mark.parametrize("path", ["gathered", "mask_form"])
+def test_fast_forward_equals_plain_forward(monkeypatch, path, case, mode, sequences, causal, with_mask):
+    """Top-K (T = 7 > K): outputs and gradients of every parameter, x and t. ``gathered``: K = 3,
+    keys gathered per query; ``mask_form``: K = 5 with T <= 1.5 K, the selection applied as a mask
+    over every key (NAC-PW, which selects every key anyway, takes neither)."""
+    monkeypatch.setattr(nac_module, "DENSE_SELECTION_RATIO", 1.5)
+    used = []
+    dense_selection = nac_module.NeuronalAttentionCircuit._dense_selection
+    monkeypatch.setattr(nac_module.NeuronalAttentionCircuit, "_dense_selection",
+                        staticmethod(lambda *a: used.append(1) or dense_selection(*a)))
     kw = {**LAYER_CASES[case], **MODES[mode]}
-    layer = make(seed=3, topk=3, causal=causal, return_sequences=sequences, dt=0.7, **kw)
+    layer = make(seed=3, topk=3 if path == "gathered" else 5, causal=causal, return_sequences=sequences,
+                 dt=0.7, **kw)
     x, t, mask = data(3, 7, seed=4)
     assert_same(layer, x, t, mask if with_mask else None,
                 causal_after_mask=kw["variant"] == "official" and causal and with_mask)
+    assert bool(used) == (path == "mask_form" and not kw.get("pairwise", False))
 
 
 @pytest.mark.parametrize("with_mask", [False, True])

@@ -33,6 +33,9 @@ Mode = Literal["exact", "euler", "steady"]
 Variant = Literal["paper", "official"]
 TimeInput = Literal["constant", "step", "pair"]
 
+#: a top-K selection is applied as a mask over every key when T <= this ratio * K (:meth:`_select`)
+DENSE_SELECTION_RATIO = 1.1
+
 _ACTIVATIONS = {None: nn.Identity, "none": nn.Identity, "relu": nn.ReLU, "tanh": nn.Tanh,
                 "gelu": nn.GELU, "elu": nn.ELU, "sigmoid": nn.Sigmoid}
 
@@ -290,16 +293,34 @@ class NeuronalAttentionCircuit(SequenceModel):
         """The keys of each query: all of them (NAC-PW, or K >= T) or the exact top-K by q.k.
 
         With K >= T every key is selected whatever the scores, so no score is computed and keys
-        are taken in position order; while attention dropout is active the top-K order (by
-        decreasing score) is kept instead, so that the dropout mask falls on the same keys as in
-        :meth:`forward_reference`."""
+        are taken in position order. When K is close to T (T <= :data:`DENSE_SELECTION_RATIO` * K,
+        e.g. T = 11, K = 10) the top-K is computed but applied as a mask over all T keys
+        (:meth:`_dense_selection`): the gate networks see up to 10 % more pairs, but nothing is
+        gathered or scattered. Measured (training step, batch 32, K = 10, every step returned,
+        1 thread): T = 11, ``paper`` 29.6 -> 27.0 ms, ``official`` 10.1 -> 8.3 ms; at T = 13
+        ``paper`` is slower (35.5 -> 37.9 ms) while ``official`` still gains. Neither shortcut is taken while attention dropout is active
+        (its mask must fall on the same keys, in top-K order, as in :meth:`forward_reference`) and
+        the mask form not when the attention record is returned (it has K weights per query)."""
         select_mask = mask if self.variant == "paper" else None  # official: padding is selectable
         b, t_keys = k.shape[0], k.shape[2]
-        if self.pairwise or (self.topk >= t_keys and not self._dropout_active()):
+        dropout = self._dropout_active()
+        if self.pairwise or (self.topk >= t_keys and not dropout):
             idx, valid = every_key(b, q.shape[2], t_keys, select_mask, self.causal, q.device, q_pos)
             return Selection(idx, valid, every=True, keys=k)
         idx, valid = chunked_topk(q, k, self.topk, select_mask, self.causal, self.chunk_size, q_pos)
+        if not dropout and not self.return_attention and t_keys <= DENSE_SELECTION_RATIO * self.topk:
+            return self._dense_selection(idx, valid, t_keys, k)
         return Selection(idx, valid, every=False, keys=k)
+
+    @staticmethod
+    def _dense_selection(idx: torch.Tensor, valid: torch.Tensor, t_keys: int, k: torch.Tensor) -> Selection:
+        """The top-K selection ``idx``/``valid`` (B, H, Tq, K) as a mask over every key: validity
+        (B, H, Tq, T) is True exactly at the valid selected keys, so unselected keys get weight 0
+        (indices are distinct: exact top-K of a row, never the block path at these lengths)."""
+        b, h, t_q, _ = idx.shape
+        every = torch.zeros(b, h, t_q, t_keys, dtype=torch.bool, device=idx.device).scatter_(-1, idx, valid)
+        return Selection(torch.arange(t_keys, device=idx.device).expand(t_q, t_keys)[None, None], every,
+                         every=True, keys=k, subset=True)
 
     def _pair_gates(self, q: torch.Tensor, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`gates` of the pairs [q_i; k_j] of ``sel``, with each network's first (linear)
@@ -365,9 +386,10 @@ class NeuronalAttentionCircuit(SequenceModel):
                 logits = logits + (1.0 - mask[:, None, None, :].float()) * -1e9
             else:
                 logits = logits * sel.take(mask.float())
-        if self.causal:  # the authors' layer has no causal mode; future keys are simply excluded
-            # after the mask product: forward_reference sets -inf first, and a selected padded future
-            # key then gives -inf * 0 = NaN for the whole query; elsewhere the two orders agree
+        if self.causal or sel.subset:
+            # -inf for future keys (the authors' layer has no causal mode) and for the keys a mask-form
+            # selection leaves out; after the mask product: forward_reference sets -inf first, and a
+            # selected padded future key then gives -inf * 0 = NaN for the whole query
             logits = torch.where(valid, logits, float("-inf"))
         return torch.softmax(logits, dim=-1)
 

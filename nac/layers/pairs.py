@@ -34,13 +34,15 @@ class Selection:
     ``idx`` (B|1, H|1, Tq, K) key positions and ``valid`` whether each is a real candidate, as
     ``chunked_topk`` returns them; ``every=True`` says that ``idx`` is ``arange(T)`` for every query
     (all keys selected, in order), so key rows can be broadcast instead of gathered.
-    ``keys`` (B, H, T, D) are the keys the pairs are built from.
+    ``keys`` (B, H, T, D) are the keys the pairs are built from. ``subset=True`` (with ``every``):
+    a top-K selection written as a mask over every key, ``valid`` False at the keys not selected.
     """
 
     idx: torch.Tensor
     valid: torch.Tensor
     every: bool
     keys: torch.Tensor
+    subset: bool = False
     _key_rows: torch.Tensor | None = field(default=None, repr=False)
 
     @property

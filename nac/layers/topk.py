@@ -24,9 +24,9 @@ import torch
 
 #: default number of score elements held at once (B * H * chunk * T), 2 M floats = 8 MiB
 DEFAULT_SCORE_BUDGET = 1 << 21
-#: rows of at least this many keys are selected by :func:`block_topk` (measured break-even: about
-#: 1,000 keys at K = 8-10; at T = 256 the two extra top-K calls cost more than they save)
-BLOCK_MIN_KEYS = 1024
+
+
+BLOCK_MIN_KEYS = 4096
 
 
 def _allowed_keys(
