@@ -358,6 +358,19 @@ def test_last_step_query_gives_same_output_for_float32():
     torch.testing.assert_close(layer(x, None, mask), last_valid_step(seq(x, None, mask), mask), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_forward_reference_is_the_plain_forward(case):
+    """The layer keeps the plain pass as ``forward_reference``: it equals the copy here, keys
+    in the same (top-K) order, weights included."""
+    layer = make(seed=19, topk=3, return_sequences=True, return_attention=True, **LAYER_CASES[case])
+    x, t, mask = data(3, 7, seed=20)
+    out, att = layer.forward_reference(x, t, mask)
+    ref_out, ref_w, ref_idx, ref_valid = plain_forward(layer, x, t, mask)
+    torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(att.weights, ref_w, rtol=1e-12, atol=1e-13)
+    assert torch.equal(att.indices.expand_as(ref_idx), ref_idx.expand_as(att.indices))
+
+
 # ----------------------------------------------------------------------------- selection
 @pytest.mark.parametrize("t_len,block,k", [(64, 8, 3), (61, 8, 5), (100, 16, 6), (40, 16, 2), (33, 4, 8)])
 def test_block_topk_equals_topk(t_len, block, k):
@@ -379,6 +392,24 @@ def test_block_topk_equals_topk(t_len, block, k):
     # a finite key is never picked twice
     for row_idx, row_ok in zip(idx.reshape(-1, k), finite.reshape(-1, k)):
         assert len(set(row_idx[row_ok].tolist())) == int(row_ok.sum())
+
+
+def test_block_topk_indices_stay_in_range_whatever_the_tie_breaking(monkeypatch):
+    """With fewer finite keys than k, the -inf picks tie with the -inf padding of the last block;
+    ``torch.topk`` on the CPU happens to prefer real keys, another device may not. Under a top-k
+    that breaks ties towards the last position, every index must still name a real key."""
+    real_topk = torch.topk
+
+    def last_among_ties(x, k, dim=-1, largest=True, sorted=True):
+        vals, idx = real_topk(x.flip(dim), k, dim=dim, largest=largest, sorted=sorted)
+        return vals, x.shape[dim] - 1 - idx
+
+    monkeypatch.setattr(torch, "topk", last_among_ties)
+    scores = torch.full((4, 33), float("-inf"), dtype=F64)
+    scores[0, 5] = scores[1, 32] = scores[2, [0, 31]] = 1.0  # row 3: no finite key
+    vals, idx = block_topk(scores, 8, 4)  # 9 blocks, the last padded with 3 columns
+    assert (idx < 33).all() and (idx >= 0).all()
+    assert torch.isfinite(vals).sum(-1).tolist() == [1, 1, 2, 0]
 
 
 @pytest.mark.parametrize("causal", [False, True])
