@@ -52,6 +52,12 @@ def test_batched_loader_gives_the_per_item_batches_in_the_same_order(shuffle, ki
     _assert_same_batches(loader, _per_item_loader(dataset, 16, shuffle, seed=7))
 
 
+def test_batched_loader_with_worker_processes_gives_the_same_batches():
+    dataset = _dataset()
+    loader = make_loader(dataset, 16, True, num_workers=2, seed=3)
+    _assert_same_batches(loader, _per_item_loader(dataset, 16, True, seed=3), epochs=2)
+
+
 def test_batched_loader_order_depends_on_the_seed():
     dataset = _dataset()
     first = next(iter(make_loader(dataset, 16, True, num_workers=0, seed=0)))["x"]
