@@ -62,6 +62,16 @@ def ode_logits(phi: torch.Tensor, w_tau: torch.Tensor, t: torch.Tensor | float, 
     raise ValueError(f"mode={mode!r} is not valid; choose one of ['euler', 'exact', 'steady']")
 
 
+def softmax_last(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(logits, dim=-1)`` written as exp(a - max) / sum, the formula softmax uses.
+    Over K = 10 keys ``torch.softmax`` runs a slow path on the CPU (23 ms forward for 1.3 M logits,
+    against 10 ms forward and backward for this form). The max is a constant shift, detached (the
+    softmax does not depend on it); a row of only -inf gives NaN, as torch.softmax does."""
+    shifted = logits - logits.detach().amax(dim=-1, keepdim=True)
+    e = shifted.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 class AffineProjection(nn.Module):
     """The official code's "sensory" projection (NAC.md 2.4), as it actually computes:
     ``out_w * (W^T (in_w * x + in_b) + b) + out_b`` per time step, with a dense W."""
@@ -328,7 +338,9 @@ class NeuronalAttentionCircuit(SequenceModel):
         if self.variant == "paper":
             first = self.backbone.layers[0]
             raw = self.backbone.tail(self.backbone.act(sel.pair_linear(q, first.masked_weight(), first.bias)))
-            phi, tau_raw = raw[..., 0], raw[..., 1]
+            # two contiguous tensors instead of two stride-2 views: softplus on a strided view takes
+            # a slow elementwise path (measured 30 ms against 2 ms on 1.3 M pairs)
+            phi, tau_raw = raw.movedim(-1, 0).contiguous()
         elif self.dense:
             phi_in, tau_in = self.phi_net[0], self.tau_net[0]
             phi = self.phi_net[1](sel.pair_linear(q, phi_in.weight.t(), phi_in.bias))[..., 0]
@@ -380,7 +392,7 @@ class NeuronalAttentionCircuit(SequenceModel):
             any_valid = valid.any(dim=-1, keepdim=True)
             logits = torch.where(valid, logits, float("-inf"))
             logits = torch.where(any_valid, logits, 0.0)
-            return torch.softmax(logits, dim=-1) * valid
+            return softmax_last(logits) * valid
         if mask is not None:
             if self.pairwise:
                 logits = logits + (1.0 - mask[:, None, None, :].float()) * -1e9
@@ -391,7 +403,7 @@ class NeuronalAttentionCircuit(SequenceModel):
             # selection leaves out; after the mask product: forward_reference sets -inf first, and a
             # selected padded future key then gives -inf * 0 = NaN for the whole query
             logits = torch.where(valid, logits, float("-inf"))
-        return torch.softmax(logits, dim=-1)
+        return softmax_last(logits)
 
     # ------------------------------------------------------------------ reference forward
     def forward_reference(self, x: torch.Tensor, t=None, mask: torch.Tensor | None = None):
