@@ -248,7 +248,9 @@ class NeuronalAttentionCircuit(SequenceModel):
         """The layer's output (see the class docstring). Computes what :meth:`forward_reference`
         computes, faster (docs/NAC.md 5): only the queries whose output is returned
         (:meth:`_query_positions`), pair maps split per token (:class:`Selection`), block-pruned
-        top-K for long sequences and no selection at all when every key is used (:meth:`_select`)."""
+        top-K for long sequences and no selection at all when every key is used (:meth:`_select`).
+        One difference: ``official`` with ``causal`` and a mask, where the reference gives NaN
+        (see :meth:`_weights`)."""
         if x.dim() != 3 or x.shape[-1] != self.input_dim:
             raise ValueError(f"expected x of shape (B, T, {self.input_dim}), got {tuple(x.shape)}")
         b, t_len, _ = x.shape
@@ -308,9 +310,10 @@ class NeuronalAttentionCircuit(SequenceModel):
         (:meth:`_dense_selection`): the gate networks see up to 10 % more pairs, but nothing is
         gathered or scattered. Measured (training step, batch 32, K = 10, every step returned,
         1 thread): T = 11, ``paper`` 29.6 -> 27.0 ms, ``official`` 10.1 -> 8.3 ms; at T = 13
-        ``paper`` is slower (35.5 -> 37.9 ms) while ``official`` still gains. Neither shortcut is taken while attention dropout is active
-        (its mask must fall on the same keys, in top-K order, as in :meth:`forward_reference`) and
-        the mask form not when the attention record is returned (it has K weights per query)."""
+        ``paper`` is slower (35.5 -> 37.9 ms) while ``official`` still gains. Neither shortcut is
+        taken while attention dropout is active (its mask must fall on the same keys, in top-K
+        order, as in :meth:`forward_reference`), and the mask form not when the attention record
+        is returned (it has K weights per query)."""
         select_mask = mask if self.variant == "paper" else None  # official: padding is selectable
         b, t_keys = k.shape[0], k.shape[2]
         dropout = self._dropout_active()
