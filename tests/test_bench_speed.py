@@ -163,8 +163,9 @@ def test_quick_run_writes_files_with_command_commit_date_and_rows(quick_run):
     assert f"torch {torch.__version__}" in text and "- machine load: " in text and "QUICK RUN" in text
     table = pd.read_csv(csvs[0])
     expected = ([f"step {m} T={t}" for t in (11, 32) for m in ("LSTM", "MHA")]
-                + [f"step {v} T={t}" for t in (11, 32) for v in ("paper", "official")]
-                + [f"long {v} {f} T={t}" for v in ("paper", "official") for t in (64, 128)
+                + [f"step {v} T={t}" for t in (11, 32) for v in ("paper", "official", "paper+all", "official+all")]
+                + [f"long {v} {f} T={t}" for v in ("paper", "official", "paper+all", "official+all")
+                   for t in (64, 128)
                    for f in ("fwd+bwd", "memory increment")]
                 + ["epoch emnist_clean paper", "epoch emnist_clean official", "epoch bearings_paper paper"])
     assert table.what.tolist() == expected
@@ -222,3 +223,19 @@ def test_long_point_in_a_fresh_process_reports_time_and_memory():
     assert result["threads"] == 1 and len(result["times_s"]) == 2 and result["cold_s"] > 0
     assert result["increment_mib"] == pytest.approx(result["peak_mib"] - result["baseline_mib"])
     assert json.dumps(result)  # JSON-able
+
+
+def test_every_query_layer_gives_the_last_query_layers_output():
+    """``<variant>+all`` computes every query and reads the last step; it must equal the plain layer
+    (which attends from the last query only), so the two rows time the same function."""
+    from nac.bench.workloads import StepShape, sequence_layer
+
+    shape = StepShape(batch=3, input_dim=8, d_model=16, heads=4, topk=3)
+    x = torch.randn(3, 7, 8)
+    for variant in ("paper", "official"):
+        torch.manual_seed(0)
+        last_only = sequence_layer(variant, shape)
+        torch.manual_seed(0)
+        every = sequence_layer(variant + "+all", shape)
+        assert every.layer.return_sequences and not last_only.return_sequences
+        torch.testing.assert_close(every(x), last_only(x))

@@ -38,7 +38,9 @@ def test_bench_nac_old_memory_options_still_work(tmp_path):
     table = pd.read_csv(tmp_path / "mem.csv")
     assert table[table.part == "long"].what.tolist() == [
         "long official fwd+bwd T=64", "long official memory increment T=64",
-        "long official fwd+bwd T=128", "long official memory increment T=128"]
+        "long official fwd+bwd T=128", "long official memory increment T=128",
+        "long official+all fwd+bwd T=64", "long official+all memory increment T=64",
+        "long official+all fwd+bwd T=128", "long official+all memory increment T=128"]
     assert (tmp_path / "mem.md").is_file()
 
 

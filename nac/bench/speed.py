@@ -39,7 +39,7 @@ from nac.bench.fresh import call_fresh
 from nac.bench.load import ForeignLoad
 from nac.bench.report import Provenance, Report, Row, number
 from nac.bench.timing import Summary, measure
-from nac.bench.workloads import NAC_VARIANTS, REFERENCES, LongShape, StepShape, training_step
+from nac.bench.workloads import EVERY_QUERY, NAC_VARIANTS, REFERENCES, LongShape, StepShape, training_step
 from nac.harness.environment import PROJECT_ROOT
 
 PARTS = ("step", "long", "epoch")
@@ -189,11 +189,18 @@ def _step_rows(kinds: Sequence[str], args: argparse.Namespace, part: str) -> lis
             summary = Summary.of(measure(step, warmup=args.warmup, repeats=args.repeats,
                                          label=f"{name} step T={length}", num_threads=torch.get_num_threads()))
             row = Row(part=part, what=f"step {name} T={length}", shape=shape.describe(length), **_stats(summary),
-                      target=STEP_TARGET_S.get((kind, length)), load_cores=load.reading().cores)
+                      target=STEP_TARGET_S.get((kind.removesuffix(EVERY_QUERY), length)),
+                      load_cores=load.reading().cores)
             rows.append(row)
             print(f"  {row.what}: {number(row.median, 's')}", flush=True)
             del step
     return rows
+
+
+def _with_every_query(variants: Sequence[str]) -> list[str]:
+    """Each variant as measured (attending from the returned last query only: the same output and
+    gradients as every query), then ``<variant>+all``: every query, as the authors' layer computes."""
+    return [*variants, *(f"{v}{EVERY_QUERY}" for v in variants)]
 
 
 def _stats(summary: Summary) -> dict:
@@ -203,7 +210,7 @@ def _stats(summary: Summary) -> dict:
 def _long_rows(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
     shape = LongShape()
     rows, slopes = [], []
-    for variant in args.variants:
+    for variant in _with_every_query(args.variants):
         points = []
         for length in args.long_lengths:
             load = ForeignLoad()
@@ -313,7 +320,7 @@ def run(args: argparse.Namespace, prog: str, argv: Sequence[str]) -> int:
     extra: list[str] = []
     if "step" in args.parts:
         print("step:", flush=True)
-        rows += _step_rows(args.variants, args, "step")
+        rows += _step_rows(_with_every_query(args.variants), args, "step")
     if "long" in args.parts:
         print("long (each point in a fresh process):", flush=True)
         long_rows, slopes = _long_rows(args)

@@ -16,6 +16,9 @@ from nac.bench.timing import measure
 #: NAC variants and the torch reference layers a training step can be built for
 NAC_VARIANTS = ("paper", "official")
 REFERENCES = ("lstm", "mha")
+#: suffix of a NAC kind that computes every query and then reads the last step, as the authors'
+#: layer does; without it the layer attends from the returned (last) query only (same output)
+EVERY_QUERY = "+all"
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,33 @@ class LastStep(nn.Module):
         return self.layer(x, x, x, need_weights=False)[0][:, -1]
 
 
-def sequence_layer(kind: str, shape: StepShape) -> nn.Module:
-    """NAC (``paper`` or ``official``) or a reference layer (``lstm``, ``mha``) at ``shape``."""
-    if kind in NAC_VARIANTS:
-        from nac.layers import NeuronalAttentionCircuit
+class EveryQueryLastStep(nn.Module):
+    """A NAC layer that attends from every query (``return_sequences=True``), read at its last step."""
 
-        return NeuronalAttentionCircuit(shape.input_dim, shape.d_model, shape.heads, variant=kind, topk=shape.topk,
-                                        mode=shape.mode, sparsity=shape.sparsity)
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)[:, -1]
+
+
+def nac_layer(kind: str, input_dim: int, d_model: int, heads: int, topk: int, mode: str,
+              sparsity: float | None = None) -> nn.Module:
+    """NAC ``paper``/``official``, or ``<variant>+all`` computing every query (see :data:`EVERY_QUERY`)."""
+    from nac.layers import NeuronalAttentionCircuit
+
+    variant, every_query = kind.removesuffix(EVERY_QUERY), kind.endswith(EVERY_QUERY)
+    extra = {} if sparsity is None else {"sparsity": sparsity}
+    layer = NeuronalAttentionCircuit(input_dim, d_model, heads, variant=variant, topk=topk, mode=mode,
+                                     return_sequences=every_query, **extra)
+    return EveryQueryLastStep(layer) if every_query else layer
+
+
+def sequence_layer(kind: str, shape: StepShape) -> nn.Module:
+    """NAC (``paper``, ``official``, each also ``+all``) or a reference layer (``lstm``, ``mha``) at ``shape``."""
+    if kind.removesuffix(EVERY_QUERY) in NAC_VARIANTS:
+        return nac_layer(kind, shape.input_dim, shape.d_model, shape.heads, shape.topk, shape.mode, shape.sparsity)
     return LastStep(kind, shape.input_dim, shape.d_model, shape.heads)
 
 
@@ -105,13 +128,10 @@ def training_step(kind: str, length: int, shape: StepShape, device: torch.device
 def long_point(variant: str, length: int, device: str, threads: int, repeats: int, shape: dict) -> dict:
     """In this (fresh) process: a cold forward + backward at ``length`` steps with its memory increment,
     then ``repeats`` more, each timed. JSON-able, for :func:`nac.bench.fresh.call_fresh`."""
-    from nac.layers import NeuronalAttentionCircuit
-
     torch.set_num_threads(threads)
     s = LongShape(**shape)
     torch.manual_seed(0)
-    layer = NeuronalAttentionCircuit(s.input_dim, s.d_model, s.heads, variant=variant, topk=s.topk,
-                                     mode=s.mode).to(device)
+    layer = nac_layer(variant, s.input_dim, s.d_model, s.heads, s.topk, s.mode).to(device)
     x = torch.randn(s.batch, length, s.input_dim, device=device)
 
     def forward_backward() -> None:
