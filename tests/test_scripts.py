@@ -30,7 +30,7 @@ def test_bench_efficiency_unknown_model_lists_choices():
 
 def test_bench_nac_old_memory_options_still_work(tmp_path):
     proc = _run("scripts/bench_nac.py", "--part", "memory", "--lengths", "64", "128", "--variants", "official",
-                "--long-repeats", "1", "--repeats", "2", "--out", str(tmp_path / "mem.csv"))
+                "--long-repeats", "1", "--repeats", "2", "--step-lengths", "11", "--out", str(tmp_path / "mem.csv"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "log-log slope" in proc.stdout and "official" in proc.stdout
     import pandas as pd
