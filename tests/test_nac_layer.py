@@ -206,7 +206,7 @@ def test_official_gates_do_not_depend_on_input():
     p2 = 5 * torch.randn(10, 2 * layer.depth, generator=gen, dtype=F64) + 3
     phi1, w1 = layer.gates(p1)
     phi2, w2 = layer.gates(p2)
-    # one scalar feeds both: raw = gate_bias * gate_out_w + gate_out_b (NAC.md 2.1)
+    # one scalar feeds both: raw = gate_bias * gate_out_w + gate_out_b (docs/NAC.md 2.1)
     raw = layer.gate_bias.item() * layer.gate_out_w.item() + layer.gate_out_b.item()
     exp_phi = 1 / (1 + math.exp(-raw))
     exp_w = math.log1p(math.exp(raw)) + EPS
@@ -488,12 +488,12 @@ def test_bfloat16_layer_accepts_time_input():
 
 # ----------------------------------------------------------------------------- official reference
 def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0, pairwise=False):
-    """The official variant's forward pass written out from NAC.md 2.1-2.8 (output factor ``dt``);
+    """The official variant's forward pass written out from docs/NAC.md 2.1-2.8 (output factor ``dt``);
     ``pairwise`` (NAC-PW): every key, masked keys' logits - 1e9."""
     b, t_len, _ = x.shape
     h = layer.num_heads
 
-    def sensory(p):  # NAC.md 2.4
+    def sensory(p):  # docs/NAC.md 2.4
         return p.out_w * ((x * p.in_w + p.in_b) @ p.weight + p.bias) + p.out_b
 
     q, k, v = (split_heads(sensory(p), h) for p in (layer.q_proj, layer.k_proj, layer.v_proj))
@@ -629,12 +629,12 @@ def test_different_wiring_seed_gives_different_masks():
     assert not torch.equal(a.q_proj.mask, b.q_proj.mask)
 
 
-# ----------------------------------------------------------------------------- defaults (NAC.md 2, 5)
+# ----------------------------------------------------------------------------- defaults (docs/NAC.md 2, 5)
 @pytest.mark.parametrize("variant,time_kw", [("paper", dict(time_input="pair", time_interpolation=False)),
                                              ("official", dict(time_input="constant", time_interpolation=True))])
 @pytest.mark.parametrize("mode", ["exact", "euler"])
 def test_defaults_are_the_documented_settings(variant, time_kw, mode):
-    """NAC.md: topk 8, euler_steps 5, delta_t 0.5, sparsity 0.5, dt 1, tau_epsilon 1e-6, use_bias, t = 1;
+    """docs/NAC.md: topk 8, euler_steps 5, delta_t 0.5, sparsity 0.5, dt 1, tau_epsilon 1e-6, use_bias, t = 1;
     d_model 64 with 16 heads; paper: real (pair) time, official: constant time through the interpolation.
     The wiring seed stays AutoNCP's default, 22222, so that default models keep their recorded wirings."""
     documented = dict(d_model=64, num_heads=16, topk=8, euler_steps=5, delta_t=0.5, sparsity=0.5, dt=1.0,

@@ -26,7 +26,7 @@ SEED = 31
 # ----------------------------------------------------------------------------- wirings by hand
 def inter_wiring(n_inter: int, seed: int, in_dim: int, sparsity: float) -> AutoNCP:
     """The AutoNCP wiring without motor neurons and with the fewest units whose inter layer has
-    ``n_inter`` neurons (NAC.md 3: the sensory maps' synapses), built for ``in_dim`` inputs."""
+    ``n_inter`` neurons (docs/NAC.md 3: the sensory maps' synapses), built for ``in_dim`` inputs."""
     for units in range(3, 4 * n_inter + 8):
         wiring = AutoNCP(units, 0, sparsity_level=sparsity, seed=seed)
         if len(wiring.get_neurons_of_layer(0)) == n_inter:
@@ -133,7 +133,7 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
                     phi = sigmoid(motor[0])
                     w = math.log1p(math.exp(motor[1])) + cfg.get("tau_epsilon", 1e-6)
                     t_ode = time_by_hand(t, cfg, b, i, j, elapsed, stamps)
-                    if cfg.get("time_interpolation"):  # NAC.md 2.3: t_ij = sigmoid(a(u) t + b(u))
+                    if cfg.get("time_interpolation"):  # docs/NAC.md 2.3: t_ij = sigmoid(a(u) t + b(u))
                         a_u, b_u = (masked_affine(pair, lin, lambda *_: True)[0] for lin in (layer.time_a, layer.time_b))
                         t_ode = sigmoid(a_u * t_ode + b_u)
                     logits[j] = logit_by_hand(phi, w, t_ode, cfg.get("mode", "exact"), cfg.get("euler_steps", 5),

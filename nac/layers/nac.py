@@ -1,6 +1,6 @@
 """The Neuronal Attention Circuit (NAC) layer, in two variants and with the paper's ablations.
 
-See ``docs/NAC.md`` (a copy of the method note) for the equations. In short, for query i and a
+See ``docs/NAC.md`` for the equations. In short, for query i and a
 selected key j, the attention logit is the state at time t of ``da/dt = -w_tau(u) a + phi(u)``
 with u = [q_i; k_j]; a softmax over the selected keys gives weights, and the head output is
 ``dt * sum_j w_ij v_j``.
@@ -73,7 +73,7 @@ def softmax_last(logits: torch.Tensor) -> torch.Tensor:
 
 
 class AffineProjection(nn.Module):
-    """The official code's "sensory" projection (NAC.md 2.4), as it actually computes:
+    """The official code's "sensory" projection (docs/NAC.md 2.4), as it actually computes:
     ``out_w * (W^T (in_w * x + in_b) + b) + out_b`` per time step, with a dense W."""
 
     def __init__(self, input_dim: int, d_model: int, fan_out_for_init: int):
@@ -465,7 +465,7 @@ class NeuronalAttentionCircuit(SequenceModel):
         return out
 
     @property
-    def padding_invariant(self) -> bool:  # the official variant's mask multiplies logits (NAC.md 2.6)
+    def padding_invariant(self) -> bool:  # the official variant's mask multiplies logits (docs/NAC.md 2.6)
         return self.variant == "paper"
 
     @property
