@@ -1,4 +1,4 @@
-"""Bearings (PROTOCOLS.md section 3): feature extraction from raw PRONOSTIA vs the published features,
+"""Bearings (docs/PROTOCOLS.md section 3): feature extraction from raw PRONOSTIA vs the published features,
 the feature-CSV builder's paper and clean protocols, the score, and a tiny end-to-end run.
 
 Uses the shared development copy ($NAC_DATA_ROOT or ../shared/data: bearings/features/ and

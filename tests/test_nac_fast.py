@@ -39,7 +39,7 @@ def _gather(x, idx):
 def _projection(layer, proj, x):
     if layer.dense:  # nn.Linear
         return x @ proj.weight.T + (0.0 if proj.bias is None else proj.bias)
-    if layer.variant == "official":  # AffineProjection, NAC.md 2.4
+    if layer.variant == "official":  # AffineProjection, docs/NAC.md 2.4
         return proj.out_w * ((x * proj.in_w + proj.in_b) @ proj.weight + proj.bias) + proj.out_b
     y = x @ (proj.weight * proj.mask)  # MaskedLinear
     return y if proj.bias is None else y + proj.bias

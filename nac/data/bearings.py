@@ -1,4 +1,4 @@
-"""Bearing prognostics: PRONOSTIA (FEMTO-ST, PHM 2012), XJTU-SY and HUST, PROTOCOLS.md section 3 (``bearings``).
+"""Bearing prognostics: PRONOSTIA (FEMTO-ST, PHM 2012), XJTU-SY and HUST, docs/PROTOCOLS.md section 3 (``bearings``).
 
 Data: the NAC authors' per-frame feature CSVs, ``<data_root>/bearings/features/<dataset>/`` with
 ``pronostia/BearingX_Y_features.csv``, ``xjtu/BearingX_Y_features_with_labels.csv`` and
