@@ -230,13 +230,9 @@ class NeuronalAttentionCircuit(SequenceModel):
     def _ode_time(self, t, mask: torch.Tensor | None, idx: torch.Tensor, b: int, tq: int, like: torch.Tensor):
         """The ODE time broadcastable to (B, H, Tq, K), in the dtype and device of ``like``
         (:meth:`forward_reference`; :meth:`_pair_time` is the same for the fast path)."""
-        t = self._time_tensor(t, b, tq, like)
-        if t is None:
-            return torch.tensor(self.t_const, dtype=like.dtype, device=like.device)
+        t = self._masked_time(t, mask, b, tq, like)
         if t.dim() != 2:
             return t
-        if mask is not None:
-            t = t * mask
         if self.time_input == "step":
             return t[:, None, :, None]
         stamps = torch.cumsum(t, dim=1)[:, None, :, None]  # (B, 1, T, 1)
@@ -370,17 +366,23 @@ class NeuronalAttentionCircuit(SequenceModel):
             raise ValueError(f"time input must be a scalar, (B,) or (B, T) = {(b, t_len)}; got {tuple(t.shape)}")
         return t
 
+    def _masked_time(self, t, mask: torch.Tensor | None, b: int, t_len: int, like: torch.Tensor) -> torch.Tensor:
+        """The time input as a tensor: ``t_const`` (constant time or none given), a scalar or (B, 1, 1, 1)
+        time used as it is, or the (B, T) elapsed times with padded steps set to 0."""
+        t = self._time_tensor(t, b, t_len, like)
+        if t is None:
+            return torch.tensor(self.t_const, dtype=like.dtype, device=like.device)
+        if t.dim() == 2 and mask is not None:
+            t = t * mask
+        return t
+
     def _pair_time(self, t, mask: torch.Tensor | None, sel: Selection, q_pos: torch.Tensor | None,
                    b: int, t_len: int, like: torch.Tensor) -> torch.Tensor:
         """The ODE time broadcastable to (B, H, Tq, K) for the queries at ``q_pos`` (all if None);
         the same values as :meth:`_ode_time`."""
-        t = self._time_tensor(t, b, t_len, like)
-        if t is None:
-            return torch.tensor(self.t_const, dtype=like.dtype, device=like.device)
+        t = self._masked_time(t, mask, b, t_len, like)
         if t.dim() != 2:
             return t
-        if mask is not None:
-            t = t * mask
         stamps = t if self.time_input == "step" else torch.cumsum(t, dim=1)  # (B, T)
         at_query = stamps if q_pos is None else stamps.gather(1, q_pos.expand(b, -1))
         at_query = at_query[:, None, :, None]  # (B, 1, Tq, 1)
