@@ -36,3 +36,32 @@ def test_linear_stem_keeps_grid():
     t, mask = torch.rand(2, 4), torch.ones(2, 4, dtype=torch.bool)
     x, t_out, m_out = stem(torch.randn(2, 4, 3), t, mask)
     assert x.shape == (2, 4, 5) and t_out is t and m_out is mask
+
+
+def test_conv_stem_with_stride_equal_to_kernel_equals_torch_conv1d():
+    """The reshape + linear path of non-overlapping windows (the paper's E-MNIST stem: kernel 5, stride
+    5) against torch's own Conv1d on the same padded input: outputs and gradients, float64."""
+    torch.manual_seed(0)
+    stem = ConvStem(2, [6, 4], kernel_size=5, stride=5).double()
+    x = torch.randn(3, 61, 2, dtype=torch.float64, requires_grad=True)  # 61: right padding in both layers
+    mask = torch.arange(61)[None] < torch.tensor([[61], [40], [13]])
+
+    def reference(inputs):
+        h = (inputs * mask[..., None]).transpose(1, 2)
+        m = mask
+        for conv in stem.convs:
+            length = h.shape[-1]
+            _, m, out_len = ConvStem._resample(None, m, length, 5)
+            h = torch.relu(torch.nn.functional.conv1d(
+                torch.nn.functional.pad(h, (2, max(0, (out_len - 1) * 5 + 5 - length - 2))), conv.weight, conv.bias,
+                stride=5)) * m[:, None, :]
+        return h.transpose(1, 2)
+
+    out, _, _ = stem(x, None, mask)
+    expected = reference(x)
+    assert out.shape == expected.shape == (3, 3, 4)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(out.square().sum(), [x, *stem.parameters()])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *stem.parameters()])
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -67,6 +67,19 @@ class ConvStem(nn.Module):
             t = nn.functional.pad(t, (0, pad)).view(t.shape[0], out_len, stride).sum(-1)
         return t, mask, out_len
 
+    @staticmethod
+    def _convolve(conv: nn.Conv1d, h: torch.Tensor, out_len: int) -> torch.Tensor:
+        """``conv(h)`` (B, C, L) -> (B, C', out_len). When the stride equals the kernel size (the
+        paper's E-MNIST stem) the windows do not overlap: the convolution is then a reshape and one
+        linear map, several times faster on the CPU than a small oneDNN convolution and its backward
+        (equal up to float round-off; tests compare it with ``conv`` itself)."""
+        k = conv.kernel_size[0]
+        if conv.stride[0] != k or conv.dilation[0] != 1 or conv.groups != 1 or conv.padding != (0,):
+            return conv(h)
+        b, c, _ = h.shape
+        windows = h[..., :out_len * k].reshape(b, c, out_len, k).transpose(1, 2).reshape(b, out_len, c * k)
+        return nn.functional.linear(windows, conv.weight.reshape(conv.out_channels, c * k), conv.bias).transpose(1, 2)
+
     def forward(self, x: torch.Tensor, t=None, mask=None):
         h = x.transpose(1, 2)  # (B, C, L)
         if mask is not None:
@@ -79,7 +92,7 @@ class ConvStem(nn.Module):
             t, mask, out_len = self._resample(t, mask, length, stride)
             left = (self.kernel_size - 1) // 2
             right = max(0, (out_len - 1) * stride + self.kernel_size - length - left)
-            h = self.act(conv(nn.functional.pad(h, (left, right))))
+            h = self.act(self._convolve(conv, nn.functional.pad(h, (left, right)), out_len))
             if mask is not None:
                 h = h * mask[:, None, :]
         return h.transpose(1, 2), t, mask
