@@ -382,8 +382,8 @@ def test_padding_does_not_change_valid_outputs(causal):
 @pytest.mark.parametrize("variant,pairwise", [("paper", False), ("paper", True),
                                               ("official", False), ("official", True)])
 def test_causal_output_does_not_see_future(variant, pairwise):
-    """BUG for variant=official (nac/layers/nac.py:276-283): causal=True is accepted but the official
-    branch ignores ``valid``, so early queries (fewer than K past keys) attend to future keys."""
+    """Regression (an earlier official branch ignored ``valid`` under causal=True, so early queries,
+    with fewer than K past keys, attended to future keys): no output depends on a future step."""
     layer = make(variant=variant, topk=4, causal=True, pairwise=pairwise, time_input="constant",
                  return_sequences=True)
     x = rand_x(1, 7, 3, seed=17)
@@ -454,8 +454,8 @@ def test_changing_t_changes_output_only_for_time_inputs(time_input, changes, var
 
 
 def test_float64_layer_uses_float64_time():
-    """BUG (nac/layers/nac.py:226-227): a float64 layer rounds its time input (t and t_const) to
-    float32, so the logits of the exact mode are off by ~1e-8 relative."""
+    """Regression (an earlier layer rounded its time input, t and t_const, to float32, putting the
+    exact mode's logits off by ~1e-8 relative): a float64 layer uses float64 time."""
     t_len = 4
     x = rand_x(1, t_len, 3, seed=21)
     # (a) a (B, T) step time
@@ -475,8 +475,8 @@ def test_float64_layer_uses_float64_time():
 
 
 def test_bfloat16_layer_accepts_time_input():
-    """BUG (nac/layers/nac.py:227): the time is forced to float32, which promotes the logits of a
-    bfloat16/float16 layer to float32 and the einsum with the bfloat16 values then fails."""
+    """Regression (an earlier layer forced the time to float32, promoting a bfloat16/float16 layer's
+    logits to float32, so the einsum with the bfloat16 values failed): low-precision layers run."""
     torch.manual_seed(0)
     for time_input in ("step", "pair"):
         layer = NeuronalAttentionCircuit(3, 4, 2, topk=3, time_input=time_input,
@@ -573,8 +573,8 @@ def test_sparsity_out_of_range_raises(kw, sparsity):
 
 
 def test_official_sparsity_out_of_range_raises():
-    """BUG (nac/layers/nac.py:176-197): the official variant never validates ``sparsity`` (it does
-    not use it), so a bad value is silently accepted; the authors' layer rejects it (AutoNCP)."""
+    """Regression (the official variant once accepted any ``sparsity``, which it does not use): a
+    bad value is rejected, as the authors' layer (AutoNCP) rejects it."""
     for kw in (dict(), dict(dense=True)):
         for sparsity in (0.0, 0.05, 0.95, 1.5):
             with pytest.raises(ValueError):
