@@ -247,12 +247,8 @@ class NeuronalAttentionCircuit(SequenceModel):
         top-K for long sequences and no selection at all when every key is used (:meth:`_select`).
         One difference: ``official`` with ``causal`` and a mask, where the reference gives NaN
         (see :meth:`_weights`)."""
-        if x.dim() != 3 or x.shape[-1] != self.input_dim:
-            raise ValueError(f"expected x of shape (B, T, {self.input_dim}), got {tuple(x.shape)}")
+        mask, q, k, v = self._project(x, mask)
         b, t_len, _ = x.shape
-        if mask is not None:
-            mask = mask.to(device=x.device, dtype=torch.bool)
-        q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
         q_pos = self._query_positions(mask, b, t_len, x.device)
         if q_pos is not None:
             q = q.gather(2, q_pos[:, None, :, None].expand(b, self.num_heads, -1, self.depth))
@@ -366,6 +362,15 @@ class NeuronalAttentionCircuit(SequenceModel):
             raise ValueError(f"time input must be a scalar, (B,) or (B, T) = {(b, t_len)}; got {tuple(t.shape)}")
         return t
 
+    def _project(self, x: torch.Tensor, mask: torch.Tensor | None):
+        """Check x (B, T, input_dim); the mask as bool on x's device; Q, K, V split into heads
+        (B, H, T, depth). Shared by :meth:`forward` and :meth:`forward_reference`."""
+        if x.dim() != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"expected x of shape (B, T, {self.input_dim}), got {tuple(x.shape)}")
+        if mask is not None:
+            mask = mask.to(device=x.device, dtype=torch.bool)
+        return mask, self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
+
     def _masked_time(self, t, mask: torch.Tensor | None, b: int, t_len: int, like: torch.Tensor) -> torch.Tensor:
         """The time input as a tensor: ``t_const`` (constant time or none given), a scalar or (B, 1, 1, 1)
         time used as it is, or the (B, T) elapsed times with padded steps set to 0."""
@@ -416,12 +421,8 @@ class NeuronalAttentionCircuit(SequenceModel):
         gradients up to round-off; the order of the K keys of a query may differ): every query,
         pairs u = [q_i; k_j] built and fed to :meth:`gates`, keys and values gathered per pair,
         :func:`reference_topk` selection. Slow; kept for reading and for the tests."""
-        if x.dim() != 3 or x.shape[-1] != self.input_dim:
-            raise ValueError(f"expected x of shape (B, T, {self.input_dim}), got {tuple(x.shape)}")
+        mask, q, k, v = self._project(x, mask)
         b, tq, _ = x.shape
-        if mask is not None:
-            mask = mask.to(device=x.device, dtype=torch.bool)
-        q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
 
         select_mask = mask if self.variant == "paper" else None  # official: padding is selectable
         if self.pairwise:
