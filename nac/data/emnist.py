@@ -12,6 +12,12 @@ under ``cache_dir`` (never under ``data_root``), keyed by the source files' path
 modification times (:func:`nac.data.sources.stat_key`) and the encoding settings. A damaged IDX file
 (bad header, truncated, corrupt gzip, labels outside 0..9) is one DataError line naming it.
 
+Input modes (``input_mode``): ``masked`` (default) marks the padding events invalid and gives each event
+its duration as the time input, so every model reads out its state at the last real event. ``authors``
+feeds the data as the authors' script (``mnist_exp/mnist_kfold.py``) did: the 256 padded events are all
+data (mask all True, so the final step is read out) and the time input is 1 everywhere (the durations
+are only the second feature channel). Use it with ``dataset=emnist_authors`` (docs/PROTOCOLS.md, 1).
+
 Protocols: ``paper``: the 60k + 10k images pooled, shuffled stratified k-fold (``protocol.n_folds``,
 ``split_seed`` 42); the checkpoint is chosen on the held-out fold that is reported (val = test), as the
 NAC authors did. ``clean``: the official 60k / 10k split, validation stratified from the 60k
@@ -81,14 +87,21 @@ def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int
     return arrays, cache_file, False
 
 
+#: how the events are fed to the model (module docstring)
+INPUT_MODES = ("masked", "authors")
+
+
 def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, max_events: int = 256,
-          threshold: float = 128, limit: int | None = None) -> DatasetSplits:
+          threshold: float = 128, limit: int | None = None, input_mode: str = "masked") -> DatasetSplits:
     """E-MNIST splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
 
     ``limit`` keeps the first N images of each official split (quick tests). ``seed`` varies the
-    model, not the split (splits use ``protocol.split_seed``).
+    model, not the split (splits use ``protocol.split_seed``). ``input_mode``: ``masked`` or
+    ``authors`` (module docstring).
     """
     name = check_protocol("emnist", protocol, ("clean", "paper"))
+    if input_mode not in INPUT_MODES:
+        raise ValueError(f"dataset.builder.input_mode={input_mode!r} is not valid; use one of {', '.join(INPUT_MODES)}")
     if data_root is None:
         raise FileNotFoundError("E-MNIST needs a data root holding mnist/ (paths.data_root or $NAC_DATA_ROOT); "
                                 "get the files with `python scripts/download_data.py mnist --root <data_root>`")
@@ -96,7 +109,11 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     sources = mnist_paths(Path(data_root) / "mnist", data_root).values()
     labels = arrays["y"]
     n_train = int(arrays["n_train"])
-    full = SequenceTensorDataset(arrays["x"], arrays["t"], arrays["mask"], labels)
+    events = arrays["mask"].sum(1)
+    if input_mode == "authors":  # padding is data, t = 1: what the authors' Keras model saw
+        full = SequenceTensorDataset(arrays["x"], np.ones_like(arrays["t"]), np.ones_like(arrays["mask"]), labels)
+    else:
+        full = SequenceTensorDataset(arrays["x"], arrays["t"], arrays["mask"], labels)
     fold = None
     if name == "clean":
         train_idx, val_idx = train_test_split(np.arange(n_train), test_size=protocol.get("val_fraction", 0.2),
@@ -108,11 +125,11 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
         fold = int(protocol.get("fold", 0))
         train_idx, held_out = stratified_fold(labels, protocol.get("n_folds", 5), fold, protocol.get("split_seed", 42))
         splits = (full.subset(train_idx), full.subset(held_out), full.subset(held_out))
-    events = arrays["mask"].sum(1)
     meta = DatasetMeta(name="emnist", input_dim=2, output_dim=10, task="classification", metric="accuracy",
-                       metric_mode="max", protocol=name, time_unit=f"pixel run (rescaled to {max_events} per image)",
+                       metric_mode="max", protocol=name, time_unit=(f"pixel run (rescaled to {max_events} per image)" if input_mode == "masked"
+                                                else "event (t = 1)"),
                        fold=fold, source_files=[str(Path(p).resolve()) for p in sources],
-                       extra={"max_events": int(max_events), "threshold": float(threshold),
+                       extra={"input_mode": input_mode, "max_events": int(max_events), "threshold": float(threshold),
                               "n_images": int(len(labels)), "limit": limit,
                               "events_per_image_max": int(events.max()),
                               "events_per_image_mean": round(float(events.mean()), 2),

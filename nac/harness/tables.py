@@ -1,7 +1,11 @@
 """Aggregate run records into tables: mean ± sample std, a 95 % interval, and paired comparisons.
 
 A record with named test sets (``tests``, e.g. one per held-out bearing) gives one row per set,
-with dataset ``<dataset>/<name>``. Figures of post-training evaluations (``evaluations``, e.g.
+with dataset ``<dataset>/<name>``. Regression records with the asymmetric score get ``test S/row``
+(S divided by the set's rows) and, where the primary metric is another (the bearings' ``paper``
+runs select on MSE), ``test S`` with its interval. Records that name each bearing's source
+(``dataset_meta.extra.bearing_sources``) get a ``sources`` column: ``published``, ``extracted`` or
+``mixed (extracted: ...)``; extracted bearings are a gap in the paper comparison. Figures of post-training evaluations (``evaluations``, e.g.
 closed-loop driving) become columns ``<evaluation> <figure>``.
 
 Groups (:func:`summary_table`): runs are averaged together only when they share dataset, protocol,
@@ -53,6 +57,8 @@ PERCENT_METRICS = ("accuracy",)
 EVAL_PREFIX = "eval:"
 #: coverage of the intervals of the mean (Student t)
 CONFIDENCE = 0.95
+#: decimals of the score per row (S / rows, about 1e-3 on the bearings)
+PER_ROW_DIGITS = 6
 #: the paper protocol's folds and split seed (configs/protocol/paper.yaml, docs/PROTOCOLS.md)
 PAPER_N_FOLDS, PAPER_SPLIT_SEED = 5, 42
 
@@ -70,14 +76,19 @@ class PaperSetup:
     data: dict[str, Any] = field(default_factory=dict)
     nac: dict[str, Any] = field(default_factory=dict)
     unpublished: str = ""
+    #: the validation metric the authors' checkpoint was chosen on, where it differs from the figure's
+    #: metric (bearings: val_loss, MSE); None: not checked
+    select_on: str | None = None
+    #: the metric of the paper's figure when the runs' primary metric may be another (bearings: S)
+    figure_metric: str | None = None
 
 
 _NAC = {"dense": False, "pairwise": False, "causal": False}  # not an ablation (NAC-FC, NAC-PW) nor causal
 _NAC_EULER = {**_NAC, "topk": 10, "sparsity": 0.7, "mode": "euler", "euler_steps": 6, "delta_t": 1.5}
 #: per dataset (the part before ``/`` of a table row's dataset): the setup behind the paper's figure
 PAPER_SETUPS: dict[str, PaperSetup] = {
-    "emnist": PaperSetup(75, {"limit": None, "max_events": 256, "threshold": 128},
-                         {"d_model": 64, "num_heads": 16, **_NAC_EULER}),
+    "emnist": PaperSetup(75, {"limit": None, "max_events": 256, "threshold": 128, "input_mode": "authors"},
+                         {"d_model": 64, "num_heads": 16, "backbone_units": 170, **_NAC_EULER}),
     "par": PaperSetup(100, {"limit": None, "person": "B"},  # NAC: the layer's defaults besides width/heads
                       {**_NAC, "d_model": 64, "num_heads": 16, "topk": 8, "mode": "exact", "sparsity": 0.5}),
     "carracing": PaperSetup(70, {"limit": None, "frames": 1},
@@ -88,8 +99,11 @@ PAPER_SETUPS: dict[str, PaperSetup] = {
     "bearings": PaperSetup(50, {"limit": None, "drop_time": False,
                                 "train_bearings": ["Bearing1_4", "Bearing1_5", "Bearing1_6", "Bearing1_7"],
                                 "test_bearings": {"pronostia": "Bearing1_1", "xjtu": "Bearing1_1", "hust": "Bearing1"}},
-                           {"d_model": 16, "num_heads": 8, "activation": "relu", **_NAC_EULER}),
+                           {"d_model": 16, "num_heads": 8, "activation": "relu", **_NAC_EULER},
+                           select_on="mse", figure_metric="score"),
 }
+#: column of :func:`records_frame` holding each record's (named) test figure of a metric other than its primary
+SCORE_COLUMNS = {"score": "test_score", "score_per_row": "test_score_per_row"}
 
 
 def _get(config: dict | None, dotted: str) -> Any:
@@ -110,7 +124,8 @@ def _data_gap(key: str, value: Any, paper: Any) -> str:
     return f"{key} {value} (paper {paper})" if not isinstance(paper, (list, dict)) else f"other {key}"
 
 
-def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_folds: Iterable[int]) -> list[str]:
+def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_folds: Iterable[int],
+               extracted: Iterable[str] = (), selected_on: str | None = None) -> list[str]:
     """Why a group of runs is not like for like with the paper's NAC figure; [] when it is.
 
     Like for like means: a model of :data:`NAC_MODELS` with the paper's NAC settings for the dataset
@@ -118,7 +133,10 @@ def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_
     present among the ok runs; at least the paper's epochs (early stopping is fine) with no cap on
     batches per epoch; and the paper's data (no ``limit``, the paper's bearings or person; never
     where the paper's recordings are unpublished). ``config`` is the resolved config of one run of
-    the group (they share it but for seed and fold); ``ok_folds`` the folds of its ok runs.
+    the group (they share it but for seed and fold); ``ok_folds`` the folds of its ok runs;
+    ``extracted`` the bearings its runs read from this project's extracted features instead of the
+    authors' files; ``selected_on`` the validation metric that chose its epochs (the records' ``metric``),
+    checked where :attr:`PaperSetup.select_on` names the authors'.
     """
     setup = PAPER_SETUPS[dataset.split("/")[0]]
     gaps = []
@@ -130,6 +148,11 @@ def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_
         gaps.append(setup.unpublished)
     builder = _get(config, "dataset.builder") or {}
     gaps += [_data_gap(key, builder.get(key), paper) for key, paper in setup.data.items() if builder.get(key) != paper]
+    extracted = sorted(extracted)
+    if extracted:
+        gaps.append(f"extracted features for {', '.join(extracted)}")
+    if setup.select_on and selected_on and selected_on != setup.select_on:
+        gaps.append(f"epoch chosen on validation {selected_on} (paper {setup.select_on})")
     epochs, batches = _get(config, "trainer.epochs"), _get(config, "trainer.limit_train_batches")
     if epochs is None:
         gaps.append("epochs not recorded")
@@ -174,11 +197,21 @@ def pairing_context(rec: dict) -> str:
     return run_hash(config, (rec.get("data") or {}).get("digest", ""), _device_type(rec.get("device")))
 
 
+def data_sources(rec: dict) -> tuple[str, tuple[str, ...]]:
+    """(``published`` | ``extracted`` | ``mixed`` | ``""``, the extracted bearings) of a record whose dataset
+    names each file's source (``dataset_meta.extra.bearing_sources``, the bearings); ``("", ())`` otherwise."""
+    sources = (((rec.get("dataset_meta") or {}).get("extra") or {}).get("bearing_sources")) or {}
+    kinds = set(sources.values())
+    kind = "" if not kinds else "mixed" if len(kinds) > 1 else kinds.pop()
+    return kind, tuple(sorted(name for name, source in sources.items() if source == "extracted"))
+
+
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     """One row per record (per named test set) with the columns tables need."""
     rows = []
     for rec in records:
         metric = rec.get("metric")
+        sources, extracted = data_sources(rec)
         protocol_cfg = (rec.get("config") or {}).get("protocol") or {}
         row = {
             "dataset": rec.get("dataset"), "protocol": rec.get("protocol"), "model": rec.get("model"),
@@ -193,6 +226,8 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
             "train_s_per_epoch": rec.get("train_time_per_epoch_s"),
             "latency_ms": 1e3 * rec["latency_per_sample_s"] if rec.get("latency_per_sample_s") is not None else None,
             "peak_memory_mb": rec.get("peak_memory_mb"), "memory_method": rec.get("peak_memory_method"),
+            "sources": sources, "extracted": extracted,
+            **{column: (rec.get("test") or {}).get(name) for name, column in SCORE_COLUMNS.items()},
         }
         for evaluation, figures in (rec.get("evaluations") or {}).items():
             for key, value in (figures or {}).items():
@@ -203,7 +238,8 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
             rows.append(row)
         for name, metrics in named.items():
             rows.append({**row, "dataset": f"{rec.get('dataset')}/{name}",
-                         "test": (metrics or {}).get(metric) if metric else None})
+                         "test": (metrics or {}).get(metric) if metric else None,
+                         **{column: (metrics or {}).get(key) for key, column in SCORE_COLUMNS.items()}})
     return pd.DataFrame(rows)
 
 
@@ -288,18 +324,48 @@ def _group_metric(group: pd.DataFrame, ok: pd.DataFrame) -> str:
     return ok.metric.dropna().iloc[0] if not ok.metric.dropna().empty else group.metric.iloc[0]
 
 
+def _column_summary(frame: pd.DataFrame, column: str) -> Summary:
+    """:func:`summarize` of a column (empty when the frame has none)."""
+    return summarize(pd.to_numeric(frame[column], errors="coerce") if column in frame else [])
+
+
+def _extracted_of(group: pd.DataFrame) -> list[str]:
+    """Every bearing that some run of the group read from extracted features."""
+    return sorted({name for names in group.get("extracted", pd.Series(dtype=object)).dropna() for name in names})
+
+
+def _sources_cell(group: pd.DataFrame) -> str | None:
+    """``published``, ``extracted`` or ``mixed (extracted: ...)`` for a group whose records name their sources."""
+    kinds = sorted(set(group.get("sources", pd.Series(dtype=object)).dropna()) - {""})
+    if not kinds:
+        return None
+    kind = kinds[0] if len(kinds) == 1 else "mixed"
+    extracted = _extracted_of(group)
+    return f"{kind} (extracted: {', '.join(extracted)})" if kind == "mixed" and extracted else kind
+
+
 def _paper_columns(dataset: str, protocol: str, model: str, metric: str, group: pd.DataFrame,
                    ok: pd.DataFrame, mean: float | None) -> dict[str, Any]:
     """``paper (NAC)``, ``diff vs paper`` and ``vs paper`` of one group (all None where the paper has
-    no figure for the dataset and metric)."""
-    paper = PAPER_FIGURES.get((dataset, metric))
-    if paper is None or dataset.split("/")[0] not in PAPER_SETUPS:
+    no figure for the dataset and metric). Where the paper's figure is of another metric than the
+    runs' primary one (:attr:`PaperSetup.figure_metric`, e.g. the bearings' S under selection on MSE),
+    that metric's mean is compared."""
+    setup = PAPER_SETUPS.get(dataset.split("/")[0])
+    figure_metric = metric if setup is None or setup.figure_metric is None else setup.figure_metric
+    paper = PAPER_FIGURES.get((dataset, figure_metric))
+    if paper is None or setup is None:
         return {"paper (NAC)": None, "diff vs paper": None, "vs paper": None}
+    if figure_metric != metric:
+        column = SCORE_COLUMNS.get(figure_metric)
+        values = ok[column] if column in ok else pd.Series(dtype=float)
+        mean = summarize(pd.to_numeric(values, errors="coerce") * _scale(figure_metric)).mean
     config = (ok if not ok.empty else group).config.iloc[0]
-    gaps = paper_gaps(dataset, protocol, model, config, ok.fold.dropna().astype(int))
+    gaps = paper_gaps(dataset, protocol, model, config, ok.fold.dropna().astype(int), extracted=_extracted_of(group),
+                      selected_on=metric)
     if gaps or mean is None:
         return {"paper (NAC)": None, "diff vs paper": None, "vs paper": "; ".join(gaps) or "no ok runs"}
-    return {"paper (NAC)": paper, "diff vs paper": round(mean - paper, _digits(metric)), "vs paper": "like for like"}
+    return {"paper (NAC)": paper, "diff vs paper": round(mean - paper, _digits(figure_metric)),
+            "vs paper": "like for like"}
 
 
 def summary_table(frame: pd.DataFrame, merge_commits: bool = False) -> pd.DataFrame:
@@ -324,13 +390,18 @@ def summary_table(frame: pd.DataFrame, merge_commits: bool = False) -> pd.DataFr
         metric = _group_metric(group, ok)
         digits = _digits(metric)
         test = summarize(pd.to_numeric(ok.test, errors="coerce") * _scale(metric))
+        score = _column_summary(ok, "test_score") if metric != "score" else Summary(0, None, None, None, None)
+        per_row = _column_summary(ok, "test_score_per_row")
         rows.append({
             "dataset": dataset, "protocol": protocol, "model": model, "tag": tag,
             "settings": settings if variants.get((dataset, protocol, model, tag), 1) > 1 else "",
             "commit": _joined(group.commit, short_commit), "data": _joined(group.data),
+            "sources": _sources_cell(group),
             "metric": _metric_label(metric),
             "test": _fmt(test, digits),
             f"test {CONFIDENCE:.0%} CI": _fmt_interval(test, digits),
+            "test S": _fmt(score, 4), f"test S {CONFIDENCE:.0%} CI": _fmt_interval(score, 4),
+            "test S/row": _fmt(per_row, PER_ROW_DIGITS),
             "val": _fmt(summarize(pd.to_numeric(ok.val, errors="coerce") * _scale(metric)), digits),
             "runs": f"{len(ok)}/{len(group)}",
             "status": _completeness(group, ok),
@@ -345,7 +416,8 @@ def summary_table(frame: pd.DataFrame, merge_commits: bool = False) -> pd.DataFr
     table = pd.DataFrame(rows)
     table["params"] = table["params"].astype("Int64")  # whole numbers even where a group has none
     evaluation_names = [column[len(EVAL_PREFIX):] for column in evaluation_columns]
-    for optional in ("tag", "settings", "paper (NAC)", "diff vs paper", "vs paper", *evaluation_names):
+    for optional in ("tag", "settings", "sources", "test S", f"test S {CONFIDENCE:.0%} CI", "test S/row",
+                     "paper (NAC)", "diff vs paper", "vs paper", *evaluation_names):
         if table[optional].isna().all() or table[optional].isin(["", "-"]).all():
             table = table.drop(columns=optional)
     return table

@@ -6,11 +6,15 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from nac.models.init import check_init, keras_init_
+
 
 class MLPHead(nn.Sequential):
-    """Dense layers with ReLU between them, then a linear output layer."""
+    """Dense layers with ReLU between them, then a linear output layer. ``init="keras"``:
+    Glorot-uniform weights and zero biases (Keras' Dense defaults) instead of torch's."""
 
-    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] | int = ()):
+    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] | int = (), init: str = "torch"):
+        check_init("head.init", init)
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         layers: list[nn.Module] = []
         width = in_features
@@ -19,3 +23,7 @@ class MLPHead(nn.Sequential):
             width = h
         layers.append(nn.Linear(width, out_features))
         super().__init__(*layers)
+        if init == "keras":
+            for layer in layers:
+                if isinstance(layer, nn.Linear):
+                    keras_init_(layer)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nac.models.init import check_init, keras_init_
+
 
 class IdentityStem(nn.Module):
     """Pass the input through unchanged."""
@@ -42,11 +44,23 @@ class ConvStem(nn.Module):
     a sample's end are zeroed after every layer. Time and mask are resampled per stride block:
     the block's elapsed times are summed (the output is observed when its block ends) and the
     output step is valid when any step of its block is.
+
+    ``padding="keras"`` pads as Keras' ``padding='same'`` does instead: per layer, the total
+    ``max((ceil(L/s) - 1) * s + k - L, 0)`` with its smaller half on the left (for the E-MNIST stem:
+    2 left / 2 right on 256 steps, then 1 left / 2 right on 52; ``left`` pads 2 / 2 and 2 / 1). The
+    left padding then depends on the batch's length, so use it on fixed-length data (``emnist_authors``).
+    ``keep_time=False`` returns no time (``t=None``: every model sees unit steps, as a Keras model
+    given no time does). ``init="keras"``: Glorot-uniform weights and zero biases (Keras' Conv1D
+    defaults) instead of torch's.
     """
 
     def __init__(self, in_features: int, channels: list[int] | int, kernel_size: int = 5,
-                 stride: list[int] | int = 1, activation: str = "relu"):
+                 stride: list[int] | int = 1, activation: str = "relu", padding: str = "left",
+                 keep_time: bool = True, init: str = "torch"):
         super().__init__()
+        if padding not in ("left", "keras"):
+            raise ValueError(f"stem.padding={padding!r} is not valid; use one of left, keras")
+        check_init("stem.init", init)
         channels = [channels] if isinstance(channels, int) else list(channels)
         strides = [stride] * len(channels) if isinstance(stride, int) else list(stride)
         if len(strides) != len(channels):
@@ -56,6 +70,18 @@ class ConvStem(nn.Module):
         self.act = {"relu": nn.ReLU(), "elu": nn.ELU(), "tanh": nn.Tanh(), "gelu": nn.GELU()}[activation]
         self.kernel_size = int(kernel_size)
         self.output_dim = widths[-1]
+        self.padding, self.keep_time = padding, bool(keep_time)
+        if init == "keras":
+            for conv in self.convs:
+                keras_init_(conv)
+
+    def _pads(self, length: int, out_len: int, stride: int) -> tuple[int, int]:
+        """(left, right) padding of one layer (class docstring)."""
+        if self.padding == "keras":
+            total = max((out_len - 1) * stride + self.kernel_size - length, 0)
+            return total // 2, total - total // 2
+        left = (self.kernel_size - 1) // 2
+        return left, max(0, (out_len - 1) * stride + self.kernel_size - length - left)
 
     @staticmethod
     def _resample(t, mask, length: int, stride: int):
@@ -90,9 +116,8 @@ class ConvStem(nn.Module):
             length = h.shape[-1]
             stride = conv.stride[0]
             t, mask, out_len = self._resample(t, mask, length, stride)
-            left = (self.kernel_size - 1) // 2
-            right = max(0, (out_len - 1) * stride + self.kernel_size - length - left)
+            left, right = self._pads(length, out_len, stride)
             h = self.act(self._convolve(conv, nn.functional.pad(h, (left, right)), out_len))
             if mask is not None:
                 h = h * mask[:, None, :]
-        return h.transpose(1, 2), t, mask
+        return h.transpose(1, 2), (t if self.keep_time else None), mask
