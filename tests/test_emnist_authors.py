@@ -162,3 +162,10 @@ def test_padding_events_change_the_output_as_in_the_authors_model():
         torch.manual_seed(0)
         net_m = build_model(cfg_m, input_dim=2, output_dim=10).eval()
         assert torch.allclose(net_m(x, ones, masked), net_m(x2, ones, masked))
+
+
+def test_authors_clean_experiment_is_the_same_pipeline_under_the_clean_protocol():
+    paper, clean = _compose("experiment=emnist_authors"), _compose("experiment=emnist_authors_clean")
+    assert clean.protocol.name == "clean" and list(clean.hydra.sweeper.params.values()) == ["0,1,2"]
+    for key in ("dataset", "model", "trainer"):
+        assert paper[key] == clean[key], key
