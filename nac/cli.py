@@ -61,8 +61,18 @@ def app(cfg: DictConfig) -> float:
     return best_validation(record)
 
 
+def with_default_experiment(argv: list[str]) -> list[str]:
+    """``argv`` plus ``experiment=default`` when it holds no override (no ``key=value``): bare
+    ``nac-bench`` (also with flags such as ``-m`` or ``--cfg job``) runs the default benchmark, and
+    any override (``model=cfc``) makes it one run."""
+    if any("=" in arg for arg in argv[1:]):
+        return argv
+    return [*argv, "experiment=default"]
+
+
 def main() -> None:
     """Entry point: SIGTERM stops a run like Ctrl-C; an interrupted or failed sweep still writes its table."""
+    sys.argv = with_default_experiment(sys.argv)
     interrupt.install_sigterm_handler()
     try:
         app()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from nac.cli import with_default_experiment
 from nac.harness import runner as runner_module
 from nac.harness import train as train_module
 from nac.harness.memory import PeakMemory
@@ -125,7 +126,7 @@ def test_cli_bad_value_is_one_clear_line(tmp_path):
 
 def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
     """The no-argument command, with a tiny budget: every model of the default sweep, one table."""
-    proc = run_cli("trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=150",
+    proc = run_cli("experiment=default", "trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=150",
                    "trainer.latency_samples=2", f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     tables = list((tmp_path / "multirun").rglob("table.csv"))
@@ -140,6 +141,21 @@ def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
     records = _records(tmp_path)
     assert len(records) == len(every_model) and {r["config"]["threads"] for r in records} == {1}
     assert all("1 threads" in r["device"] for r in records)
+
+
+def test_bare_command_gets_the_default_benchmark_and_any_override_one_run():
+    assert with_default_experiment(["nac-bench"]) == ["nac-bench", "experiment=default"]
+    assert with_default_experiment(["nac-bench", "-m", "--cfg", "job"])[-1] == "experiment=default"
+    assert with_default_experiment(["nac-bench", "model=cfc"]) == ["nac-bench", "model=cfc"]
+    assert with_default_experiment(["nac-bench", "-m", "seed=0,1"]) == ["nac-bench", "-m", "seed=0,1"]
+
+
+def test_cli_with_a_model_override_is_one_run(tmp_path):
+    proc = run_cli("model=cfc", "trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=100",
+                   "trainer.latency_samples=2", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (rec,) = _records(tmp_path)
+    assert rec["config"]["model"]["name"] == "cfc" and not (tmp_path / "multirun").exists()
 
 
 def test_finished_run_is_skipped_unless_forced(make_cfg, tmp_path, monkeypatch):
