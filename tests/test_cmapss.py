@@ -13,16 +13,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 from nac.data import cmapss
 from nac.harness.metrics import MetricAccumulator, asymmetric_score
-from nac.harness.runner import run
-from tests.conftest import SHARED_DATA
+from nac.harness.runner import build_splits, run
+from tests.conftest import CONFIGS, SHARED_DATA
 
 FOLDER = SHARED_DATA / "cmapss"
 HAVE_FD001 = all((FOLDER / f"{kind}_FD001.txt").is_file() for kind in ("train", "test", "RUL"))
 needs_fd001 = pytest.mark.skipif(not HAVE_FD001, reason=f"no C-MAPSS FD001 files under {FOLDER}; get them with "
                                  "scripts/download_data.py cmapss")
+HAVE = {s: all((FOLDER / f"{kind}_{s}.txt").is_file() for kind in ("train", "test", "RUL")) for s in cmapss.SUBSETS}
+
+
+def needs(*subsets: str):
+    missing = [s for s in subsets if not HAVE[s]]
+    return pytest.mark.skipif(bool(missing), reason=f"no C-MAPSS {missing} files under {FOLDER}; get them with "
+                              "scripts/download_data.py cmapss")
+
+
 CLEAN = {"name": "clean", "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 SENSOR_COLUMNS = [4 + s for s in cmapss.SENSORS]  # 0-based file columns: unit, cycle, 3 settings, then s1 at 5
 
@@ -188,6 +198,10 @@ def test_short_test_engine_is_right_padded_with_mask(tmp_path):
     assert torch.all(short["x"][12:] == 0) and torch.all(short["t"][:12] == 1) and torch.all(short["t"][12:] == 0)
     assert splits.test.windows[1] == (2, 11)
     assert np.allclose(cmapss.build(CLEAN, tmp_path, subset="FD002").test.y.numpy() * 125, [20, 125, 7])
+    assert splits.meta.extra["test_min_cycles"] == 12 and splits.meta.extra["test_padded_engines"] == [2]
+    # an engine exactly as long as the window (engine 3: 35 cycles) fills it: not padded
+    exact = cmapss.build(CLEAN, tmp_path, subset="FD002", window=35)
+    assert exact.meta.extra["test_padded_engines"] == [2] and exact.test.mask[2].all()
 
 
 def test_unseen_test_condition_is_an_error(tmp_path):
@@ -258,3 +272,88 @@ def test_source_files_are_the_three_files_read(tmp_path):
     meta = cmapss.build(CLEAN, tmp_path, subset="FD002").meta
     folder = (tmp_path / "cmapss").resolve()
     assert sorted(meta.source_files) == sorted(str(folder / f"{kind}_FD002.txt") for kind in ("train", "test", "RUL"))
+
+
+def compose_cmapss(*overrides: str):
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose("config", overrides=["experiment=none", "dataset=cmapss", f"paths.data_root={SHARED_DATA}",
+                                            *overrides])
+
+
+def test_config_windows_follow_li_et_al_per_subset():
+    windows = {s: compose_cmapss(f"dataset.builder.subset={s}").dataset.builder.window for s in cmapss.SUBSETS}
+    assert windows == {"FD001": 30, "FD002": 20, "FD003": 30, "FD004": 15}
+    assert compose_cmapss("dataset.builder.subset=FD004", "dataset.builder.window=21").dataset.builder.window == 21
+    # a subset name the table does not know leaves the window unset: the loader says what to do
+    cfg = compose_cmapss("dataset.builder.subset=fd004")
+    with pytest.raises(ValueError, match=r"no window length for subset 'fd004'.*\('FD004'\)"):
+        build_splits(cfg)
+
+
+@needs(*cmapss.SUBSETS)
+def test_each_subset_window_fits_its_shortest_test_engine():
+    """No test engine of any subset is shorter than the configured window (none is padded)."""
+    shortest = {}
+    for subset in cmapss.SUBSETS:
+        units = np.loadtxt(FOLDER / f"test_{subset}.txt", usecols=0)
+        shortest[subset] = int(np.unique(units, return_counts=True)[1].min())
+        window = compose_cmapss(f"dataset.builder.subset={subset}").dataset.builder.window
+        assert window <= shortest[subset], subset
+    assert shortest == {"FD001": 31, "FD002": 21, "FD003": 38, "FD004": 19}
+    splits = build_splits(compose_cmapss("dataset.builder.subset=FD004"))
+    assert splits.meta.extra["window"] == 15 and splits.test.x.shape[1] == 15 and splits.test.mask.all()
+    assert splits.meta.extra["test_min_cycles"] == 19 and splits.meta.extra["test_padded_engines"] == []
+
+
+@needs("FD004")
+def test_fd004_at_window_30_pads_exactly_its_short_test_engines():
+    raw = np.loadtxt(FOLDER / "test_FD004.txt")
+    truth = np.loadtxt(FOLDER / "RUL_FD004.txt")
+    units, lengths = np.unique(raw[:, 0].astype(int), return_counts=True)
+    splits = cmapss.build(CLEAN, SHARED_DATA, subset="FD004", window=30)
+    short = units[lengths < 30].tolist()
+    assert len(short) == 11 and splits.meta.extra["test_padded_engines"] == short
+    for unit in short:
+        i = int(np.flatnonzero(units == unit)[0])
+        n = int(lengths[i])
+        item = splits.test[i]
+        assert int(item["mask"].sum()) == n and item["mask"][:n].all()
+        assert torch.all(item["x"][n:] == 0) and torch.all(item["t"][n:] == 0)
+        assert splits.test.windows[i] == (unit, n - 1)
+        assert float(item["y"]) * 125 == pytest.approx(min(truth[i], 125))
+    assert int(splits.test.mask.all(1).sum()) == len(units) - 11
+
+
+@pytest.mark.parametrize("subset", ["FD002", "FD004"])
+def test_real_multi_condition_subsets_are_scaled_per_condition(subset):
+    if not HAVE[subset]:
+        pytest.skip(f"no C-MAPSS {subset} files under {FOLDER}")
+    raw_train = np.loadtxt(FOLDER / f"train_{subset}.txt")
+    raw_test = np.loadtxt(FOLDER / f"test_{subset}.txt")
+    window = {"FD002": 20, "FD004": 15}[subset]
+    splits = cmapss.build(CLEAN, SHARED_DATA, subset=subset, window=window)
+    extra = splits.meta.extra
+    conditions = [[0, 100], [10, 100], [20, 100], [25, 60], [35, 100], [42, 100]]
+    assert extra["n_conditions"] == 6 and extra["conditions"] == conditions
+    fit = raw_train[np.isin(raw_train[:, 0], extra["engines"]["train"])]
+    fit_keys = np.round(fit[:, [2, 4]]).astype(int)
+    params = {}
+    for condition in conditions:
+        rows = fit[(fit_keys == condition).all(1)][:, SENSOR_COLUMNS]
+        assert len(rows) > 5000  # each condition is a sixth of the rows
+        low, high = rows.min(0), rows.max(0)
+        assert (high > low).all()  # no sensor is constant within a condition
+        params[tuple(condition)] = ((high + low) / 2, (high - low) / 2)
+        fitted = extra["scaler_params"][str(tuple(condition))]
+        assert np.allclose(fitted["offset"], params[tuple(condition)][0])
+        assert np.allclose(fitted["scale"], params[tuple(condition)][1])
+    # the last window of test engine 1, each row scaled with its own condition's parameters
+    engine = raw_test[raw_test[:, 0] == 1][-window:]
+    keys = np.round(engine[:, [2, 4]]).astype(int)
+    assert len({tuple(k) for k in keys}) > 1  # the window crosses conditions
+    expected = np.stack([(row[SENSOR_COLUMNS] - params[tuple(k)][0]) / params[tuple(k)][1]
+                         for row, k in zip(engine, keys)])
+    assert np.allclose(splits.test.x[0].numpy(), expected, atol=1e-5)
+    # per-condition scaling removes the operating offsets: training values span [-1, 1] exactly
+    assert splits.train.x.min() == -1 and splits.train.x.max() == 1
+    assert splits.test.x.abs().max() < 1.5

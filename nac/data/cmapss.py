@@ -25,12 +25,16 @@ protocol of the literature:
 * target: piecewise-linear RUL, ``min(last cycle - cycle, rul_cap)`` (``rul_cap`` 125), trained
   as ``RUL / rul_cap`` with ``DatasetMeta(target_scale=rul_cap)``, so RMSE, MAE and the NASA
   ``score`` are reported in cycles;
-* samples: windows of ``window`` (30) consecutive cycles; the label is the RUL at the window's
-  last cycle. Training windows end at every ``stride``-th cycle counted back from each engine's
-  last cycle (so the last window of every engine is always present); validation windows likewise
-  with ``val_stride`` (default 1: every window). ``t`` is 1.0 per cycle;
+* samples: windows of ``window`` consecutive cycles (30 by default; ``configs/dataset/cmapss.yaml``
+  sets 30/20/30/15 on FD001/FD002/FD003/FD004 as Li, Ding & Sun 2018, each at most the subset's
+  shortest test engine: 31/21/38/19 cycles); the label is the RUL at the window's last cycle.
+  Training windows end at every ``stride``-th cycle counted back from each engine's last cycle (so
+  the last window of every engine is always present); validation windows likewise with
+  ``val_stride`` (default 1: every window). ``t`` is 1.0 per cycle;
 * engines shorter than ``window`` give one window, RIGHT-padded (zeros, ``mask`` False, ``t`` 0
-  on the padding): the harness contract, every model reads its last valid step;
+  on the padding): the harness contract, every model reads its last valid step. Only test engines
+  can be that short (the shortest training engine has 128 cycles); ``meta.extra`` lists them
+  (``test_padded_engines``) beside the shortest test engine's length (``test_min_cycles``);
 * validation: a held-out fraction ``protocol.val_fraction`` of the TRAINING ENGINES (unit ids
   shuffled with ``protocol.split_seed``; at least one engine each side), never windows of one
   engine on both sides;
@@ -246,8 +250,9 @@ def windows_dataset(engines: Mapping, units, window: int, stride: int, scale: fl
 
 
 def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
-          subset: str = "FD001", window: int = 30, stride: int = 1, val_stride: int = 1, rul_cap: float = 125,
-          cap_test_rul: bool = True, scaler: str = "minmax", limit: int | None = None) -> DatasetSplits:
+          subset: str = "FD001", window: int | None = 30, stride: int = 1, val_stride: int = 1,
+          rul_cap: float = 125, cap_test_rul: bool = True, scaler: str = "minmax",
+          limit: int | None = None) -> DatasetSplits:
     """C-MAPSS splits of ``subset`` under the ``clean`` protocol (module docstring).
 
     ``window``: cycles per sample; ``stride``/``val_stride``: cycles between training/validation
@@ -256,7 +261,12 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     train and validation, the first ``limit`` test engines). ``seed`` does not change the data (the
     engine split follows ``protocol.split_seed``). Parsing takes about a second: nothing is cached."""
     check_protocol("cmapss", protocol, ("clean",))
-    subset = check_subset(subset)
+    name = check_subset(subset)
+    if window is None:
+        raise ValueError(f"no window length for subset {subset!r} (window is null: dataset.windows has no entry "
+                         f"{subset!r}); name the subset as dataset.windows does ({name!r}) or set "
+                         f"dataset.builder.window")
+    subset = name
     if window < 1 or stride < 1 or val_stride < 1:
         raise ValueError(f"window={window}, stride={stride} and val_stride={val_stride} must be positive")
     if rul_cap is None or rul_cap <= 0:
@@ -292,6 +302,7 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     test = windows_dataset(test_engines, test_units[:limit] if limit else test_units, window, 1, scale,
                            last_only=True)
     conditions = sorted(fitted.offset)
+    test_lengths = {unit: len(test_engines[unit][0]) for unit in test_units}
     extra = {
         "subset": subset, "files": {k: str(v) for k, v in paths.items()}, "features": FEATURES,
         "sensors": SENSORS, "window": window, "stride": stride, "val_stride": val_stride, "rul_cap": scale,
@@ -300,6 +311,8 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
         "conditions": [list(map(int, c)) for c in conditions], "n_conditions": len(conditions),
         "scaler_params": fitted.to_dict(), "engines": {"train": train_ids, "val": val_ids, "test": test_units},
         "padding": "right padding with mask False (engines shorter than the window)",
+        "test_min_cycles": min(test_lengths.values()),
+        "test_padded_engines": [unit for unit, length in test_lengths.items() if length < window],
     }
     meta = DatasetMeta(name="cmapss", input_dim=len(FEATURES), output_dim=1, task="regression", metric="rmse",
                        metric_mode="min", protocol="clean", time_unit="cycle", target_scale=scale,
