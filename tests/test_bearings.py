@@ -2,8 +2,9 @@
 the feature-CSV builder's paper and clean protocols, the score, and a tiny end-to-end run.
 
 Uses the shared development copy ($NAC_DATA_ROOT or ../shared/data: bearings/features/ and
-bearings/femto_raw/Full_Test_Set/Bearing2_7/); skipped without it. It lacks PRONOSTIA Bearing1_1,
-1_5 and 1_6, so the paper protocol runs here on substituted bearings.
+bearings/femto_raw/Full_Test_Set/Bearing2_7/); skipped without it. Its published files lack PRONOSTIA
+Bearing1_1, 1_5 and 1_6 (bearings/extracted/ has them: tests/test_bearings_paper_setup.py), so most
+tests here run on substituted, published bearings.
 """
 
 from __future__ import annotations
@@ -123,13 +124,17 @@ def test_score_numbers():
 
 
 @needs_data
-def test_paper_defaults_name_every_missing_file(tmp_path):
+def test_paper_defaults_without_extracted_files_name_every_missing_file(tmp_path):
+    root = tmp_path / "data"
+    (root / "bearings").mkdir(parents=True)
+    (root / "bearings" / "features").symlink_to(FEATURES)  # the published files only, no extracted/
     with pytest.raises(FileNotFoundError) as err:
-        br.build(PAPER, DATA_ROOT, cache_dir=tmp_path)
+        br.build(PAPER, root, cache_dir=tmp_path)
     message = str(err.value)
     for name in ("Bearing1_5_features.csv", "Bearing1_6_features.csv", "Bearing1_1_features.csv"):
         assert name in message
     assert "missing (3)" in message and "extract_bearing_features.py" in message and "train_bearings" in message
+    assert str(root / "bearings" / "extracted") in message  # where extracted files go
     assert "Bearing1_4_features.csv" not in message  # present: not listed
 
 
@@ -145,8 +150,8 @@ def test_missing_everything_lists_all_files(tmp_path):
 def test_paper_splits_folds_and_scalers(tmp_path):
     splits = br.build(PAPER, DATA_ROOT, cache_dir=tmp_path, **SUB)
     meta = splits.meta
-    assert meta.input_dim == 16 and meta.metric == "score" and meta.metric_mode == "min" and meta.fold == 0
-    assert meta.extra["substituted_bearings"] is True
+    assert meta.input_dim == 16 and meta.metric == "mse" and meta.metric_mode == "min" and meta.fold == 0
+    assert meta.extra["substituted_bearings"] is True and meta.extra["mixed_sources"] is False
     n_rows = meta.extra["rows"]["pronostia/Bearing1_4"] + meta.extra["rows"]["pronostia/Bearing1_7"]
     assert len(splits.train) + len(splits.val) == n_rows == meta.extra["n_rows"]
     assert abs(len(splits.val) - n_rows / 5) <= 1
@@ -215,7 +220,7 @@ def test_drop_time_switch_changes_input_dim(tmp_path, protocol):
 
 
 @needs_data
-def test_xjtu_labels_linear_default_and_ode_option(tmp_path):
+def test_xjtu_labels_linear_and_ode_options(tmp_path):
     ref = br.parse_ref("xjtu/Bearing1_1")
     path = br.feature_file(DATA_ROOT, ref)
     linear, ode = br.read_bearing(path, ref, "linear", 25), br.read_bearing(path, ref, "ode", 25)
@@ -235,7 +240,7 @@ def test_end_to_end_run(make_cfg, tmp_path, protocol, model):
     (record_file,) = (tmp_path / "records").rglob("*.json")
     record = json.loads(record_file.read_text())
     assert record["status"] == "ok", record.get("error")
-    assert record["dataset"] == "bearings" and record["metric"] == "score"
+    assert record["dataset"] == "bearings" and record["metric"] == {"paper": "mse", "clean": "score"}[protocol]
     assert set(record["tests"]) == {"pronostia", "xjtu", "hust"}
     for figures in record["tests"].values():
         assert figures["score"] >= 0 and figures["rmse"] == pytest.approx(math.sqrt(figures["mse"]))
@@ -250,10 +255,13 @@ def test_experiment_configs_compose():
     assert paper.dataset.name == "bearings" and paper.protocol.name == "paper"
     assert paper.trainer.optimizer._target_ == "torch.optim.RMSprop" and paper.trainer.batch_size == 64
     assert paper.trainer.epochs == 50 and paper.hydra.sweeper.params["protocol.fold"] == "0,1,2,3,4"
+    assert paper.hydra.sweeper.params["model"] == "nac,nac_official,ltc,cfc,lstm,transformer"
     assert paper.dataset.width == 16 and paper.dataset.heads == 8 and paper.dataset.nac.topk == 10
     assert list(paper.dataset.builder.train_bearings) == list(br.PAPER_TRAIN)
     assert dict(paper.dataset.builder.test_bearings) == br.PAPER_TESTS
     assert clean.protocol.name == "clean" and clean.hydra.sweeper.params["seed"] == "0,1,2"
+    assert clean.hydra.sweeper.params["model"] == paper.hydra.sweeper.params["model"]
+    assert clean.hydra.sweeper.params["dataset.builder.drop_time"] == "true,false"
 
 
 ALL_COLUMNS = ("Horizontal", "Vertical", "Time", "Temperature", "Degradation", "RPM", "Load")
@@ -328,7 +336,7 @@ def test_shipped_config_names_fallbacks_for_xjtu_only():
     from omegaconf import OmegaConf
 
     builder = OmegaConf.load(ROOT / "configs" / "dataset" / "bearings.yaml").builder
-    assert dict(builder.label_fallback) == {"pronostia": None, "xjtu": "linear", "hust": None}
+    assert dict(builder.label_fallback) == {"pronostia": None, "xjtu": "ramp", "hust": None}
     assert dict(builder.temperature_fallback_c) == {"pronostia": None, "xjtu": 25, "hust": None}
 
 

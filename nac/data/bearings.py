@@ -7,7 +7,13 @@ Data: the NAC authors' per-frame feature CSVs, ``<data_root>/bearings/features/<
 skewness, mean, std), then ``Time``, ``Temperature`` (deg C; XJTU-SY has none), ``Degradation``
 (XJTU-SY has ``RUL`` instead), ``RPM``, ``Load``. Raw PRONOSTIA folders become such CSVs with
 ``scripts/extract_bearing_features.py`` (:mod:`nac.data.bearing_features` documents where its
-features equal the published ones and where they differ).
+features equal the published ones and where they differ); put them in ``<data_root>/bearings/extracted/``
+(``extracted/<file>`` for PRONOSTIA, or ``extracted/<dataset>/<file>``). A bearing is read from
+``features/`` when it is there, else from ``extracted/`` (:func:`find_file`); the dataset meta records
+each bearing's source (``extra["bearing_sources"]``: ``published`` | ``extracted``), and a run that mixes
+both logs a warning and sets ``extra["mixed_sources"]`` (tables name it; the paper comparison counts it
+as a gap). The shared copy holds PRONOSTIA Bearing1_1, 1_5 and 1_6 (which the authors did not publish)
+as extracted files only, so the paper's bearings load as published + extracted.
 
 Inputs per row, as the authors' scripts build them (16): per channel (horizontal, then vertical)
 ``log10(energy + 1e-8)``, dominant frequency, entropy, kurtosis, skewness, mean, std; then ``Time``
@@ -18,15 +24,15 @@ A file without ``Degradation`` or ``Temperature`` is an error naming the file an
 the config names the fallback for that dataset: ``label_fallback.<dataset>`` and
 ``temperature_fallback_c.<dataset>`` (deg C). The shipped config names them for XJTU-SY only, whose
 files have neither (the NAC repository's copies hold ``RUL``, ``Time`` only): temperature 25 deg C
-(298.15 K, the authors' default) and label ``linear``, ``Time / Time[-1]``, what the published
-PRONOSTIA and HUST labels nearly are. ``label_fallback.xjtu=ode`` is the only XJTU-SY label code the
-authors published (repository itxwaleedrazzaq/uqpcnn_rul, ``labels.ipynb``, a different paper): a
-degradation ODE integrated over ``Time`` at 293.15 K with the condition's rpm and load
-(:data:`XJTU_CONDITIONS`), min-max normalised (:func:`nac.data.bearing_features.degradation_ode`); it
-stays near 0 for most of the run. ``linear`` is the shipped choice because the paper's XJTU-SY figure
-is only reachable with it: a line on Time alone scores S = 19.9 on Bearing1_1 with ``linear`` labels
-(paper's NAC: 22.87) but 373.5 with ``ode`` (``scripts/bearing_time_reference.py``, 2 substituted
-training bearings).
+(298.15 K) and label ``ramp``, ``linspace(0, 1, rows)``, exactly what the authors' generalisation notebook
+(``RUL_exp/rul_generalization.ipynb``) builds for a file without ``Degradation``; on every published
+XJTU-SY file it equals ``linear`` (``Time / Time[-1]``; Time starts at 0 in even steps) to 1.1e-16.
+``label_fallback.xjtu=ode`` is the only other XJTU-SY label code the authors published (repository
+itxwaleedrazzaq/uqpcnn_rul, ``labels.ipynb``, a different paper): a degradation ODE integrated over ``Time``
+at 293.15 K with the condition's rpm and load (:data:`XJTU_CONDITIONS`), min-max normalised
+(:func:`nac.data.bearing_features.degradation_ode`); it stays near 0 for most of the run (a line on Time
+alone, fitted on 2 substituted training bearings, scored S = 19.9 on XJTU-SY Bearing1_1 with ``linear``
+labels, 373.5 with ``ode``; paper's NAC: 22.87).
 
 Bad data is one :class:`~nac.data.errors.DataError` line naming the file, the line and column, and
 what to do: an empty, truncated or unparsable file, a cell that is missing, not a number or NaN, a
@@ -40,7 +46,8 @@ Two protocols:
   standardised with the mean/std of all pooled rows; each row is one sample (a length-1 sequence,
   ``t`` = 1); shuffled 5-fold over rows (sklearn ``KFold``, ``protocol.split_seed`` 42, fold
   ``protocol.fold``); the held-out fold is the validation split the checkpoint is chosen on (the
-  authors keep the best ``val_loss`` epoch; here the dataset metric, the score). Each fold's model is
+  authors' ``ModelCheckpoint(monitor="val_loss", mode="min")``: the epoch of least validation MSE, the
+  default ``select_on`` of this protocol). Each fold's model is
   then scored on whole held-out bearings, ``test_bearings`` (default PRONOSTIA Bearing1_1, XJTU-SY
   Bearing1_1, HUST Bearing1), **each standardised with its own mean/std** (the authors' test
   scripts fit a new scaler per test bearing). Because ``Time`` is an input and the label is almost
@@ -49,23 +56,27 @@ Two protocols:
   Report mean +- std of the score over the 5 folds.
 
 ``clean`` -- leave-bearings-out: ``train_bearings`` for fitting, ``val_bearings`` (default: the last
-  training bearing, then removed from training) for model selection, ``test_bearings`` never seen;
-  no bearing may appear in two roles. One scaler, fitted on the training bearings' rows only, for
+  training bearing, then removed from training) for model selection (on the score S by default),
+  ``test_bearings`` never seen; no bearing may appear in two roles. One scaler, fitted on the training bearings' rows only, for
   every split. Samples are windows of ``window`` consecutive rows (training: every ``stride`` rows;
   validation/test: consecutive non-overlapping windows covering every row once, the last one
   right-padded and masked), labelled per row (``y`` (window,)), so a test bearing's score is
   summed over each of its rows exactly once, like ``paper``. ``t`` is the elapsed ``Time`` between
   rows (constant: it carries no absolute time). Use ``drop_time=true`` to remove the leaking feature.
 
-Missing files raise ``FileNotFoundError`` naming every missing file and how to get it. The shared
-development copy lacks PRONOSTIA Bearing1_1, 1_5 and 1_6: substitute bearings there, e.g.
-``dataset.builder.train_bearings=[Bearing1_4,Bearing1_7] dataset.builder.test_bearings.pronostia=Bearing1_2``.
-A bearing is named ``BearingX_Y`` (train/val lists: PRONOSTIA) or ``<dataset>/BearingX_Y``.
+Every test set's metrics include ``score`` (S, summed over the bearing's rows) and ``score_per_row``
+(S / rows), so that bearings of different length compare.
+
+Missing files raise ``FileNotFoundError`` naming every missing file and how to get it. Substitute
+bearings with e.g. ``dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]
+dataset.builder.test_bearings.pronostia=Bearing1_2``. A bearing is named ``BearingX_Y`` (train/val lists:
+PRONOSTIA) or ``<dataset>/BearingX_Y``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +91,14 @@ from nac.data.errors import DataError, numeric_columns, read_csv
 from nac.data.sources import stat_key
 from nac.data.splits import check_protocol, kfold, window_starts
 
+log = logging.getLogger(__name__)
+
 FEATURE_FOLDER = Path("bearings") / "features"
+#: feature files computed by this project's extractor (scripts/extract_bearing_features.py), searched after
+#: FEATURE_FOLDER: ``extracted/<dataset>/<file>`` or, for PRONOSTIA, ``extracted/<file>``
+EXTRACTED_FOLDER = Path("bearings") / "extracted"
+#: where a bearing's file came from: the authors' published files, or this project's extractor
+SOURCES = ("published", "extracted")
 DATASETS = ("pronostia", "xjtu", "hust")
 #: file name after the bearing name, per dataset (``.gz`` accepted too)
 SUFFIX = {"pronostia": "_features.csv", "xjtu": "_features_with_labels.csv", "hust": "_features.csv"}
@@ -94,7 +112,11 @@ FEATURE_NAMES = [f"{ch} {name}" for ch in ("horizontal", "vertical") for name in
                                                                                                    "temperature K"]
 TIME_INDEX = FEATURE_NAMES.index("time")
 #: labels a dataset's files may fall back on when they have no Degradation column (default: linear only)
-LABEL_FALLBACKS = {"xjtu": ("linear", "ode")}
+LABEL_FALLBACKS = {"xjtu": ("ramp", "linear", "ode")}
+#: validation metrics that may choose the epoch (``select_on``); None: the protocol's (:data:`SELECT_ON`)
+SELECTABLE = {"mse": "min", "rmse": "min", "mae": "min", "score": "min", "loss": "min"}
+#: the protocol's selection metric: the authors' checkpoint keeps the best val_loss (MSE) epoch
+SELECT_ON = {"paper": "mse", "clean": "score"}
 #: bump when what a cached bearing holds changes
 CACHE_VERSION = 2
 
@@ -134,30 +156,73 @@ def parse_ref(spec: str, default_dataset: str = "pronostia") -> BearingRef:
     return BearingRef(dataset, bearing)
 
 
+def candidate_files(data_root: Path | str, ref: BearingRef) -> list[Path]:
+    """Where ``ref``'s CSV may be, in the order searched: the published ``features/<dataset>/``, then this
+    project's ``extracted/<dataset>/`` and (PRONOSTIA) ``extracted/``; each as ``.csv``, then ``.csv.gz``."""
+    name = f"{ref.bearing}{SUFFIX[ref.dataset]}"
+    root = Path(data_root)
+    folders = [root / FEATURE_FOLDER / ref.dataset, root / EXTRACTED_FOLDER / ref.dataset]
+    if ref.dataset == "pronostia":
+        folders.append(root / EXTRACTED_FOLDER)
+    return [folder / file for folder in folders for file in (name, name + ".gz")]
+
+
 def feature_file(data_root: Path | str, ref: BearingRef) -> Path:
-    """The feature CSV of ``ref`` (``.csv`` or ``.csv.gz``); the ``.csv`` path when neither exists."""
+    """The published location of ``ref``'s CSV, ``features/<dataset>/`` (``.csv`` or ``.csv.gz``); the
+    ``.csv`` path when neither exists. :func:`find_file` also looks in ``extracted/``."""
     plain = Path(data_root) / FEATURE_FOLDER / ref.dataset / f"{ref.bearing}{SUFFIX[ref.dataset]}"
     gz = plain.with_name(plain.name + ".gz")
     return gz if gz.is_file() and not plain.is_file() else plain
 
 
+def find_file(data_root: Path | str, ref: BearingRef) -> Path:
+    """The first existing CSV of :func:`candidate_files` (published before extracted); the published
+    ``.csv`` path when none exists."""
+    candidates = candidate_files(data_root, ref)
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def source_of(path: Path | str) -> str:
+    """``extracted`` when ``path`` (symlinks followed) lies in an ``extracted`` folder of the data root's
+    ``bearings/``, else ``published``."""
+    parts = Path(path).resolve().parts
+    return "extracted" if "extracted" in parts[-3:-1] else "published"
+
+
 def check_files(data_root: Path | str, refs: Sequence[BearingRef]) -> dict[BearingRef, Path]:
     """Paths of every ref's CSV; raises FileNotFoundError naming ALL missing ones and how to get them."""
-    paths = {ref: feature_file(data_root, ref) for ref in refs}
+    paths = {ref: find_file(data_root, ref) for ref in refs}
     missing = [path for path in paths.values() if not path.is_file()]
     if missing:
-        listed = "\n  ".join(f"{p} (or {p.name}.gz)" for p in missing)
+        listed = "\n  ".join(f"{p} (or {p.name}.gz, or the same under {Path(data_root) / EXTRACTED_FOLDER})"
+                             for p in missing)
         raise FileNotFoundError(
             f"bearing feature files missing ({len(missing)}):\n  {listed}\n"
             "Get them either (a) from the NAC authors' repository (itxwaleedrazzaq/neuronal_attention_circuit, "
             "RUL_exp/data/tf_features_<dataset>/, copied to <data_root>/bearings/features/<dataset>/; it publishes "
             "PRONOSTIA 1_2-1_4, 1_7, 2_1-2_7, 3_1-3_3, XJTU-SY and HUST, but not PRONOSTIA 1_1, 1_5, 1_6), or (b) for "
             "PRONOSTIA by downloading the FEMTO-ST / IEEE PHM 2012 data set from its publisher and running "
-            "`python scripts/extract_bearing_features.py <raw>/Full_Test_Set/BearingX_Y "
-            f"--out {Path(data_root) / FEATURE_FOLDER / 'pronostia'}` (Bearing1_1, 1_2: <raw>/Learning_set/). "
+            "`python scripts/extract_bearing_features.py <raw>/Full_Test_Set/BearingX_Y --gzip "
+            f"--out {Path(data_root) / EXTRACTED_FOLDER}` (Bearing1_1, 1_2: <raw>/Learning_set/). "
             "Or substitute bearings you have: dataset.builder.train_bearings=[...], "
             "dataset.builder.val_bearings=[...], dataset.builder.test_bearings.<name>=<bearing>.")
     return paths
+
+
+def describe_sources(sources: Mapping[str, str]) -> str:
+    """``published: a, b; extracted: c`` from {bearing: source}."""
+    by_source = {source: [b for b, s in sources.items() if s == source] for source in SOURCES}
+    return "; ".join(f"{source}: {', '.join(names)}" for source, names in by_source.items() if names)
+
+
+def check_select_on(select_on: str | None, protocol_name: str) -> str:
+    """The validation metric that chooses the epoch: ``select_on``, or the protocol's default (:data:`SELECT_ON`)."""
+    if select_on is None:
+        return SELECT_ON[protocol_name]
+    if select_on not in SELECTABLE:
+        raise ValueError(f"dataset.builder.select_on={select_on!r} is not valid; choose one of {list(SELECTABLE)} "
+                         f"or null (the protocol's: {SELECT_ON})")
+    return str(select_on)
 
 
 def _fix(path: Path | str) -> str:
@@ -169,8 +234,9 @@ def _fix(path: Path | str) -> str:
 def check_fallbacks(label_fallback: Mapping | None, temperature_fallback_c: Mapping | None) -> tuple[dict, dict]:
     """``({dataset: label fallback}, {dataset: deg C})`` for every dataset (None where the config names none).
 
-    A label fallback is ``linear`` (Time / Time at the end) or ``ode`` (XJTU-SY only); it is used
-    only for files without a ``Degradation`` column, the temperature only for files without ``Temperature``."""
+    A label fallback is ``linear`` (Time / Time at the end), or for XJTU-SY also ``ramp`` (0 to 1 evenly
+    over the rows) or ``ode``; it is used only for files without a ``Degradation`` column, the
+    temperature only for files without ``Temperature``."""
     labels = {dataset: None for dataset in DATASETS}
     temperatures = {dataset: None for dataset in DATASETS}
     for option, given, out in (("label_fallback", label_fallback, labels),
@@ -224,7 +290,8 @@ def _column(frame: pd.DataFrame, name: str, path: Path | str) -> np.ndarray:
 
 def bearing_label(frame: pd.DataFrame, ref: BearingRef, path: Path | str, fallback: str | None) -> np.ndarray:
     """``Degradation`` (checked: a number in [0, 1] on every row) when present; else the ``fallback`` label:
-    ``linear`` (``Time / Time[-1]``) or ``ode`` (the authors' XJTU-SY ODE label); None: a DataError."""
+    ``ramp`` (``linspace(0, 1, rows)``, the authors' generalisation notebook), ``linear``
+    (``Time / Time[-1]``) or ``ode`` (the XJTU-SY ODE label of the authors' other repository); None: a DataError."""
     if "Degradation" in frame.columns:
         label = _column(frame, "Degradation", path)
         outside = np.flatnonzero((label < 0) | (label > 1))
@@ -237,6 +304,8 @@ def bearing_label(frame: pd.DataFrame, ref: BearingRef, path: Path | str, fallba
         raise DataError(path, "column Degradation", f"missing (the file has {list(frame.columns)})",
                         f"use a file with labels, or name the label to use instead: "
                         f"dataset.builder.label_fallback.{ref.dataset}{choices} (linear: Time / Time at the end)")
+    if fallback == "ramp":
+        return np.linspace(0.0, 1.0, len(frame))
     time = _column(frame, "Time", path)
     if fallback == "linear":
         return linear_label(time)
@@ -420,7 +489,8 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
           train_bearings: Sequence[str] | None = None, val_bearings: Sequence[str] | None = None,
           test_bearings: Mapping[str, str] | None = None, drop_time: bool = False, window: int = 32,
           stride: int = 16, label_fallback: Mapping[str, str | None] | None = None,
-          temperature_fallback_c: Mapping[str, float | None] | None = None, limit: int | None = None) -> DatasetSplits:
+          temperature_fallback_c: Mapping[str, float | None] | None = None, limit: int | None = None,
+          select_on: str | None = None) -> DatasetSplits:
     """Bearing splits for ``protocol.name`` ``paper`` or ``clean`` (module docstring).
 
     ``train_bearings``/``val_bearings``: lists of bearing names (null: the protocol's defaults);
@@ -430,12 +500,24 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     files without ``Degradation``; ``temperature_fallback_c``: {dataset: deg C | None}, the temperature of
     files without ``Temperature`` (None, the default: such a file is an error naming it); ``limit``: quick
     tests (paper: at most ``limit`` evenly spaced rows per bearing; clean: also at most ``limit`` windows
-    per split). ``seed`` does not change the data."""
+    per split); ``select_on``: the validation metric that chooses the epoch (:data:`SELECTABLE`; None: the
+    protocol's, :data:`SELECT_ON`). ``seed`` does not change the data.
+
+    Each file is looked up in the published ``features/`` first, then in ``extracted/``
+    (:func:`find_file`); ``meta.extra["bearing_sources"]`` says which per bearing, and a run whose
+    bearings come from both logs a warning and sets ``meta.extra["mixed_sources"]``."""
     name = check_protocol("bearings", protocol, ("clean", "paper"))
+    metric = check_select_on(select_on, name)
     labels, temperatures = check_fallbacks(label_fallback, temperature_fallback_c)
     train, val, tests = resolve_roles(name, train_bearings, val_bearings, test_bearings)
     refs = list(dict.fromkeys([*train, *val, *tests.values()]))
     paths = check_files(data_root, refs)
+    sources = {str(ref): source_of(path) for ref, path in paths.items()}
+    mixed = len(set(sources.values())) > 1
+    if mixed:
+        log.warning("bearings from different sources in one run: %s. Extracted features (this project's extractor) "
+                    "differ from the authors' in energy, dominant frequency, entropy and temperature; the "
+                    "record and the tables say so", describe_sources(sources))
     bearings = {ref: thin(load_bearing(paths[ref], ref, labels[ref.dataset], temperatures[ref.dataset], cache_dir),
                           limit) for ref in refs}
     columns = input_columns(bool(drop_time))
@@ -457,9 +539,9 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
         files={str(ref): str(path) for ref, path in paths.items()},
         features=[FEATURE_NAMES[i] for i in columns], drop_time=bool(drop_time), label_fallback=labels,
         temperature_fallback_c=temperatures,
-        substituted_bearings=bool(substituted))
-    meta = DatasetMeta(name="bearings", input_dim=len(columns), output_dim=1, task="regression", metric="score",
-                       metric_mode="min", protocol=name, time_unit="authors' Time (row * 1000 / 25600)",
+        substituted_bearings=bool(substituted), bearing_sources=sources, mixed_sources=mixed, select_on=metric)
+    meta = DatasetMeta(name="bearings", input_dim=len(columns), output_dim=1, task="regression", metric=metric,
+                       metric_mode=SELECTABLE[metric], protocol=name, time_unit="authors' Time (row * 1000 / 25600)",
                        label_granularity=granularity, fold=fold,
                        source_files=[str(paths[ref].resolve()) for ref in refs], extra=extra)
     first = next(iter(test_sets))

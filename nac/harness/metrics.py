@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 #: metric name -> direction ("max" is better or "min" is better)
-DIRECTIONS = {"accuracy": "max", "loss": "min", "mse": "min", "rmse": "min", "mae": "min", "score": "min"}
+DIRECTIONS = {"accuracy": "max", "loss": "min", "mse": "min", "rmse": "min", "mae": "min", "score": "min",
+              "score_per_row": "min"}
 
 
 def asymmetric_score(error: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,10 @@ def loss_fn(task: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class MetricAccumulator:
-    """Accumulates sums over batches; :meth:`result` returns a dict of metrics."""
+    """Accumulates sums over batches; :meth:`result` returns a dict of metrics.
+
+    Regression: ``score`` is summed over every evaluated row (sample, or valid step with per-step
+    labels), ``score_per_row`` is that sum divided by the rows, so sets of different length compare."""
 
     def __init__(self, task: str, target_scale: float = 1.0):
         self.task = task
@@ -70,5 +74,6 @@ class MetricAccumulator:
             out["accuracy"] = self.correct / self.n
         else:
             mse = self.sq_err / self.n
-            out.update(mse=mse, rmse=math.sqrt(mse), mae=self.abs_err / self.n, score=self.score)
+            out.update(mse=mse, rmse=math.sqrt(mse), mae=self.abs_err / self.n, score=self.score,
+                       score_per_row=self.score / self.n)
         return out

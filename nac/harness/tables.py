@@ -5,8 +5,9 @@ with dataset ``<dataset>/<name>``. Regression records with the asymmetric score 
 (S divided by the set's rows) and, where the primary metric is another (the bearings' ``paper``
 runs select on MSE), ``test S`` with its interval. Records that name each bearing's source
 (``dataset_meta.extra.bearing_sources``) get a ``sources`` column: ``published``, ``extracted`` or
-``mixed (extracted: ...)``; extracted bearings are a gap in the paper comparison. Figures of post-training evaluations (``evaluations``, e.g.
-closed-loop driving) become columns ``<evaluation> <figure>``.
+``mixed (extracted: ...)``; extracted bearings are a gap in the paper comparison. Figures of
+post-training evaluations (``evaluations``, e.g. closed-loop driving) become columns
+``<evaluation> <figure>``.
 
 Groups (:func:`summary_table`): runs are averaged together only when they share dataset, protocol,
 model, tag, *settings* (the record's ``group_hash``: the config with seed and fold neutralised, the
