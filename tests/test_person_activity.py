@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sklearn.model_selection import StratifiedKFold
+
 from nac.data import person_activity as par
 from nac.harness.runner import run
 from tests.conftest import ROOT, SHARED_DATA
@@ -23,6 +25,10 @@ pytestmark = pytest.mark.skipif(
     not RAW_FILES, reason=f"no ConfLongDemo_JSI*.txt under {DATA_ROOT / 'person_activity'} (the shared Person "
     "Activity copy); get it with scripts/download_data.py person_activity")
 
+#: the activity order of the authors' PAR_balancer.py (their activity_id), typed here from their script
+AUTHORS_ORDER = ["walking", "falling", "lying down", "lying", "sitting down", "sitting", "standing up from lying",
+                 "on all fours", "sitting on the ground", "standing up from sitting",
+                 "standing up from sitting on the ground"]
 PAPER = {"name": "paper", "n_folds": 5, "fold": 0, "split_seed": 42}
 CLEAN = {"name": "clean", "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 
@@ -67,7 +73,12 @@ def test_paper_balancing_time_scaling_and_folds(raw):
     kept = rows["activity"].value_counts()
     assert set(kept.index) == set(counts.index) and (kept == n).all()
     expected_rows = np.sort(np.concatenate([np.flatnonzero(person["act"].to_numpy() == a)[:n] for a in counts.index]))
-    assert np.array_equal(rows["row"].to_numpy(), expected_rows)
+    assert np.array_equal(np.sort(rows["row"].to_numpy()), expected_rows)
+    # in the authors' CSV order: grouped by their activity id, file order within an activity
+    authors_id = rows["activity"].map(AUTHORS_ORDER.index).to_numpy()
+    assert (np.diff(authors_id) >= 0).all()
+    assert all((np.diff(rows["row"].to_numpy()[authors_id == k]) > 0).all() for k in set(authors_id))
+    rows = rows.sort_values("row")
     # synthetic time before scaling: index among the person's rows * 0.211 s
     assert np.allclose(rows["time"].to_numpy(), expected_rows * 0.211)
     assert np.allclose(rows[["x", "y", "z"]].to_numpy(), person.loc[expected_rows, ["x", "y", "z"]].to_numpy())
@@ -96,6 +107,35 @@ def test_paper_balancing_time_scaling_and_folds(raw):
     # the 5 held-out folds partition the rows
     assert sum(len(s) for s in held_out_sets) == len(expected_rows)
     assert set().union(*held_out_sets) == set(range(len(expected_rows)))
+
+
+def authors_folds(raw: pd.DataFrame, person: str) -> list[set[int]]:
+    """The held-out rows (index among the person's rows) of each fold of the authors' PAR_balancer.py +
+    PAR_kfold.py recipe, redone with pandas and scikit-learn: balanced CSV grouped by their activity id,
+    StratifiedKFold(5, shuffle=True, random_state=42) over it."""
+    rows = raw[raw["seq"].str[0] == person].reset_index(drop=True)
+    rows = rows.assign(row=np.arange(len(rows)), activity_id=rows["act"].map(AUTHORS_ORDER.index))
+    n = rows["activity_id"].value_counts().min()
+    balanced = pd.concat([group.iloc[:n] for _, group in rows.groupby("activity_id")], ignore_index=True)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=42)
+    return [set(balanced["row"].to_numpy()[held_out])
+            for _, held_out in folds.split(balanced[["x", "y", "z"]].to_numpy(), balanced["activity_id"].to_numpy())]
+
+
+def test_paper_folds_are_the_authors(raw):
+    """Regression: rows kept in file order gave other folds than the authors' (about 42 % of each
+    held-out fold in common on person A); in their CSV's order the 5 held-out folds are theirs."""
+    expected = authors_folds(raw, "A")
+    for fold in range(5):
+        splits = par.build({**PAPER, "fold": fold}, DATA_ROOT, person="A")
+        mean, std = splits.meta.extra["scaler_mean"][3], splits.meta.extra["scaler_std"][3]
+
+        def rows_of(split) -> set[int]:
+            seconds = split.x[:, 0, 3].double().numpy() * std + mean
+            return set(np.rint(seconds / par.PAPER_TIME_STEP).astype(int).tolist())
+
+        assert rows_of(splits.test) == expected[fold]
+        assert rows_of(splits.train) == set().union(*expected) - expected[fold]
 
 
 def torch_equal(a, b) -> bool:

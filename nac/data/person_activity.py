@@ -11,12 +11,14 @@ Two protocols:
   one person (``person``, default B, the authors' choice); tag, date and the real timestamp are
   dropped; a synthetic clock ``time = row index * 0.211 s`` (index of the row among the kept
   person's rows, in file order); per activity the first ``n`` rows are kept, ``n`` = the rarest
-  activity's count; features ``[x, y, z, time]`` standardised with the mean/std of ALL kept rows
-  (train and held-out fold together -- the authors' leak, reproduced on purpose); each sample is
-  ONE row (sequence length 1, ``t`` = 1.0: the paper passes no time input); shuffled stratified
-  5-fold over rows (``protocol.split_seed`` 42), the held-out fold is both validation and test
-  (checkpoint chosen on the reported fold, as the authors do). Rows of the same recording a few
-  tens of milliseconds apart land in train and test, so the figure measures interpolation.
+  activity's count, ordered as the authors' balanced CSV (by their activity id, then file order:
+  this order decides StratifiedKFold's folds); features ``[x, y, z, time]`` standardised with the
+  mean/std of ALL kept rows (train and held-out fold together -- the authors' leak, reproduced on
+  purpose); each sample is ONE row (sequence length 1, ``t`` = 1.0: the paper passes no time
+  input); shuffled stratified 5-fold over rows (``protocol.split_seed`` 42), the held-out fold is
+  both validation and test (checkpoint chosen on the reported fold, as the authors do). Rows of
+  the same recording a few tens of milliseconds apart land in train and test, so the figure
+  measures interpolation.
 
 ``clean`` -- the irregular-sequence formulation of the ODE-LSTM / latent-ODE line of work:
   every recording in the file (``person`` is ignored: all people present are used), rows sorted
@@ -29,8 +31,10 @@ Two protocols:
   Split by recording, never by row: recordings sorted by id, shuffled with
   ``protocol.split_seed``; the first ``max(1, round(test_fraction * R))`` are test, the next
   ``max(1, round(val_fraction * R))`` validation, the rest (at least one) training. With the
-  person-A copy (A01-A03) that is one recording per split; with the full file (~25 recordings)
-  about 5 test / 5 validation / 15 training. ``x, y, z`` are standardised with the mean/std of
+  person-A copy (A01-A03) that is one recording per split (split seed 0: train A02, validation
+  A01, test A03; each recording is one pass through the same scripted scenario, so each split
+  holds all 11 activities); with the full file (~25 recordings) about 5 test / 5 validation / 15
+  training. ``x, y, z`` are standardised with the mean/std of
   the training recordings' rows only (tags are one-hot, left as they are).
 
 A damaged file (a row with too few or too many fields, an empty or non-numeric cell, an unknown tag or
@@ -62,6 +66,12 @@ ACTIVITIES = sorted([
 ])
 #: the 4 body tags, sorted: ankle left, ankle right, chest, belt (UCI dataset description)
 TAGS = ["010-000-024-033", "010-000-030-096", "020-000-032-221", "020-000-033-111"]
+#: the activity order of the authors' ``PAR_balancer.py`` (their ``activity_id``): their balanced CSV holds
+#: the kept rows grouped by it, and that row order fixes which rows StratifiedKFold puts in each fold
+AUTHORS_ACTIVITY_ORDER = [
+    "walking", "falling", "lying down", "lying", "sitting down", "sitting", "standing up from lying",
+    "on all fours", "sitting on the ground", "standing up from sitting", "standing up from sitting on the ground",
+]
 #: the synthetic clock step of the authors' code (seconds per row)
 PAPER_TIME_STEP = 0.211
 TICKS_PER_SECOND = 10_000_000  # one .NET tick = 100 ns
@@ -127,9 +137,11 @@ def paper_rows(frame: pd.DataFrame, person: str, limit: int | None = None,
                data_root: Path | str = "<data_root>", source: str = FILENAME) -> pd.DataFrame:
     """The authors' preprocessing before scaling: one person, synthetic time, balanced per activity.
 
-    Returns the kept rows (file order) with columns x, y, z, time (seconds, un-standardised),
-    activity and ``row`` (index among the person's rows). ``limit`` caps the per-activity count
-    at ``limit // (number of activities present)`` (quick tests)."""
+    Returns the kept rows in the order of the authors' balanced CSV (grouped by activity in
+    :data:`AUTHORS_ACTIVITY_ORDER`, file order within an activity: the order that makes the 5 folds
+    theirs) with columns x, y, z, time (seconds, un-standardised), activity and ``row`` (index
+    among the person's rows). ``limit`` caps the per-activity count at ``limit // (number of
+    activities present)`` (quick tests)."""
     people = sorted({s[:1] for s in frame["sequence"]})
     rows = frame[frame["sequence"].str.startswith(person)].reset_index(drop=True)
     if rows.empty:
@@ -145,8 +157,9 @@ def paper_rows(frame: pd.DataFrame, person: str, limit: int | None = None,
     n = int(counts.min())
     if limit is not None:
         n = max(1, min(n, int(limit) // len(counts)))
-    kept = rows.groupby("activity", sort=False).head(n)  # first n rows of each activity, file order kept
-    return kept.sort_values("row").reset_index(drop=True)
+    kept = rows.groupby("activity", sort=False).head(n).copy()  # first n rows of each activity
+    kept["authors_id"] = kept["activity"].map(AUTHORS_ACTIVITY_ORDER.index)
+    return kept.sort_values(["authors_id", "row"]).drop(columns="authors_id").reset_index(drop=True)
 
 
 def _standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
