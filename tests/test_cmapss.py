@@ -265,6 +265,8 @@ def test_tiny_end_to_end_run(make_cfg, tmp_path):
     assert math.isclose(test["rmse"] ** 2, test["loss"] * 125**2, rel_tol=1e-4)  # metrics in cycles
     assert 0 < test["rmse"] < 200 and test["score"] > 0
     assert record["dataset_meta"]["target_scale"] == 125
+    # trainer.save_predictions is off by default: no predictions file beside the record
+    assert "predictions_file" not in record and not list(path.parent.glob("*.predictions.npz"))
 
 
 def test_source_files_are_the_three_files_read(tmp_path):

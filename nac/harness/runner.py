@@ -36,6 +36,7 @@ from nac.harness.errors import SetupError
 from nac.harness.identity import group_hash, run_hash
 from nac.harness.lock import RunLocked, run_lock
 from nac.harness.memory import PeakMemory
+from nac.harness.predictions import predictions_path, requested, save_predictions
 from nac.harness.records import RECORD_SCHEMA, RecordWriter, read_record, record_path, write_json_atomic
 from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
@@ -285,6 +286,7 @@ def execute(cfg: DictConfig) -> dict:
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     validate_settings(resolved)
+    keep_predictions = requested(cfg.trainer)
     try:
         device = env.resolve_device(cfg.device)
     except ValueError as err:
@@ -326,7 +328,8 @@ def execute(cfg: DictConfig) -> dict:
             name = f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}{fold_part}"
             attempt.tracker = make_tracker(cfg, resolved, name=name)
             _train_and_test(cfg, model, splits, device, record, optimizer_factory, scheduler_factory,
-                            on_epoch_end=attempt.epoch_done)
+                            on_epoch_end=attempt.epoch_done,
+                            predictions_to=predictions_path(path) if keep_predictions else None)
             record["status"] = "ok"
             return record
         except RunLocked:
@@ -375,8 +378,9 @@ def _optimizer_factories(cfg: DictConfig, mode: str):
 
 
 def _train_and_test(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: dict,
-                    optimizer_factory, scheduler_factory, on_epoch_end) -> None:
-    """Fit with selection on validation, then test, evaluate and time; the results go into ``record``."""
+                    optimizer_factory, scheduler_factory, on_epoch_end, predictions_to: Path | None = None) -> None:
+    """Fit with selection on validation, then test, evaluate and time; the results go into ``record``.
+    With ``predictions_to``, the test sets' predictions are written there (nac/harness/predictions.py)."""
     meta = splits.meta
     per_step = meta.label_granularity == "step"
     train_loader = _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed)
@@ -410,6 +414,12 @@ def _train_and_test(cfg: DictConfig, model, splits: DatasetSplits, device: torch
         train_time_total_s=sum(result.epoch_times_s),
         latency_per_sample_s=latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples),
     )
+    if predictions_to is not None:
+        saved = save_predictions(
+            predictions_to, model, {"test": splits.test, **(splits.tests or {})},
+            lambda data: _loader(data, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device, meta, per_step,
+            {"dataset": meta.name, "model": cfg.model.name, "seed": cfg.seed, "tag": cfg.get("tag", "")})
+        record["predictions_file"] = saved.name
 
 
 def _log_summary(cfg: DictConfig, record: dict) -> None:

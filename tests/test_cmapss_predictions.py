@@ -1,0 +1,109 @@
+"""Saved test predictions (trainer.save_predictions, nac/harness/predictions.py) and their plots.
+
+The end-to-end test trains a tiny C-MAPSS run and recomputes the record's test metrics from the
+predictions file; the others use small synthetic datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nac.data.base import DatasetMeta, SequenceTensorDataset
+from nac.harness.errors import SetupError
+from nac.harness.predictions import (SetPredictions, predictions_path, read_predictions, regression_metrics,
+                                     requested, save_predictions, write_predictions)
+from nac.harness.runner import make_loader, run
+from nac.harness.train import evaluate
+from tests.conftest import ROOT, SHARED_DATA
+
+FOLDER = SHARED_DATA / "cmapss"
+HAVE_FD001 = all((FOLDER / f"{kind}_FD001.txt").is_file() for kind in ("train", "test", "RUL"))
+
+
+@pytest.mark.skipif(not HAVE_FD001, reason=f"no C-MAPSS FD001 files under {FOLDER}")
+def test_run_writes_predictions_that_reproduce_the_record(make_cfg, tmp_path):
+    cfg = make_cfg("dataset=cmapss", "model=lstm", "trainer=cmapss", "threads=1", f"paths.data_root={SHARED_DATA}")
+    assert cfg.trainer.save_predictions is True
+    run(cfg)
+    [path] = (tmp_path / "records" / "cmapss" / "clean" / "lstm").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok" and record["predictions_file"] == path.stem + ".predictions.npz"
+    info, sets = read_predictions(predictions_path(path))
+    assert list(sets) == ["test"] and info["record"] == path.name and info["model"] == "lstm"
+    assert info["target_scale"] == 125 and info["metric"] == "rmse"
+    test = sets["test"]
+    assert test.pred.shape == test.true.shape == (100,)
+    recomputed = regression_metrics(test.pred, test.true)
+    for key in ("rmse", "mae", "score"):
+        assert recomputed[key] == pytest.approx(record["test"][key], rel=1e-5), key
+    truth = np.minimum(np.loadtxt(FOLDER / "RUL_FD001.txt"), 125)  # in cycles, engine order
+    np.testing.assert_allclose(test.true, truth, rtol=0, atol=1e-4)
+    assert test.index[:, 0].tolist() == list(range(1, 101))  # (engine, last row) per test engine
+
+
+class LastStep(nn.Module):
+    """pred = 2 * x[last valid step, 0] (a model whose outputs are known)."""
+
+    def forward(self, x, t=None, mask=None):
+        last = mask.sum(1).long() - 1
+        return 2 * x[torch.arange(len(x)), last, :1]
+
+
+def dataset(n: int, seed: int) -> SequenceTensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 4, 1, generator=g)
+    mask = torch.ones(n, 4, dtype=torch.bool)
+    mask[0, 2:] = False  # one padded sample
+    data = SequenceTensorDataset(x.numpy(), np.ones((n, 4), np.float32), mask.numpy(),
+                                 torch.rand(n, generator=g).numpy())
+    data.windows = [(i + 1, 3) for i in range(n)]
+    return data
+
+
+def test_named_test_sets_match_evaluate_and_hand_values(tmp_path):
+    a, b = dataset(7, 0), dataset(5, 1)
+    meta = DatasetMeta(name="toy", input_dim=1, output_dim=1, task="regression", metric="rmse", metric_mode="min",
+                       protocol="clean", target_scale=125.0)
+    loader = lambda data: make_loader(data, 3, False, 0, 0)  # noqa: E731
+    path = save_predictions(tmp_path / "r.predictions.npz", LastStep(), {"test": a, "a": a, "b": b}, loader,
+                            torch.device("cpu"), meta, False, {"model": "toy"})
+    info, sets = read_predictions(path)
+    assert list(sets) == ["test", "a", "b"] and info["record"] == "r.json" and info["task"] == "regression"
+    for name, data in (("a", a), ("b", b)):
+        last = [data.x[i, int(data.mask[i].sum()) - 1, 0] for i in range(len(data))]
+        np.testing.assert_allclose(sets[name].pred, 125 * 2 * np.array(last, np.float64), rtol=1e-6)
+        np.testing.assert_allclose(sets[name].true, 125 * data.y.numpy().astype(np.float64), rtol=1e-6)
+        expected = evaluate(LastStep(), loader(data), torch.device("cpu"), "regression", False, 125.0)
+        got = regression_metrics(sets[name].pred, sets[name].true)
+        assert all(got[k] == pytest.approx(expected[k], rel=1e-5) for k in ("rmse", "mae", "score"))
+        assert sets[name].index.tolist() == [list(w) for w in data.windows]
+    np.testing.assert_array_equal(sets["test"].pred, sets["a"].pred)
+
+
+def test_regression_metrics_by_hand():
+    got = regression_metrics(np.array([10.0, 0.0, 5.0]), np.array([0.0, 13.0, 5.0]))  # late 10, early 13, exact
+    assert got["rmse"] == pytest.approx(math.sqrt((100 + 169) / 3))
+    assert got["mae"] == pytest.approx(23 / 3) and got["score"] == pytest.approx(2 * (math.e - 1))
+
+
+def test_option_must_be_a_boolean():
+    assert requested({}) is False and requested({"save_predictions": True}) is True
+    with pytest.raises(SetupError, match=r"trainer.save_predictions='yes' is not valid; use true or false"):
+        requested({"save_predictions": "yes"})
+
+
+def test_unreadable_file_names_itself(tmp_path):
+    bad = tmp_path / "x.predictions.npz"
+    bad.write_text("not a zip")
+    with pytest.raises(ValueError, match=r"x.predictions.npz is not a predictions file"):
+        read_predictions(bad)
+    with pytest.raises(ValueError, match=r"cannot be stored"):
+        write_predictions(tmp_path / "y.npz", {"a__b": SetPredictions(np.zeros(1), np.zeros(1))}, {})
