@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -64,6 +65,24 @@ def make_scheduler(scheduler_factory: Callable, optimizer: torch.optim.Optimizer
     return scheduler_factory(optimizer, mode=mode) if is_plateau else scheduler_factory(optimizer)
 
 
+def make_optimizer(optimizer_factory: Callable, params) -> torch.optim.Optimizer:
+    """The optimizer of ``params``; a torch optimizer whose config sets neither ``foreach`` nor ``fused`` gets
+    ``foreach=True``.
+
+    Optimisation: on CPU torch defaults to its per-parameter Python loop; the foreach implementation does the
+    same arithmetic in a few multi-tensor calls (bitwise the same weights, tests/test_optimizer_impl.py) and
+    its step was 1.3-1.5x faster on the E-MNIST official model. ``fused=true`` (opt-in) is faster still
+    but rounds differently.
+    """
+    func = optimizer_factory.func if isinstance(optimizer_factory, functools.partial) else optimizer_factory
+    keywords = optimizer_factory.keywords if isinstance(optimizer_factory, functools.partial) else {}
+    takes_foreach = isinstance(func, type) and issubclass(func, torch.optim.Optimizer) and \
+        "foreach" in inspect.signature(func).parameters
+    if takes_foreach and not {"foreach", "fused"} & keywords.keys():
+        return optimizer_factory(params, foreach=True)
+    return optimizer_factory(params)
+
+
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
@@ -88,7 +107,7 @@ def fit(
 
     Raises :class:`Diverged` when the loss is not finite.
     """
-    optimizer = optimizer_factory(model.parameters())
+    optimizer = make_optimizer(optimizer_factory, model.parameters())
     scheduler = make_scheduler(scheduler_factory, optimizer, mode) if scheduler_factory is not None else None
     best_state, best_val, best_epoch, best_score, stale = None, {}, -1, None, 0
     result = FitResult(best_epoch=-1, best_val={})
