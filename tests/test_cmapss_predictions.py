@@ -18,6 +18,7 @@ from torch import nn
 
 from nac.data.base import DatasetMeta, SequenceTensorDataset
 from nac.harness.errors import SetupError
+from nac.harness.prediction_plots import collect, figure_for, sample_order
 from nac.harness.predictions import (SetPredictions, predictions_path, read_predictions, regression_metrics,
                                      requested, save_predictions, write_predictions)
 from nac.harness.runner import make_loader, run
@@ -107,3 +108,46 @@ def test_unreadable_file_names_itself(tmp_path):
         read_predictions(bad)
     with pytest.raises(ValueError, match=r"cannot be stored"):
         write_predictions(tmp_path / "y.npz", {"a__b": SetPredictions(np.zeros(1), np.zeros(1))}, {})
+
+
+def write_example(folder, dataset: str, tag: str, sets: dict, seed: int = 0):
+    info = {"dataset": dataset, "model": "nac", "seed": seed, "tag": tag, "task": "regression"}
+    return write_predictions(folder / f"{dataset}-{tag}-{seed}.predictions.npz",
+                             {name: SetPredictions(np.asarray(p, float), np.asarray(t, float))
+                              for name, (p, t) in sets.items()}, info)
+
+
+def test_cmapss_panels_sort_engines_by_true_rul_and_rows_keep_file_order(tmp_path):
+    cm = write_example(tmp_path, "cmapss", "FD001", {"test": ([50, 10, 90], [60, 5, 125])})
+    be = write_example(tmp_path, "bearings", "", {"xjtu": ([0.1, 0.4, 0.2], [0.0, 1.0, 0.5])})
+    info, sets = read_predictions(cm)
+    fig = figure_for("test", [(info, sets["test"])])
+    truth, pred = (line.get_ydata() for line in fig.axes[0].lines)
+    assert truth.tolist() == [5, 60, 125] and pred.tolist() == [10, 50, 90]
+    assert "nac FD001 seed 0, test: RMSE 21.21" in fig.axes[0].get_title()  # sqrt((100 + 25 + 1225) / 3)
+    info, sets = read_predictions(be)
+    truth, pred = (line.get_ydata() for line in figure_for("xjtu", [(info, sets["xjtu"])]).axes[0].lines)
+    assert truth.tolist() == [0.0, 1.0, 0.5] and pred.tolist() == [0.1, 0.4, 0.2]  # rows: file order
+    assert sample_order(info, sets["xjtu"], "truth").tolist() == [0, 2, 1]
+    with pytest.raises(ValueError, match=r"order='up' is not valid"):
+        sample_order(info, sets["xjtu"], "up")
+
+
+def test_cli_writes_one_png_per_set_with_a_panel_per_file(tmp_path):
+    for seed, tag in enumerate(["FD002", "FD001"]):
+        write_example(tmp_path / "in", "cmapss", tag, {"test": ([50, 10, 90], [60, 5, 125])}, seed)
+    write_example(tmp_path / "in", "bearings", "", {"a": ([1, 2], [1, 3]), "b": ([0, 1], [0, 0])})
+    script = ROOT / "scripts" / "plot_predictions.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                           "--name", "x"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["x_a.png", "x_b.png", "x_test.png"]
+    assert all((tmp_path / "out" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in written)
+    # panels sorted by dataset, tag, model, seed: FD001 before FD002
+    assert [info["tag"] for _, info, _ in collect([tmp_path / "in"]) if info["dataset"] == "cmapss"] == \
+        ["FD001", "FD002"]
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.npz")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "missing.npz does not exist" in bad.stderr
