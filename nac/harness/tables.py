@@ -152,7 +152,7 @@ def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_
     extracted = sorted(extracted)
     if extracted:
         gaps.append(f"extracted features for {', '.join(extracted)}")
-    if setup.select_on and selected_on and selected_on != setup.select_on:
+    if protocol == "paper" and setup.select_on and selected_on and selected_on != setup.select_on:
         gaps.append(f"epoch chosen on validation {selected_on} (paper {setup.select_on})")
     epochs, batches = _get(config, "trainer.epochs"), _get(config, "trainer.limit_train_batches")
     if epochs is None:
