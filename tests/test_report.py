@@ -19,7 +19,7 @@ from PIL import Image
 from scipy import stats
 
 from nac.harness.records import write_json_atomic
-from nac.harness.report import _curve, main, verdict, welch_interval
+from nac.harness.report import EMNIST, _curve, input_mode, main, verdict, welch_interval
 from nac.harness.tables import Summary
 from tests.conftest import CONFIGS, ROOT
 
@@ -51,7 +51,9 @@ def _rec(experiment: str, model: str, acc: float | None, seed: int = 0, fold: in
             "metric": "accuracy", "metric_mode": "max", "history": history,
             "test": {"accuracy": acc} if acc is not None else {}, "val": {"accuracy": val if val is not None else acc},
             "started": f"2026-12-0{1 + seed}T10:00:00+00:00", "finished": f"2026-12-0{1 + seed}T12:30:00+00:00",
-            "wall_time_s": 9000.0, "parameters_sequence_model": 10, "train_time_per_epoch_s": 600.0}
+            "wall_time_s": 9000.0, "parameters_sequence_model": 10, "train_time_per_epoch_s": 600.0,
+            "n_train": 56000 if protocol == "paper" else 48000, "n_val": 14000 if protocol == "paper" else 12000,
+            "n_test": 14000 if protocol == "paper" else 10000}
 
 
 def _authors(accs=FOLD_ACC, **kw) -> list[dict]:
@@ -94,6 +96,14 @@ AUTHORS_CLEAN = "NAC (nac_official), authors' pipeline, clean protocol"
 
 # ---------------------------------------------------------------- figures and the verdict
 
+@pytest.mark.parametrize("spec", EMNIST.groups, ids=lambda g: g.key)
+def test_every_group_is_what_its_experiment_composes(spec):
+    """A record of the group's command lands in the group: same protocol, model and input mode."""
+    config = _config(spec.experiment, spec.model)
+    assert (config["protocol"]["name"], config["model"]["name"]) == (spec.protocol, spec.model)
+    assert input_mode(config) == spec.input_mode and config["trainer"]["epochs"] == 75
+
+
 def test_group_figures_match_hand_computed_numbers_and_the_paper_is_reproduced(tmp_path):
     text, _ = _write(tmp_path, _authors() + _authors_clean())
     rows = _table(text, "group")
@@ -132,12 +142,16 @@ def test_verdict_rule_includes_the_bounds_and_names_an_excess():
 
 def test_incomplete_groups_are_marked_and_get_no_verdict(tmp_path):
     records = (_authors(FOLD_ACC[:3]) + [_rec("emnist_authors", "nac_official", None, fold=3, status="failed")]
-               + _authors_clean(CLEAN_TEST[:2], CLEAN_VAL[:2]))
+               + _authors_clean(CLEAN_TEST[:2], CLEAN_VAL[:2])
+               + [_rec("emnist_clean", "transformer", None, status="failed")])
     text, _ = _write(tmp_path, records)
     rows = _table(text, "group")
     assert rows[AUTHORS]["status"] == "incomplete: 1 not ok (failed); 3/5 folds" and rows[AUTHORS]["runs (ok/total)"] == "3/4"
     assert rows[AUTHORS]["paper (%)"] == "-" and rows[AUTHORS]["vs paper"] == "3 of 5 folds"
     assert rows[AUTHORS_CLEAN]["status"] == "incomplete: seeds 2 missing"
+    transformer = rows["Transformer, masked input, clean protocol"]  # every run failed
+    assert transformer["status"] == "incomplete: 1 not ok (failed); seeds 0, 1, 2 missing"
+    assert transformer["runs (ok/total)"] == "0/1" and transformer["test acc. (%)"] == "-"
     assert _line(text, "**Authors' pipeline").startswith(
         "**Authors' pipeline, paper protocol:** No verdict on 96.64 % yet: the runs are not like for like with the "
         "paper (3 of 5 folds). So far: 96.00 % ± 1.00 over 3 runs.")
@@ -183,8 +197,12 @@ def test_inflation_rows_are_unpaired_welch_and_within_clean_is_paired(tmp_path):
     half = 4.303 * 0.5 / math.sqrt(3)
     assert within[2] == "+1.50" and within[3] == f"[{1.5 - half:+.2f}, {1.5 + half:+.2f}]" and diffs.mean() == 1.5
     assert within[4] == "paired by run, Student t" and within[5] == "3"
-    figures = _table(text, "group")  # the first table with a "group" column is section 1's
-    assert figures[AUTHORS]["val at selected epoch (%)"] == "96.00 ± 1.58"  # paper: best val = test
+    figures = _table(text[text.index("## 2."):], "group")
+    assert figures[AUTHORS]["val at selected epoch (%)"] == "96.00 ± 1.58 (n = 5)"  # paper: best val = test
+    assert figures[AUTHORS]["images (train / val / test)"] == "56,000 / 14,000 / 14,000"
+    assert figures[AUTHORS_CLEAN]["images (train / val / test)"] == "48,000 / 12,000 / 10,000"
+    assert figures[AUTHORS_CLEAN]["test (%)"] == "94.33 ± 1.53 (n = 3)"
+    assert figures[AUTHORS_CLEAN]["val at selected epoch (%)"] == "95.83 ± 1.04 (n = 3)"
 
 
 # ---------------------------------------------------------------- curves, provenance, other settings
