@@ -262,7 +262,7 @@ def input_mode(config: dict | None) -> str:
 
 def frame_of(records: Sequence[dict]) -> pd.DataFrame:
     """:func:`records_frame` rows with the record each came from (``_record``) and its input mode."""
-    frames = [records_frame([rec]).assign(_record=[rec]) for rec in records]
+    frames = [rows.assign(_record=[rec] * len(rows)) for rec in records for rows in [records_frame([rec])]]
     if not frames:
         return pd.DataFrame(columns=["dataset", "protocol", "model", "config", "group", "status", "_record"])
     frame = pd.concat(frames, ignore_index=True)
@@ -466,6 +466,7 @@ def plot_curves(curves: Sequence[tuple[str, str, Sequence[dict]]], path: Path) -
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    colors = {label: f"C{i}" for i, (label, _, _) in enumerate(curves)}  # by position: stable as runs land
     data = [(label, protocol, _curve(records), len(records)) for label, protocol, records in curves]
     data = [d for d in data if d[2] is not None]
     if not data:
@@ -474,7 +475,6 @@ def plot_curves(curves: Sequence[tuple[str, str, Sequence[dict]]], path: Path) -
     fig = Figure(figsize=(6.5 * len(protocols), 4.8))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(protocols), squeeze=False)[0]
-    colors = {label: f"C{i}" for i, (label, _, _, _) in enumerate(data)}
     for ax, protocol in zip(axes, protocols):
         for label, prot, (epochs, mean, low, high), n in data:
             if prot != protocol:
