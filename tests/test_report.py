@@ -161,6 +161,13 @@ def test_groups_without_records_say_not_run_yet(tmp_path):
     text, out = _write(tmp_path, [_rec("emnist_clean", "lstm", 0.9, seed=s) for s in range(3)])
     rows = _table(text, "group")
     assert rows[AUTHORS]["status"] == "not run yet" and rows[AUTHORS]["runs (ok/total)"] == "0"
+    (tmp_path / "none").mkdir()
+    empty = tmp_path / "empty.md"
+    assert main(["emnist", "--records", str(tmp_path / "none"), "--out", str(empty)]) == 0
+    nothing = _table(empty.read_text(), "group")
+    assert {r["status"] for r in nothing.values()} == {"not run yet"} and len(nothing) == len(EMNIST.groups)
+    assert nothing[AUTHORS]["test acc. (%)"] == "-" and nothing[AUTHORS]["paper (%)"] == "-"  # every column
+    assert not (tmp_path / "empty_curves.png").exists()
     assert "Authors' pipeline, paper protocol:** not run yet, so no verdict on 96.64 %." in text
     assert "Not measured yet: authors' pipeline" in text and "(no difference measured yet)" in text
     assert "No curve yet (not run): " + AUTHORS in text

@@ -312,6 +312,10 @@ def _percent(series: pd.Series) -> pd.Series:
 # ---------------------------------------------------------------- sections
 
 
+GROUP_COLUMNS = ["group", "runs (ok/total)", "test acc. (%)", f"test {CONFIDENCE:.0%} CI", "val at selected epoch (%)",
+                 "status", "paper (%)", "vs paper"]
+
+
 def _group_row(split: Split, paper: float | None, main: bool) -> dict[str, Any]:
     row = summary_table(split.frame.drop(columns=["_record", "input_mode"]), merge_commits=True).iloc[0]
     like = row.get("vs paper") == "like for like"
@@ -352,7 +356,7 @@ def results_section(spec: ReportSpec, splits: dict[str, list[Split]], paper: flo
              "The interval covers the fold-to-fold spread of these runs only: the paper gives no spread for its "
              "figure. A verdict is given only when the group is like for like with the paper (every fold, 75 "
              "epochs, the authors' input and NAC settings: `tables.paper_gaps`).", "",
-             to_markdown(pd.DataFrame(rows)), "",
+             to_markdown(pd.DataFrame(rows, columns=GROUP_COLUMNS)), "",
              f"Test and val: mean ± sample std (ddof 1) over ok runs; CI: Student-t {CONFIDENCE:.0%} interval of the "
              "mean (single run: no std or interval). Val at the selected epoch is the best validation accuracy, "
              "which chose the checkpoint; under the paper protocol it is the test fold itself (val = test). The "
@@ -364,7 +368,8 @@ def results_section(spec: ReportSpec, splits: dict[str, list[Split]], paper: flo
                                                   for g in absent) + "."]
     if others:
         text += ["", "Runs of the same groups with other settings (left out of every figure above and below; the "
-                 "brackets give their config differences from the experiment):", "", to_markdown(pd.DataFrame(others))]
+                 "brackets give their config differences from the experiment):", "",
+                 to_markdown(pd.DataFrame(others, columns=GROUP_COLUMNS))]
     return "\n".join(text)
 
 
