@@ -7,10 +7,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-#: metric name -> direction ("max" is better or "min" is better)
-DIRECTIONS = {"accuracy": "max", "loss": "min", "mse": "min", "rmse": "min", "mae": "min", "score": "min",
-              "score_per_row": "min"}
-
 
 def asymmetric_score(error: torch.Tensor) -> torch.Tensor:
     """PHM 2008 / PRONOSTIA score of errors ``e = prediction - truth``, summed (lower is better).

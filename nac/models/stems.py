@@ -12,17 +12,6 @@ from torch import nn
 from nac.models.init import check_init, keras_init_
 
 
-class IdentityStem(nn.Module):
-    """Pass the input through unchanged."""
-
-    def __init__(self, in_features: int):
-        super().__init__()
-        self.output_dim = int(in_features)
-
-    def forward(self, x, t=None, mask=None):
-        return x, t, mask
-
-
 class LinearStem(nn.Module):
     """A per-step linear map (optionally followed by an activation); keeps the time grid."""
 
