@@ -31,12 +31,10 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nac.data.bearings import LABEL_FALLBACKS, TIME_INDEX, build, describe_sources  # noqa: E402
-from nac.harness.environment import git_commit  # noqa: E402
-from nac.harness.metrics import MetricAccumulator  # noqa: E402
-from nac.harness.tables import summarize  # noqa: E402
+from nac.data.bearings import LABEL_FALLBACKS, TIME_INDEX, build, describe_sources
+from nac.harness.environment import git_commit
+from nac.harness.metrics import MetricAccumulator
+from nac.harness.tables import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the shipped dataset config: its bearings, windows and label and temperature fallbacks (XJTU-SY) are used too

@@ -43,17 +43,13 @@ import math
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import numpy as np
+import pandas as pd
+import torch
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from nac.bench.fresh import call_fresh  # noqa: E402
-from nac.bench.load import ForeignLoad  # noqa: E402
-from nac.harness.efficiency import model_names  # noqa: E402
+from nac.bench.fresh import call_fresh
+from nac.bench.load import ForeignLoad
+from nac.harness.efficiency import model_names
 
 
 def spawn(model: str, args: argparse.Namespace, length: int, batch: int) -> dict:

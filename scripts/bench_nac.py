@@ -25,13 +25,8 @@ Older options still work: ``--part memory`` is ``--parts long`` (``--lengths`` i
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from nac.bench.speed import main  # noqa: E402
+from nac.bench.speed import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], prog="scripts/bench_nac.py"))

@@ -21,9 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nac.data.bearing_features import extract_bearing  # noqa: E402
+from nac.data.bearing_features import extract_bearing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,11 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nac.data.carracing import FILENAME, FOLDER, record_expert, save_recording  # noqa: E402
-from nac.driving.closed_loop import ZOOM_STEPS  # noqa: E402
-from nac.harness.environment import PROJECT_ROOT  # noqa: E402
+from nac.data.carracing import FILENAME, FOLDER, record_expert, save_recording
+from nac.driving.closed_loop import ZOOM_STEPS
+from nac.harness.environment import PROJECT_ROOT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,13 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from nac.harness.records import load_records  # noqa: E402
-from nac.harness.tables import (LEGEND, PAIRED_LEGEND, paired_comparison, records_frame,  # noqa: E402
-                                summary_table, to_markdown)
+from nac.harness.records import load_records
+from nac.harness.tables import LEGEND, PAIRED_LEGEND, paired_comparison, records_frame, summary_table, to_markdown
 
 
 def _parser() -> argparse.ArgumentParser:
