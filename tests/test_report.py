@@ -268,6 +268,8 @@ def test_script_runs_and_bad_records_folder_is_one_line(tmp_path):
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text().startswith("# E-MNIST") and (tmp_path / "r_curves.png").is_file()
-    bad = subprocess.run([sys.executable, "scripts/make_report.py", "emnist", "--records", str(tmp_path / "nope")],
-                         cwd=ROOT, capture_output=True, text=True)
+    bad_out = tmp_path / "bad.md"
+    bad = subprocess.run([sys.executable, "scripts/make_report.py", "emnist", "--records", str(tmp_path / "nope"),
+                          "--out", str(bad_out)], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no records at" in bad.stderr
+    assert not bad_out.exists()  # nothing written on bad input
