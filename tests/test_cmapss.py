@@ -359,3 +359,21 @@ def test_real_multi_condition_subsets_are_scaled_per_condition(subset):
     # per-condition scaling removes the operating offsets: training values span [-1, 1] exactly
     assert splits.train.x.min() == -1 and splits.train.x.max() == 1
     assert splits.test.x.abs().max() < 1.5
+
+
+def test_full_budget_experiment_settings():
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=cmapss_full", "dataset.builder.subset=FD004", "tag=FD004"],
+                      return_hydra_config=True)
+        cheap = compose("config", overrides=["experiment=cmapss"])
+    builder = cfg.dataset.builder
+    assert (builder.subset, builder.window, builder.stride, builder.val_stride) == ("FD004", 15, 1, 1)
+    trainer = cfg.trainer
+    assert (trainer.epochs, trainer.early_stopping_patience, trainer.save_predictions) == (50, 10, True)
+    assert trainer.scheduler.patience == 3 and trainer.optimizer.lr == 1e-3 and cfg.tag == "FD004"
+    params = cfg.hydra.sweeper.params
+    assert params.model.split(",") == ["nac", "nac_official", "lstm", "cfc", "ltc", "transformer", "cnn1d"]
+    assert params.seed == "0,1,2" and cfg.hydra.launcher.n_jobs is not None
+    # the cheap FD001 benchmark is unchanged: every 3rd window, 8 epochs, no predictions
+    assert (cheap.dataset.builder.window, cheap.dataset.builder.stride, cheap.trainer.epochs) == (30, 3, 8)
+    assert "save_predictions" not in cheap.trainer

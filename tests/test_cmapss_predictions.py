@@ -39,7 +39,7 @@ def test_run_writes_predictions_that_reproduce_the_record(make_cfg, tmp_path):
     assert record["status"] == "ok" and record["predictions_file"] == path.stem + ".predictions.npz"
     info, sets = read_predictions(predictions_path(path))
     assert list(sets) == ["test"] and info["record"] == path.name and info["model"] == "lstm"
-    assert info["target_scale"] == 125 and info["metric"] == "rmse"
+    assert info["target_scale"] == 125 and info["metric"] == "rmse" and info["subset"] == "FD001"
     test = sets["test"]
     assert test.pred.shape == test.true.shape == (100,)
     recomputed = regression_metrics(test.pred, test.true)
@@ -125,6 +125,8 @@ def test_cmapss_panels_sort_engines_by_true_rul_and_rows_keep_file_order(tmp_pat
     truth, pred = (line.get_ydata() for line in fig.axes[0].lines)
     assert truth.tolist() == [5, 60, 125] and pred.tolist() == [10, 50, 90]
     assert "nac FD001 seed 0, test: RMSE 21.21" in fig.axes[0].get_title()  # sqrt((100 + 25 + 1225) / 3)
+    untagged = {**info, "tag": "", "subset": "FD003"}  # an untagged C-MAPSS run is labelled by its subset
+    assert figure_for("test", [(untagged, sets["test"])]).axes[0].get_title().startswith("nac FD003 seed 0")
     info, sets = read_predictions(be)
     truth, pred = (line.get_ydata() for line in figure_for("xjtu", [(info, sets["xjtu"])]).axes[0].lines)
     assert truth.tolist() == [0.0, 1.0, 0.5] and pred.tolist() == [0.1, 0.4, 0.2]  # rows: file order

@@ -1,10 +1,10 @@
 """Prediction-vs-truth figures from ``<record stem>.predictions.npz`` files (nac/harness/predictions.py).
 
 One PNG per test set name (``test``, or the bearings' named sets), one panel per file holding that
-set, panels sorted by dataset, tag, model and seed. Order of the samples on the x axis: ``truth``
-(sorted by the true value: C-MAPSS test engines by true RUL), ``rows`` (the file's order: a
-bearing's rows over its run), or ``auto`` (``truth`` for C-MAPSS, ``rows`` otherwise). Each panel's
-title gives the run and the RMSE / NASA score recomputed from the file. Drawn with matplotlib's Agg
+set, panels sorted by dataset, tag (else C-MAPSS subset), model and seed. Order of the samples on the
+x axis: ``truth`` (sorted by the true value: C-MAPSS test engines by true RUL), ``rows`` (the file's
+order: a bearing's rows over its run), or ``auto`` (``truth`` for C-MAPSS, ``rows`` otherwise). Each
+panel's title gives the run and the RMSE / NASA score recomputed from the file. Drawn with Agg's
 canvas (no display needed). CLI: ``scripts/plot_predictions.py``.
 """
 
@@ -33,7 +33,8 @@ def sample_order(info: dict, data: SetPredictions, order: str = "auto") -> np.nd
 
 
 def _title(info: dict, name: str, data: SetPredictions) -> str:
-    run = " ".join(str(p) for p in (info.get("model"), info.get("tag") or None, f"seed {info.get('seed')}") if p)
+    label = info.get("tag") or info.get("subset")  # C-MAPSS runs name their subset
+    run = " ".join(str(p) for p in (info.get("model"), label, f"seed {info.get('seed')}") if p)
     if info.get("task") == "classification":
         return f"{run}, {name}: accuracy {float(np.mean(data.pred == data.true)):.3f}"
     metrics = regression_metrics(data.pred, data.true)
@@ -72,8 +73,8 @@ def collect(paths: Sequence[Path | str]) -> list[tuple[Path, dict, dict[str, Set
         raise FileNotFoundError(f"no *{SUFFIX} file in {[str(p) for p in paths]}; runs write them with "
                                 "trainer.save_predictions=true")
     loaded = [(file, *read_predictions(file)) for file in files]
-    key = lambda item: (str(item[1].get("dataset")), str(item[1].get("tag")), str(item[1].get("model")),  # noqa: E731
-                        str(item[1].get("seed")), str(item[0]))
+    key = lambda item: (str(item[1].get("dataset")), str(item[1].get("tag") or item[1].get("subset")),  # noqa: E731
+                        str(item[1].get("model")), str(item[1].get("seed")), str(item[0]))
     return sorted(loaded, key=key)
 
 

@@ -91,7 +91,8 @@ def save_predictions(path: Path | str, model: torch.nn.Module, datasets: Mapping
         index = np.asarray(windows) if windows is not None and not per_step and len(windows) == len(pred) else None
         sets[name] = SetPredictions(pred, true, index)
     path = Path(path)
-    return write_predictions(path, sets, {**info, "task": meta.task, "metric": meta.metric,
+    subset = {"subset": meta.extra["subset"]} if "subset" in (meta.extra or {}) else {}  # C-MAPSS
+    return write_predictions(path, sets, {**info, **subset, "task": meta.task, "metric": meta.metric,
                                           "target_scale": float(meta.target_scale),
                                           "record": path.name.removesuffix(SUFFIX) + ".json"})
 
