@@ -377,3 +377,24 @@ def test_full_budget_experiment_settings():
     # the cheap FD001 benchmark is unchanged: every 3rd window, 8 epochs, no predictions
     assert (cheap.dataset.builder.window, cheap.dataset.builder.stride, cheap.trainer.epochs) == (30, 3, 8)
     assert "save_predictions" not in cheap.trainer
+
+
+def test_tuning_experiments_search_on_validation_with_one_budget():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="no Optuna sweeper: pip install -e '.[optuna]'")
+    spaces = {}
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        for name, model in (("cmapss_tune", "transformer"), ("cmapss_tune_nac", "nac"), ("cmapss_tune_cnn1d", "cnn1d")):
+            cfg = compose("config", overrides=[f"experiment={name}", f"model={model}"], return_hydra_config=True)
+            sweeper = cfg.hydra.sweeper
+            assert (sweeper.n_trials, sweeper.direction, sweeper.sampler.seed) == (20, "minimize", 0), name
+            assert cfg.dataset.builder.subset == "FD001" and cfg.dataset.builder.stride == 1
+            assert cfg.trainer.epochs == 50 and cfg.trainer.save_predictions is False
+            assert cfg.paths.records_dir.endswith("tune/records") and cfg.model.name == model
+            spaces[name] = dict(sweeper.params)
+    assert all(space.pop("tag") == "tune" for space in spaces.values())
+    assert spaces["cmapss_tune"] == {"trainer.optimizer.lr": "tag(log, interval(2e-4, 5e-3))",
+                                     "dataset.width": "choice(16, 32, 64)"}
+    assert spaces["cmapss_tune_nac"] == {**spaces["cmapss_tune"], "model.topk": "range(2, 30)",
+                                         "model.mode": "choice(exact, euler, steady)"}
+    assert spaces["cmapss_tune_cnn1d"] == {"trainer.optimizer.lr": "tag(log, interval(2e-4, 5e-3))",
+                                           "dataset.width": "32", "dataset.cnn1d.units": "choice(50, 100, 200)"}

@@ -33,9 +33,10 @@ HAVE_FD001 = all((FOLDER / f"{kind}_FD001.txt").is_file() for kind in ("train", 
 def test_run_writes_predictions_that_reproduce_the_record(make_cfg, tmp_path):
     cfg = make_cfg("dataset=cmapss", "model=lstm", "trainer=cmapss", "threads=1", f"paths.data_root={SHARED_DATA}")
     assert cfg.trainer.save_predictions is True
-    run(cfg)
+    objective = run(cfg)  # what an Optuna sweep minimises: the best validation RMSE, not the test one
     [path] = (tmp_path / "records" / "cmapss" / "clean" / "lstm").glob("*.json")
     record = json.loads(path.read_text())
+    assert objective == record["val"]["rmse"] != record["test"]["rmse"]
     assert record["status"] == "ok" and record["predictions_file"] == path.stem + ".predictions.npz"
     info, sets = read_predictions(predictions_path(path))
     assert list(sets) == ["test"] and info["record"] == path.name and info["model"] == "lstm"
