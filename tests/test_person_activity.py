@@ -215,5 +215,121 @@ def test_experiment_configs_compose():
     assert clean_cfg.protocol.name == "clean" and clean_cfg.dataset.name == "par"
 
 
+def test_paper_experiment_is_the_authors_script():
+    """experiment=par_paper(_a) sets what PAR_exp/PAR_kfold.py does (docs/PROTOCOLS.md 1, `par`)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        sweep = compose("config", overrides=["experiment=par_paper_a"], return_hydra_config=True)
+        nac_cfg = compose("config", overrides=["experiment=par_paper_a", "model=nac"])
+        lstm_cfg = compose("config", overrides=["experiment=par_paper_a", "model=lstm"])
+        person_b = compose("config", overrides=["experiment=par_paper"])
+    assert dict(sweep.hydra.sweeper.params) == {"model": "nac,nac_official,lstm,cfc,transformer",
+                                                 "protocol.fold": "0,1,2,3,4"}
+    assert nac_cfg.dataset.builder.person == "A" and person_b.dataset.builder.person == "B"
+    assert (nac_cfg.protocol.name, nac_cfg.protocol.n_folds, nac_cfg.protocol.split_seed) == ("paper", 5, 42)
+    trainer = nac_cfg.trainer
+    assert (trainer.epochs, trainer.batch_size, trainer.scheduler) == (100, 20, None)
+    assert (trainer.optimizer.lr, trainer.optimizer.weight_decay, trainer.optimizer.eps) == (1e-3, 0.004, 1e-7)
+    assert (nac_cfg.dataset.stem.init, nac_cfg.dataset.head.init, nac_cfg.dataset.stem.keep_time) == \
+        ("keras", "keras", False)
+    assert (nac_cfg.model.d_model, nac_cfg.model.num_heads, nac_cfg.model.mode, nac_cfg.model.topk,
+            nac_cfg.model.sparsity, nac_cfg.model.backbone_units) == (64, 16, "exact", 8, 0.5, 170)
+    assert lstm_cfg.model.time_as_input is False
+
+
+def test_clean_experiments_sweep_the_campaign():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        sweeps = {name: compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+                  for name in ("par_clean", "par_clean_attention", "par_clean_noncausal")}
+    swept = [(name, model) for name, cfg in sweeps.items() if name != "par_clean_noncausal"
+             for model in cfg.hydra.sweeper.params.model.split(",")]
+    assert sorted(swept) == sorted(CLEAN_CAMPAIGN)
+    for cfg in sweeps.values():
+        assert cfg.hydra.sweeper.params.seed == "0,1,2" and cfg.protocol.name == "clean"
+        assert cfg.dataset.stem.kernel_size == 1
+        assert (cfg.trainer.epochs, cfg.trainer.scheduler.patience, cfg.trainer.early_stopping_patience) == (100, 10, 20)
+
+
 def test_source_files_is_the_file_read(clean):
     assert clean.meta.source_files == [str(RAW_FILES[0].resolve())]
+
+
+# ----------------------------------------------------------------------------- causality (clean)
+#: every model of the clean campaign, with the experiment that runs it (docs/PROTOCOLS.md 1, `par`)
+CLEAN_CAMPAIGN = [("par_clean", "lstm"), ("par_clean", "cfc"), ("par_clean_attention", "nac"),
+                  ("par_clean_attention", "nac_official"), ("par_clean_attention", "transformer")]
+
+
+def clean_predictor(experiment: str, model: str, *overrides: str):
+    """The full model (stem, sequence model, head) a clean PAR run of ``experiment`` builds, in float64."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from nac.harness.runner import build_model
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", *overrides])
+    torch.manual_seed(0)
+    return build_model(cfg, input_dim=7, output_dim=len(par.ACTIVITIES), per_step=True).double().eval()
+
+
+def future_changes(predictor, cut: int, seed: int = 0):
+    """Outputs (B, L, 11) for a random window and for the same window with every step after ``cut``
+    (features and elapsed times) changed."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 20, 7, generator=g, dtype=torch.float64)
+    t = 0.01 + 0.2 * torch.rand(3, 20, generator=g, dtype=torch.float64)
+    x2, t2 = x.clone(), t.clone()
+    x2[:, cut + 1:] += 2.0 * torch.randn(3, 20 - cut - 1, 7, generator=g, dtype=torch.float64)
+    t2[:, cut + 1:] = 0.01 + 0.5 * torch.rand(3, 20 - cut - 1, generator=g, dtype=torch.float64)
+    mask = torch.ones(3, 20, dtype=torch.bool)
+    with torch.no_grad():
+        return predictor(x, t, mask), predictor(x2, t2, mask)
+
+
+@pytest.mark.parametrize("experiment,model", CLEAN_CAMPAIGN)
+def test_clean_campaign_models_are_causal(experiment, model):
+    """The prediction at step i of every model the clean campaign runs (stem, sequence model and head
+    as the runner builds them) does not change when the inputs after step i change; the later steps do."""
+    predictor = clean_predictor(experiment, model)
+    for cut in (0, 3, 9, 18):
+        before, after = future_changes(predictor, cut)
+        assert before.shape == (3, 20, len(par.ACTIVITIES))
+        torch_close = (before[:, :cut + 1] - after[:, :cut + 1]).abs().max().item()
+        assert torch_close < 1e-12, f"{model}: step <= {cut} moved by {torch_close:.3g} when later steps changed"
+        assert (before[:, cut + 1:] - after[:, cut + 1:]).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize("model", ["nac", "nac_official", "transformer"])
+def test_non_causal_attention_sees_the_future(model):
+    """The check above can fail: the same models left non-causal (par_clean_noncausal), or with the
+    dataset's kernel-3 'same' stem, change their early steps when later inputs change."""
+    for predictor in (clean_predictor("par_clean_noncausal", model),
+                      clean_predictor("par_clean_attention", model, "dataset.stem.kernel_size=3")):
+        before, after = future_changes(predictor, 3)
+        assert (before[:, :4] - after[:, :4]).abs().max().item() > 1e-6
+
+
+def test_clean_tags_say_causal():
+    """The table's tag (a sweep value, resolved per job): causal=True for the campaign's models,
+    causal=False for the non-causal variant; the config carries model.causal."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        for experiment, model, expected in [*[(e, m, "causal=True") for e, m in CLEAN_CAMPAIGN],
+                                            ("par_clean_noncausal", "nac", "causal=False"),
+                                            ("par_clean", "nac", "causal=False")]:
+            sweep = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+            tag = f"tag={sweep.hydra.sweeper.params.tag}"  # the override the sweeper adds to every job
+            assert not parser.parse_override(tag).is_sweep_override()
+            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", tag])
+            assert OmegaConf.to_container(cfg, resolve=True)["tag"] == expected, (experiment, model)
+            assert cfg.model.get("causal", True) is (expected == "causal=True")
