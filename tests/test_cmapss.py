@@ -363,20 +363,22 @@ def test_real_multi_condition_subsets_are_scaled_per_condition(subset):
 
 def test_full_budget_experiment_settings():
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=cmapss_full", "dataset.builder.subset=FD004", "tag=FD004"],
+        cfg = compose("config", overrides=["experiment=cmapss_full", "dataset.builder.subset=FD004"],
                       return_hydra_config=True)
         cheap = compose("config", overrides=["experiment=cmapss"])
     builder = cfg.dataset.builder
     assert (builder.subset, builder.window, builder.stride, builder.val_stride) == ("FD004", 15, 1, 1)
     trainer = cfg.trainer
     assert (trainer.epochs, trainer.early_stopping_patience, trainer.save_predictions) == (50, 10, True)
-    assert trainer.scheduler.patience == 3 and trainer.optimizer.lr == 1e-3 and cfg.tag == "FD004"
+    assert trainer.scheduler.patience == 3 and trainer.optimizer.lr == 1e-3
+    assert cfg.tag == "FD004"  # the experiment's tag follows the subset (config.yaml's _self_ comes first)
     params = cfg.hydra.sweeper.params
     assert params.model.split(",") == ["nac", "nac_official", "lstm", "cfc", "ltc", "transformer", "cnn1d"]
-    assert params.seed == "0,1,2" and cfg.hydra.launcher.n_jobs is not None
+    assert params.seed == "0,1,2" and params["dataset.builder.subset"] == "FD001"
+    assert cfg.hydra.launcher.n_jobs is not None
     # the cheap FD001 benchmark is unchanged: every 3rd window, 8 epochs, no predictions
     assert (cheap.dataset.builder.window, cheap.dataset.builder.stride, cheap.trainer.epochs) == (30, 3, 8)
-    assert "save_predictions" not in cheap.trainer
+    assert cheap.trainer.save_predictions is False
 
 
 def test_tuning_experiments_search_on_validation_with_one_budget():
