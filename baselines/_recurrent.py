@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from nac.models.contract import SequenceModel, last_valid_step
+from nac.contract import SequenceModel, last_valid_step
 
 State = Any  # a tensor or a tuple of tensors
 

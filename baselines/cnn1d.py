@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nac.models.contract import SequenceModel, last_valid_step
+from nac.contract import SequenceModel, last_valid_step
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda h: h}
 

@@ -38,7 +38,7 @@ from torch import nn
 from baselines._attention import MultiHeadSelfAttention, prepare_input
 from baselines._recurrent import scan
 from baselines.ctrnn import fixed_step_solve
-from nac.models.contract import SequenceModel, last_valid_step
+from nac.contract import SequenceModel, last_valid_step
 
 Solver = Literal["euler", "rk4"]
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from baselines._attention import InputEmbedding, masked_softmax, prepare_input
-from nac.models.contract import SequenceModel, last_valid_step
+from nac.contract import SequenceModel, last_valid_step
 
 Scale = Literal["sqrt", "none", "learned"]
 

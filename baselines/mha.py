@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from baselines._attention import InputEmbedding, MultiHeadSelfAttention, prepare_input
-from nac.models.contract import SequenceModel, last_valid_step
+from nac.contract import SequenceModel, last_valid_step
 
 
 class MultiHeadAttentionBaseline(SequenceModel):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nac.models.contract import SequenceModel, last_valid_step
+from nac.contract import SequenceModel, last_valid_step
 
 
 def keras_init_(module: nn.RNNBase, forget_bias: float | None = None) -> None:

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nac.contract import SequenceModel, last_valid_step
 from nac.layers.pairs import Selection, gather_keys
 from nac.layers.topk import all_pairs, chunked_topk, every_key, reference_topk
 from nac.layers.wiring import MaskedLinear, NCPBackbone, check_sparsity, sensory_mask
-from nac.models.contract import SequenceModel, last_valid_step
 
 Mode = Literal["exact", "euler", "steady"]
 Variant = Literal["paper", "official"]
