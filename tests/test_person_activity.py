@@ -239,18 +239,33 @@ def test_paper_experiment_is_the_authors_script():
 
 
 def test_clean_experiments_sweep_the_campaign():
+    """experiment=par_clean sweeps the five campaign models with dataset.causal true; par_clean_noncausal
+    the three attention models with it false; both keep par_clean's stem and budget."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         sweeps = {name: compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
-                  for name in ("par_clean", "par_clean_attention", "par_clean_noncausal")}
-    swept = [(name, model) for name, cfg in sweeps.items() if name != "par_clean_noncausal"
-             for model in cfg.hydra.sweeper.params.model.split(",")]
-    assert sorted(swept) == sorted(CLEAN_CAMPAIGN)
+                  for name in ("par_clean", "par_clean_noncausal")}
+    assert [("par_clean", model) for model in sweeps["par_clean"].hydra.sweeper.params.model.split(",")] == \
+        CLEAN_CAMPAIGN
+    assert sweeps["par_clean_noncausal"].hydra.sweeper.params.model == "nac,nac_official,transformer"
+    assert (sweeps["par_clean"].dataset.causal, sweeps["par_clean_noncausal"].dataset.causal) == (True, False)
     for cfg in sweeps.values():
         assert cfg.hydra.sweeper.params.seed == "0,1,2" and cfg.protocol.name == "clean"
         assert cfg.dataset.stem.kernel_size == 1
         assert (cfg.trainer.epochs, cfg.trainer.scheduler.patience, cfg.trainer.early_stopping_patience) == (100, 10, 20)
+
+
+@pytest.mark.parametrize("model", ["nac", "nac_official", "nac_pw", "transformer", "fna", "fna_gauss", "mha",
+                                   "odeformer", "dot_attention", "cta"])
+def test_attention_causal_follows_dataset(model):
+    """model.causal reads dataset.causal (false where a dataset has none, as digits); cta is always causal."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        got = [compose("config", overrides=[f"model={model}", *extra]).model.causal
+               for extra in (["dataset=digits"], ["dataset=par"], ["dataset=par", "dataset.causal=true"])]
+    assert got == ([True] * 3 if model == "cta" else [False, False, True])
 
 
 def test_source_files_is_the_file_read(clean):
@@ -259,8 +274,7 @@ def test_source_files_is_the_file_read(clean):
 
 # ----------------------------------------------------------------------------- causality (clean)
 #: every model of the clean campaign, with the experiment that runs it (docs/PROTOCOLS.md 1, `par`)
-CLEAN_CAMPAIGN = [("par_clean", "lstm"), ("par_clean", "cfc"), ("par_clean_attention", "nac"),
-                  ("par_clean_attention", "nac_official"), ("par_clean_attention", "transformer")]
+CLEAN_CAMPAIGN = [("par_clean", model) for model in ("lstm", "cfc", "nac", "nac_official", "transformer")]
 
 
 def clean_predictor(experiment: str, model: str, *overrides: str):
@@ -307,29 +321,38 @@ def test_clean_campaign_models_are_causal(experiment, model):
 
 @pytest.mark.parametrize("model", ["nac", "nac_official", "transformer"])
 def test_non_causal_attention_sees_the_future(model):
-    """The check above can fail: the same models left non-causal (par_clean_noncausal), or with the
-    dataset's kernel-3 'same' stem, change their early steps when later inputs change."""
+    """The check above can fail: the same models left non-causal (par_clean_noncausal, or par_clean with
+    dataset.causal=false), or with the dataset's kernel-3 'same' stem, change their early steps when later
+    inputs change."""
     for predictor in (clean_predictor("par_clean_noncausal", model),
-                      clean_predictor("par_clean_attention", model, "dataset.stem.kernel_size=3")):
+                      clean_predictor("par_clean", model, "dataset.causal=false"),
+                      clean_predictor("par_clean", model, "dataset.stem.kernel_size=3")):
         before, after = future_changes(predictor, 3)
         assert (before[:, :4] - after[:, :4]).abs().max().item() > 1e-6
 
 
 def test_clean_tags_say_causal():
     """The table's tag (a sweep value, resolved per job): causal=True for the campaign's models,
-    causal=False for the non-causal variant; the config carries model.causal."""
+    causal=False for the non-causal variant and for an attention model of par_clean with dataset.causal
+    false; model.causal follows dataset.causal (recurrent models have none)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     parser = OverridesParser.create()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        for experiment, model, expected in [*[(e, m, "causal=True") for e, m in CLEAN_CAMPAIGN],
-                                            ("par_clean_noncausal", "nac", "causal=False"),
-                                            ("par_clean", "nac", "causal=False")]:
+        for experiment, model, extra, expected in [*[(e, m, [], "causal=True") for e, m in CLEAN_CAMPAIGN],
+                                                   *[("par_clean_noncausal", m, [], "causal=False")
+                                                     for m in ("nac", "nac_official", "transformer")],
+                                                   ("par_clean", "transformer", ["dataset.causal=false"],
+                                                    "causal=False"),
+                                                   ("par_clean", "lstm", ["dataset.causal=false"], "causal=True")]:
             sweep = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
             tag = f"tag={sweep.hydra.sweeper.params.tag}"  # the override the sweeper adds to every job
             assert not parser.parse_override(tag).is_sweep_override()
-            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", tag])
-            assert OmegaConf.to_container(cfg, resolve=True)["tag"] == expected, (experiment, model)
-            assert cfg.model.get("causal", True) is (expected == "causal=True")
+            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", *extra, tag])
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            assert resolved["tag"] == expected, (experiment, model, extra)
+            recurrent = model in ("lstm", "cfc")
+            assert ("causal" in resolved["model"]) is not recurrent
+            assert resolved["model"].get("causal", True) is (expected == "causal=True")
