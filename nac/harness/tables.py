@@ -90,8 +90,9 @@ _NAC_EULER = {**_NAC, "topk": 10, "sparsity": 0.7, "mode": "euler", "euler_steps
 PAPER_SETUPS: dict[str, PaperSetup] = {
     "emnist": PaperSetup(75, {"limit": None, "max_events": 256, "threshold": 128, "input_mode": "authors"},
                          {"d_model": 64, "num_heads": 16, "backbone_units": 170, **_NAC_EULER}),
-    "par": PaperSetup(100, {"limit": None, "person": "B"},  # NAC: the layer's defaults besides width/heads
-                      {**_NAC, "d_model": 64, "num_heads": 16, "topk": 8, "mode": "exact", "sparsity": 0.5}),
+    "par": PaperSetup(100, {"limit": None, "person": "B"},  # NAC: the layer's defaults besides width/heads/backbone
+                      {**_NAC, "d_model": 64, "num_heads": 16, "topk": 8, "mode": "exact", "sparsity": 0.5,
+                       "backbone_units": 170}),  # their layer's AutoNCP: 64 + floor(64 / 0.6) units
     "carracing": PaperSetup(70, {"limit": None, "frames": 1},
                             {**_NAC, "d_model": 64, "num_heads": 16, "topk": 10, "sparsity": 0.7},
                             unpublished="not the paper's recording"),
