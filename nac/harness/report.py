@@ -30,19 +30,22 @@ import pandas as pd
 from scipy import stats
 
 from nac.harness.environment import PROJECT_ROOT
-from nac.harness.tables import (CONFIDENCE, PAPER_FIGURES, Summary, records_frame, short_commit, summarize,
-                                summary_table, to_markdown)
+from nac.harness.tables import (CONFIDENCE, PAPER_FIGURES, PER_ROW_DIGITS, Summary, _fmt, _fmt_interval, _get,
+                                records_frame, short_commit, summarize, summary_table, to_markdown)
 
 #: config keys that do not change what a run computes or are swept (seed, fold): left out of the command
-IGNORED_KEYS = ("paths", "force", "logger", "trainer.progress", "seed", "protocol.fold", "hydra")
+IGNORED_KEYS = ("paths", "force", "logger", "trainer.progress", "trainer.save_predictions", "seed", "protocol.fold",
+                "hydra")
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """One group of a report: the runs of ``nac-bench experiment=<experiment> model=<model>``.
+    """One group of a report: the runs of ``nac-bench experiment=<experiment> model=<model> <where>``.
 
-    ``expected``: the seeds (clean protocol) or folds (paper) the experiment runs.
+    ``expected``: the seeds (clean protocol) or folds (paper) the experiment runs. ``input_mode``: the
+    E-MNIST builder's input mode of its records (None: not checked). ``where``: (dotted config key,
+    value) pairs its records have, given to the experiment as overrides (e.g. the bearings' drop_time).
     """
 
     key: str
@@ -50,23 +53,32 @@ class GroupSpec:
     experiment: str
     model: str
     protocol: str
-    input_mode: str
+    input_mode: str | None
     expected: tuple[int, ...]
+    where: tuple[tuple[str, Any], ...] = ()
+
+    def overrides(self) -> list[str]:
+        """``key=value`` for each of ``where``."""
+        return [f"{key}={_value(value)}" for key, value in self.where]
 
 
 @dataclass(frozen=True)
 class ReportSpec:
     """What one report covers: the dataset, its groups, the group whose runs the verdict is about,
-    the (paper, clean) pairs whose difference is the selection-on-test inflation, and the groups plotted."""
+    the (paper, clean) pairs whose difference is the selection-on-test inflation, and the groups plotted.
+    ``tests``: the named test sets (name, title) of a dataset whose records hold several (the bearings;
+    :func:`bearing_sections` then writes the report); ``families``: (family, models) per prediction panel."""
 
     dataset: str
     title: str
     metric: str
     groups: tuple[GroupSpec, ...]
-    verdict_group: str
-    pairs: tuple[tuple[str, str, str], ...]
-    curve_groups: tuple[str, ...]
+    verdict_group: str = ""
+    pairs: tuple[tuple[str, str, str], ...] = ()
+    curve_groups: tuple[str, ...] = ()
     curve_baselines: int = 2
+    tests: tuple[tuple[str, str], ...] = ()
+    families: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: where each protocol scores its test figure and its validation figure
     test_set: tuple[tuple[str, str], ...] = ()
     val_set: tuple[tuple[str, str], ...] = ()
@@ -184,14 +196,15 @@ def _ignored(key: str) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _composed(experiment: str, model: str) -> tuple[tuple[str, Any], ...] | str:
-    """The flattened resolved config of ``experiment=<experiment> model=<model>``, or why it cannot be composed."""
+def _composed(experiment: str, model: str, overrides: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...] | str:
+    """The flattened resolved config of ``experiment=<experiment> model=<model> <overrides>``, or why it cannot
+    be composed."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     try:
         with initialize_config_dir(config_dir=str(CONFIGS_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}"])
+            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", *overrides])
         return tuple(_flat(OmegaConf.to_container(cfg, resolve=True)).items())
     except Exception as err:  # noqa: BLE001 - provenance only: say why instead of failing the report
         return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
@@ -249,7 +262,7 @@ class Split:
     def command(self) -> str:
         sweep = _sweep(self.spec.protocol, self.frame.seed.dropna(), self.frame.fold.dropna())
         return " ".join(["nac-bench", f"experiment={self.spec.experiment}", f"model={self.spec.model}",
-                         *self.overrides, *sweep])
+                         *self.spec.overrides(), *self.overrides, *sweep])
 
     def label(self) -> str:
         return "as the experiment" if not (self.overrides or self.note) else " ".join(self.overrides) or self.note
@@ -260,25 +273,37 @@ def input_mode(config: dict | None) -> str:
     return (((config or {}).get("dataset") or {}).get("builder") or {}).get("input_mode") or "masked"
 
 
-def frame_of(records: Sequence[dict]) -> pd.DataFrame:
-    """:func:`records_frame` rows with the record each came from (``_record``) and its input mode."""
-    frames = [rows.assign(_record=[rec] * len(rows)) for rec in records for rows in [records_frame([rec])]]
+def frame_of(records: Sequence[dict], tests: Sequence[str] = ()) -> pd.DataFrame:
+    """:func:`records_frame` rows with the record each came from (``_record``) and its input mode. ``tests``:
+    the named test sets of the dataset; a record without them (a failed run) gets a row for each."""
+    frames = []
+    for rec in records:
+        rows = records_frame([rec])
+        if tests and not rec.get("tests") and len(rows) == 1:
+            rows = pd.concat([rows.assign(dataset=f"{rec.get('dataset')}/{name}") for name in tests],
+                             ignore_index=True)
+        frames.append(rows.assign(_record=[rec] * len(rows)))
     if not frames:
-        return pd.DataFrame(columns=["dataset", "protocol", "model", "config", "group", "status", "_record"])
+        return pd.DataFrame(columns=["dataset", "protocol", "model", "config", "group", "status", "_record",
+                                     "input_mode"])
     frame = pd.concat(frames, ignore_index=True)
     return frame.assign(input_mode=[input_mode(c) for c in frame.config])
 
 
 def _member(frame: pd.DataFrame, dataset: str, spec: GroupSpec) -> pd.Series:
-    return ((frame.dataset == dataset) & (frame.protocol == spec.protocol) & (frame.model == spec.model)
-            & (frame.input_mode == spec.input_mode))
+    member = (frame.dataset == dataset) & (frame.protocol == spec.protocol) & (frame.model == spec.model)
+    if spec.input_mode is not None:
+        member &= frame.input_mode == spec.input_mode
+    for key, value in spec.where:
+        member &= frame.config.map(lambda config: _get(config, key) == value).astype(bool)
+    return member
 
 
 def splits_of(frame: pd.DataFrame, dataset: str, spec: GroupSpec) -> list[Split]:
     """The group's runs split by settings, the main one first: the split as the experiment (no overrides),
     then the one with most ok runs."""
     rows = frame[_member(frame, dataset, spec)]
-    composed = _composed(spec.experiment, spec.model)
+    composed = _composed(spec.experiment, spec.model, tuple(spec.overrides()))
     splits = []
     for _, part in rows.groupby(rows.group.fillna(""), sort=False):
         if isinstance(composed, str):
@@ -569,16 +594,22 @@ def provenance_section(spec: ReportSpec, splits: dict[str, list[Split]]) -> str:
         "records' `wall_time_s` (data, training, validation, testing). Dates: first start to last finish."])
 
 
-def other_records_section(spec: ReportSpec, frame: pd.DataFrame) -> str:
+def other_records_section(spec: ReportSpec, frame: pd.DataFrame, dataset: str | None = None) -> str:
+    """Records of ``dataset`` (default: the spec's) in none of the groups, counted by protocol, model and
+    the groups' distinguishing settings."""
+    dataset = dataset or spec.dataset
     if frame.empty:
         return ""
     member = pd.Series(False, index=frame.index)
     for group in spec.groups:
-        member |= _member(frame, spec.dataset, group)
-    rest = frame[(frame.dataset == spec.dataset) & ~member]
+        member |= _member(frame, dataset, group)
+    rest = frame[(frame.dataset == dataset) & ~member]
     if rest.empty:
         return ""
-    counts = (rest.groupby(["protocol", "model", "input_mode"], dropna=False).size().reset_index(name="records"))
+    keys = list(dict.fromkeys(key for group in spec.groups for key, _ in group.where))
+    rest = rest.assign(**{key: rest.config.map(lambda c, k=key: _value(_get(c, k))) for key in keys})
+    by = ["protocol", "model"] + (["input_mode"] if any(g.input_mode for g in spec.groups) else []) + keys
+    counts = rest.groupby(by, dropna=False).size().reset_index(name="records")
     return "\n".join(["## Other records of this dataset", "",
                       "Found under the records folder but in none of the groups above (not reported):", "",
                       to_markdown(counts)])
