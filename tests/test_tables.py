@@ -169,6 +169,7 @@ def test_emnist_groups_that_differ_from_the_paper_say_why(overrides, folds, fail
     ("carracing_paper", [], "not the paper's recording"),
     ("udacity_paper", [], "not the paper's recording"),
     ("par_paper", ["dataset.builder.person=A"], "person A (paper B)"),
+    ("par_paper", ["dataset.nac.backbone_units=null"], "backbone_units None (paper 170)"),
     ("bearings_paper", ["model.activation=relu", "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]"],
      "substituted bearings"),
     ("bearings_paper", ["model.activation=relu", "dataset.builder.test_bearings.pronostia=Bearing1_2"],
