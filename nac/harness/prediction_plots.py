@@ -59,6 +59,22 @@ def figure_for(name: str, panels: Sequence[tuple[dict, SetPredictions]], order: 
     return fig
 
 
+def overlay(ax, name: str, panels: Sequence[tuple[dict, SetPredictions]], order: str = "auto") -> None:
+    """Several runs' predictions of test set ``name`` on one axis: each run's predictions as dots in its own
+    colour, labelled with its model and the RMSE / score recomputed from its file, and the first run's truth as
+    a line on top (runs on one test set share it)."""
+    for i, (info, data) in enumerate(panels):
+        idx = sample_order(info, data, order)
+        metrics = regression_metrics(data.pred, data.true)
+        ax.plot(np.arange(len(idx)), data.pred[idx], ".", color=f"C{i}", markersize=2, alpha=0.5,
+                label=f"{info.get('model')}: RMSE {metrics['rmse']:.3f}, S {metrics['score']:.4g}")
+    if panels:
+        info, data = panels[0]
+        idx = sample_order(info, data, order)
+        ax.plot(np.arange(len(idx)), data.true[idx], color="black", linewidth=1.2, label=f"truth ({name})")
+        ax.legend(loc="upper left", fontsize=7, markerscale=3)
+
+
 def collect(paths: Sequence[Path | str]) -> list[tuple[Path, dict, dict[str, SetPredictions]]]:
     """Every predictions file among ``paths`` (folders searched for ``*.predictions.npz``), read and sorted."""
     files: list[Path] = []
