@@ -66,9 +66,10 @@ class DatasetSplits:
 
 
 class SequenceTensorDataset(Dataset):
-    """Pre-padded arrays: x (N, L, C), t (N, L), mask (N, L), y (N, ...)."""
+    """Pre-padded arrays: x (N, L, C), t (N, L), mask (N, L), y (N, ...); ``windows``, when given,
+    says where each sample comes from (e.g. ``(recording, start row)``, :mod:`nac.data.windows`)."""
 
-    def __init__(self, x, t, mask, y):
+    def __init__(self, x, t, mask, y, windows: list | None = None):
         self.x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
         self.t = torch.as_tensor(np.asarray(t), dtype=torch.float32)
         self.mask = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
@@ -80,6 +81,10 @@ class SequenceTensorDataset(Dataset):
         if self.x.shape[:2] != self.t.shape or self.t.shape != self.mask.shape:
             raise ValueError(f"x {tuple(self.x.shape)}, t {tuple(self.t.shape)} and mask "
                              f"{tuple(self.mask.shape)} must agree on (N, L)")
+        if windows is not None:
+            if len(windows) != n:
+                raise ValueError(f"windows has {len(windows)} entries for {n} samples")
+            self.windows = list(windows)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -89,7 +94,8 @@ class SequenceTensorDataset(Dataset):
 
     def subset(self, indices) -> "SequenceTensorDataset":
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return SequenceTensorDataset(self.x[idx], self.t[idx], self.mask[idx], self.y[idx])
+        windows = [self.windows[i] for i in idx.tolist()] if hasattr(self, "windows") else None
+        return SequenceTensorDataset(self.x[idx], self.t[idx], self.mask[idx], self.y[idx], windows=windows)
 
 
 def collate_sequences(items: list[dict]) -> dict:

@@ -1,18 +1,21 @@
-"""Split helpers shared by dataset builders (stratified hold-out, k-fold, windows)."""
+"""Split helpers shared by dataset builders: stratified hold-out, k-fold, and splits over groups."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from nac.data.protocols import Protocol, unknown_protocol
+from nac.data.windows import window_starts  # noqa: F401  (re-exported: builders imported it from here)
 
 
 def check_protocol(dataset: str, protocol: Mapping, supported: tuple[str, ...]) -> str:
     """Return the protocol name, or raise a ValueError listing what this dataset supports."""
     name = protocol.get("name")
     if name not in supported:
-        raise ValueError(f"dataset {dataset!r} has no protocol {name!r}; choose protocol= one of {list(supported)}")
+        raise unknown_protocol(dataset, name, supported)
     return name
 
 
@@ -25,26 +28,47 @@ def stratified_holdout(labels: np.ndarray, val_fraction: float, test_fraction: f
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def _check_fold(n_folds: int, fold: int) -> None:
+def kfold(n: int, n_folds: int, fold: int, seed: int, labels: np.ndarray | None = None):
+    """Indices (train, held_out), both sorted, of fold ``fold`` of a shuffled k-fold over ``n`` rows,
+    stratified by ``labels`` when given (scikit-learn's ``StratifiedKFold``, else ``KFold``)."""
     if not 0 <= fold < n_folds:
         raise ValueError(f"protocol.fold={fold} must be in [0, {n_folds - 1}]")
+    if labels is None:
+        folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n))
+    else:
+        folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(n), labels)
+    train, held_out = list(folds)[fold]
+    return np.sort(train), np.sort(held_out)
 
 
 def stratified_fold(labels: np.ndarray, n_folds: int, fold: int, seed: int):
     """Indices (train, held_out) of fold ``fold`` of a shuffled stratified k-fold."""
-    _check_fold(n_folds, fold)
-    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    train, held_out = list(folds.split(np.zeros(len(labels)), labels))[fold]
-    return train, held_out
+    return kfold(len(labels), n_folds, fold, seed, labels=labels)
 
 
-def kfold(n: int, n_folds: int, fold: int, seed: int):
-    """Indices (train, held_out), both sorted, of fold ``fold`` of a shuffled k-fold over ``n`` rows."""
-    _check_fold(n_folds, fold)
-    train, held_out = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))[fold]
-    return np.sort(train), np.sort(held_out)
+def paper_fold(protocol: Protocol, n: int, labels: np.ndarray | None = None):
+    """Indices (train, held_out) of the paper protocol's fold: ``protocol.fold`` of ``protocol.n_folds``."""
+    return kfold(n, protocol.n_folds, protocol.fold, protocol.split_seed, labels=labels)
 
 
-def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Start indices of the windows of ``window`` steps every ``stride`` steps that fit in ``length``."""
-    return np.arange(0, length - window + 1, stride) if length >= window else np.zeros(0, dtype=np.int64)
+def group_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """(test, validation) group counts: ``round(fraction * n)``, at least 1 (no test group when
+    ``test_fraction`` is 0), capped so that validation and training keep at least one group each."""
+    n_test = 0 if test_fraction == 0 else min(max(1, round(test_fraction * n)), n - 2)
+    n_val = min(max(1, round(val_fraction * n)), n - n_test - 1)
+    return n_test, n_val
+
+
+def group_split(groups: Sequence, val_fraction: float, test_fraction: float, seed: int, kind: str = "group",
+                hint: str = "") -> tuple[list, list, list]:
+    """Groups (train, val, test), each sorted: the sorted groups shuffled with ``seed``, the first
+    :func:`group_counts` test, the next validation, the rest training. ``kind`` and ``hint`` word
+    the error when there are too few groups (3, or 2 without a test split)."""
+    groups = sorted(groups)
+    minimum = 2 if test_fraction == 0 else 3
+    if len(groups) < minimum:
+        raise ValueError(f"the clean protocol splits by {kind} and needs at least {minimum} {kind}s; got "
+                         f"{len(groups)}: {groups}{hint}")
+    order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    n_test, n_val = group_counts(len(groups), val_fraction, test_fraction)
+    return (sorted(order[n_test + n_val:]), sorted(order[n_test:n_test + n_val]), sorted(order[:n_test]))
