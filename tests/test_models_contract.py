@@ -1,4 +1,5 @@
-"""Every model config in configs/model/ follows the sequence-model contract (nac/models/contract.py).
+"""Every model config in configs/model/ follows the sequence-model contract (nac/contract.py), each built
+by the package's model factory (nac/models/factory.py), as the runner and the efficiency benchmark build it.
 
 New models are picked up automatically: adding a baseline file and its config puts it under these
 checks. Each check compares against an independent computation (the same samples run one at a time,
@@ -10,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from nac.models.factory import make_sequence_model
 from tests.conftest import CONFIGS
 
 MODELS = sorted(p.stem for p in (Path(CONFIGS) / "model").glob("*.yaml"))
@@ -25,11 +25,8 @@ def build(name: str, seed: int = 0, **overrides):
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=none", f"model={name}", "dataset.width=16", "dataset.heads=4",
                                            f"seed={seed}"])
-    node = OmegaConf.to_container(cfg.model, resolve=True)
-    node.pop("name")
-    node.update(overrides)
     torch.manual_seed(seed)
-    return instantiate(node)(input_dim=INPUT_DIM).double()
+    return make_sequence_model(cfg.model, INPUT_DIM, **overrides).double()
 
 
 def batch(lengths=(7, 4, 9), seed=1):

@@ -18,7 +18,7 @@ from nac.bench.load import ForeignLoad  # noqa: F401  (re-exported)
 from nac.bench.probe import MemoryProbe
 from nac.bench.timing import measure
 from nac.harness.environment import PROJECT_ROOT
-from nac.harness.runner import make_sequence_model
+from nac.models.factory import make_sequence_model
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
 

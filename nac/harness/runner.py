@@ -12,7 +12,6 @@ run (nac/harness/lock.py). SIGTERM and SIGINT stop the run with an ``interrupted
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -41,7 +40,8 @@ from nac.harness.records import RECORD_SCHEMA, RecordWriter, read_record, record
 from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
 from nac.harness.train import Diverged, evaluate, fit, latency_per_sample, make_scheduler
-from nac.models.predictor import SequencePredictor, count_parameters
+from nac.models.factory import build_predictor, make_sequence_model  # noqa: F401  (importable from here)
+from nac.models.predictor import count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -81,29 +81,14 @@ def data_root_of(cfg: DictConfig) -> Path:
     return resolve_data_root(cfg.paths.data_root, cfg.dataset.get("data_folder"))
 
 
+#: the run's model (stem -> sequence model -> head): nac/models/factory.py
+build_model = build_predictor
+
+
 def build_splits(cfg: DictConfig) -> DatasetSplits:
     builder = instantiate(_without(cfg.dataset.builder))
     return builder(protocol=OmegaConf.to_container(cfg.protocol, resolve=True), data_root=data_root_of(cfg),
                    seed=cfg.seed, cache_dir=Path(cfg.paths.cache_dir))
-
-
-def make_sequence_model(model_cfg: DictConfig, input_dim: int, **overrides):
-    """Instantiate a ``configs/model/`` node (a ``_partial_`` target) for inputs of width ``input_dim``."""
-    model = instantiate(_without(model_cfg, "name"))(input_dim=input_dim, **overrides)
-    if not hasattr(model, "output_dim"):
-        raise TypeError(f"model {model_cfg.name!r} does not expose output_dim (see nac/models/contract.py)")
-    return model
-
-
-def build_model(cfg: DictConfig, input_dim: int, output_dim: int, per_step: bool = False) -> SequencePredictor:
-    """Stem (from the dataset) -> sequence model (``model=``) -> head (from the dataset).
-
-    With per-step labels the sequence model returns every step (``return_sequences=True``).
-    """
-    stem = instantiate(cfg.dataset.stem)(in_features=input_dim)
-    sequence_model = make_sequence_model(cfg.model, stem.output_dim, **({"return_sequences": True} if per_step else {}))
-    head = instantiate(cfg.dataset.head)(in_features=sequence_model.output_dim, out_features=output_dim)
-    return SequencePredictor(stem, sequence_model, head)
 
 
 class TensorBatches(Dataset):
