@@ -16,7 +16,8 @@ from sklearn.datasets import load_digits
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.events import encode_images
-from nac.data.splits import check_protocol, stratified_fold, stratified_holdout
+from nac.data.protocols import Protocol
+from nac.data.splits import paper_splits, stratified_holdout
 
 
 def source_file() -> Path:
@@ -29,23 +30,19 @@ def build(protocol: Mapping, data_root: Path | None = None, seed: int = 0, max_e
     """Digits splits. ``clean``: stratified train/val/test hold-out (``protocol.split_seed``).
     ``paper``: stratified k-fold, model selection on the held-out fold (as the NAC authors do).
     ``limit`` keeps the first N images (for fast tests). Small enough to need no cache."""
-    name = check_protocol("digits", protocol, ("clean", "paper"))
+    protocol = Protocol.parse("digits", protocol)
     digits = load_digits()
     images, labels = digits.images, digits.target
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     x, t, mask = encode_images(images, threshold, max_events, total_duration=float(max_events))
     full = SequenceTensorDataset(x, t, mask, labels)
-    fold = None
-    if name == "clean":
-        train, val, test = stratified_holdout(labels, protocol.get("val_fraction", 0.2),
-                                              protocol.get("test_fraction", 0.2), protocol.get("split_seed", 0))
-        splits = (full.subset(train), full.subset(val), full.subset(test))
+    if protocol.is_paper:
+        splits = paper_splits(full, protocol, labels)
     else:
-        fold = int(protocol.get("fold", 0))
-        train, held_out = stratified_fold(labels, protocol.get("n_folds", 5), fold, protocol.get("split_seed", 42))
-        splits = (full.subset(train), full.subset(held_out), full.subset(held_out))
+        indices = stratified_holdout(labels, protocol.val_fraction, protocol.test_fraction, protocol.split_seed)
+        splits = tuple(full.subset(idx) for idx in indices)
     meta = DatasetMeta(name="digits", input_dim=2, output_dim=10, task="classification", metric="accuracy",
-                       metric_mode="max", protocol=name, time_unit="pixel run (rescaled)", fold=fold,
-                       source_files=[str(source_file())])
+                       metric_mode="max", protocol=protocol.name, time_unit="pixel run (rescaled)",
+                       fold=protocol.record_fold, source_files=[str(source_file())])
     return DatasetSplits(*splits, meta=meta)

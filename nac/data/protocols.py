@@ -38,6 +38,11 @@ class Protocol:
     def is_paper(self) -> bool:
         return self.name == "paper"
 
+    @property
+    def record_fold(self) -> int | None:
+        """The fold a record names (``DatasetMeta.fold``): ``fold`` under ``paper``, None otherwise."""
+        return self.fold if self.is_paper else None
+
     @classmethod
     def parse(cls, dataset: str, protocol: Mapping, supported: tuple[str, ...] = ("clean", "paper")) -> Protocol:
         """The protocol of ``protocol`` (a mapping with ``name``), defaults filled in; a ValueError naming

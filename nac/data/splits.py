@@ -51,6 +51,14 @@ def paper_fold(protocol: Protocol, n: int, labels: np.ndarray | None = None):
     return kfold(n, protocol.n_folds, protocol.fold, protocol.split_seed, labels=labels)
 
 
+def paper_splits(dataset, protocol: Protocol, labels: np.ndarray | None = None) -> tuple:
+    """(train, validation, test) of the paper protocol: the training folds, then the held-out fold twice
+    (the checkpoint is chosen on the fold that is reported). ``dataset`` has ``len`` and ``subset``;
+    ``labels``, when given, stratify the folds."""
+    train, held_out = paper_fold(protocol, len(dataset), labels)
+    return dataset.subset(train), dataset.subset(held_out), dataset.subset(held_out)
+
+
 def group_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
     """(test, validation) group counts: ``round(fraction * n)``, at least 1 (no test group when
     ``test_fraction`` is 0), capped so that validation and training keep at least one group each."""
