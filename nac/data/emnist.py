@@ -26,7 +26,6 @@ NAC authors did. ``clean``: the official 60k / 10k split, validation stratified 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,21 +33,15 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
-from nac.data.cache import cache_key, load_npz, save_atomic
+from nac.data.cache import cache_path, cached
 from nac.data.events import encode_images
 from nac.data.idx import load_mnist, mnist_paths
+from nac.data.protocols import Protocol
 from nac.data.sources import stat_key
-from nac.data.splits import check_protocol, stratified_fold
-
-log = logging.getLogger(__name__)
+from nac.data.splits import paper_splits
 
 #: bump when the encoding changes, so old caches are not reused
 ENCODING_VERSION = 1
-
-
-def _cache_key(paths: Mapping[str, Path], max_events: int, threshold: float, limit: int | None) -> str:
-    return cache_key(v=ENCODING_VERSION, sources=stat_key(paths.values()), max_events=int(max_events),
-                     threshold=float(threshold), limit=limit)
 
 
 def _encode(folder: Path, data_root: Path, max_events: int, threshold: float, limit: int | None) -> dict:
@@ -71,20 +64,13 @@ def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int
     data_root = Path(data_root)
     folder = data_root / "mnist"
     paths = mnist_paths(folder, data_root)  # FileNotFoundError with the download command
-    cache_file = None
-    if cache_dir is not None:
-        key = _cache_key(paths, max_events, threshold, limit)
-        cache_file = Path(cache_dir) / "emnist" / f"events_{key}.npz"
-        arrays = load_npz(cache_file, ("x", "mask", "y", "n_train"))
-        if arrays is not None:
-            arrays["t"] = arrays["x"][:, :, 1].copy()  # as encode_images: t = event durations
-            log.info("E-MNIST events loaded from cache %s", cache_file)
-            return arrays, cache_file, True
-    arrays = _encode(folder, data_root, max_events, threshold, limit)
-    if cache_file is not None:
-        # compressed (about 5 MB instead of 230 MB: most of the 256 events are padding); t is derived
-        save_atomic(cache_file, {k: v for k, v in arrays.items() if k != "t"}, compressed=True)
-    return arrays, cache_file, False
+    cache_file = cache_path(cache_dir, "emnist", "events", v=ENCODING_VERSION, sources=stat_key(paths.values()),
+                            max_events=int(max_events), threshold=float(threshold), limit=limit)
+    # compressed (about 5 MB instead of 230 MB: most of the 256 events are padding); t is derived
+    arrays, from_cache = cached(cache_file, ("x", "mask", "y", "n_train"),
+                                lambda: _encode(folder, data_root, max_events, threshold, limit), compressed=True)
+    arrays["t"] = arrays["x"][:, :, 1].copy()  # as encode_images: t = event durations
+    return arrays, cache_file, from_cache
 
 
 #: how the events are fed to the model (module docstring)
@@ -99,7 +85,7 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     model, not the split (splits use ``protocol.split_seed``). ``input_mode``: ``masked`` or
     ``authors`` (module docstring).
     """
-    name = check_protocol("emnist", protocol, ("clean", "paper"))
+    protocol = Protocol.parse("emnist", protocol)
     if input_mode not in INPUT_MODES:
         raise ValueError(f"dataset.builder.input_mode={input_mode!r} is not valid; use one of {', '.join(INPUT_MODES)}")
     if data_root is None:
@@ -114,21 +100,17 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
         full = SequenceTensorDataset(arrays["x"], np.ones_like(arrays["t"]), np.ones_like(arrays["mask"]), labels)
     else:
         full = SequenceTensorDataset(arrays["x"], arrays["t"], arrays["mask"], labels)
-    fold = None
-    if name == "clean":
-        train_idx, val_idx = train_test_split(np.arange(n_train), test_size=protocol.get("val_fraction", 0.2),
-                                              stratify=labels[:n_train],
-                                              random_state=protocol.get("split_seed", 0))
-        test_idx = np.arange(n_train, len(labels))
-        splits = (full.subset(np.sort(train_idx)), full.subset(np.sort(val_idx)), full.subset(test_idx))
-    else:
-        fold = int(protocol.get("fold", 0))
-        train_idx, held_out = stratified_fold(labels, protocol.get("n_folds", 5), fold, protocol.get("split_seed", 42))
-        splits = (full.subset(train_idx), full.subset(held_out), full.subset(held_out))
+    if protocol.is_paper:  # the 70k images pooled
+        splits = paper_splits(full, protocol, labels)
+    else:  # the official 60k / 10k split, validation stratified from the 60k
+        train_idx, val_idx = train_test_split(np.arange(n_train), test_size=protocol.val_fraction,
+                                              stratify=labels[:n_train], random_state=protocol.split_seed)
+        splits = (full.subset(np.sort(train_idx)), full.subset(np.sort(val_idx)),
+                  full.subset(np.arange(n_train, len(labels))))
     meta = DatasetMeta(name="emnist", input_dim=2, output_dim=10, task="classification", metric="accuracy",
-                       metric_mode="max", protocol=name, time_unit=(f"pixel run (rescaled to {max_events} per image)" if input_mode == "masked"
+                       metric_mode="max", protocol=protocol.name, time_unit=(f"pixel run (rescaled to {max_events} per image)" if input_mode == "masked"
                                                 else "event (t = 1)"),
-                       fold=fold, source_files=[str(Path(p).resolve()) for p in sources],
+                       fold=protocol.record_fold, source_files=[str(Path(p).resolve()) for p in sources],
                        extra={"input_mode": input_mode, "max_events": int(max_events), "threshold": float(threshold),
                               "n_images": int(len(labels)), "limit": limit,
                               "events_per_image_max": int(events.max()),
