@@ -57,7 +57,9 @@ import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.errors import DataError, numeric_columns, read_csv
-from nac.data.splits import check_protocol
+from nac.data.protocols import Protocol
+from nac.data.splits import group_split
+from nac.data.windows import starts_of_ends, window_ends, windows_dataset
 
 FOLDER = "cmapss"
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
@@ -185,40 +187,6 @@ class ConditionScaler:
                 for key in sorted(self.offset)}
 
 
-def split_engines(units, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Unit ids (train, val): sorted ids shuffled with ``seed``; the first ``round(f * n)`` (>= 1) validate."""
-    units = sorted(int(u) for u in units)
-    if len(units) < 2:
-        raise ValueError(f"validation by engine needs at least 2 training engines; the file has {units}")
-    order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
-    n_val = min(max(1, round(val_fraction * len(units))), len(units) - 1)
-    return sorted(order[n_val:]), sorted(order[:n_val])
-
-
-def window_ends(length: int, window: int, stride: int) -> np.ndarray:
-    """Last-row indices of the windows of an engine of ``length`` rows, counted back from its end.
-
-    An engine shorter than ``window`` gives one (padded) window ending at its last row."""
-    if length < window:
-        return np.array([length - 1])
-    return np.arange(length - 1, window - 2, -stride)[::-1]
-
-
-def make_windows(features: np.ndarray, targets: np.ndarray, ends: np.ndarray, window: int):
-    """Windows ending at ``ends``: x (N, window, C), t (N, window), mask (N, window), y (N,).
-
-    A window that would start before the first row is right-padded (zeros, mask False, t 0)."""
-    n, channels = len(ends), features.shape[1]
-    x = np.zeros((n, window, channels), np.float32)
-    mask = np.zeros((n, window), bool)
-    for i, end in enumerate(ends):
-        start = max(0, end - window + 1)
-        steps = end - start + 1
-        x[i, :steps] = features[start:end + 1]
-        mask[i, :steps] = True
-    return x, mask.astype(np.float32), mask, targets[ends].astype(np.float32)
-
-
 def engine_arrays(frame: pd.DataFrame, scaled: np.ndarray, targets: np.ndarray):
     """Per unit (ascending): its scaled features and targets in cycle order."""
     out = {}
@@ -230,23 +198,17 @@ def engine_arrays(frame: pd.DataFrame, scaled: np.ndarray, targets: np.ndarray):
     return out
 
 
-def windows_dataset(engines: Mapping, units, window: int, stride: int, scale: float,
-                    limit: int | None = None, last_only: bool = False) -> SequenceTensorDataset:
-    """Windows of the given engines as a dataset (targets divided by ``scale``); ``.windows`` lists
-    ``(unit, last row index)`` per sample."""
-    xs, ts, masks, ys, origin = [], [], [], [], []
-    for unit in units:
-        features, targets = engines[unit]
-        ends = np.array([len(features) - 1]) if last_only else window_ends(len(features), window, stride)
-        x, t, mask, y = make_windows(features, targets, ends, window)
-        xs.append(x), ts.append(t), masks.append(mask), ys.append(y)
-        origin += [(int(unit), int(end)) for end in ends]
-    x, t, mask, y = (np.concatenate(a) for a in (xs, ts, masks, ys))
-    if limit is not None:
-        x, t, mask, y, origin = x[:limit], t[:limit], mask[:limit], y[:limit], origin[:limit]
-    dataset = SequenceTensorDataset(x, t, mask, y / scale)
-    dataset.windows = origin
-    return dataset
+def engine_windows(engines: Mapping, units, window: int, stride: int, scale: float, limit: int | None = None,
+                   last_only: bool = False) -> SequenceTensorDataset:
+    """Windows of the given engines ending every ``stride`` cycles counted back from each engine's last
+    cycle (:func:`~nac.data.windows.window_ends`; ``last_only``: the last window only), labelled with the
+    RUL at their last cycle divided by ``scale``; ``.windows`` lists ``(unit, last row index)``."""
+    def starts(n: int) -> np.ndarray:
+        return starts_of_ends(np.array([n - 1]) if last_only else window_ends(n, window, stride), window)
+
+    groups = ((int(unit), engines[unit][0], np.ones(len(engines[unit][0])), engines[unit][1].astype(np.float32) / scale)
+              for unit in units)
+    return windows_dataset(groups, window, starts, label="last", origin="end", limit=limit, what="engines")
 
 
 def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
@@ -260,7 +222,7 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     too; ``scaler``: ``minmax`` or ``zscore``; ``limit``: quick tests (the first ``limit`` windows of
     train and validation, the first ``limit`` test engines). ``seed`` does not change the data (the
     engine split follows ``protocol.split_seed``). Parsing takes about a second: nothing is cached."""
-    check_protocol("cmapss", protocol, ("clean",))
+    protocol = Protocol.parse("cmapss", protocol, ("clean",))
     name = check_subset(subset)
     if window is None:
         raise ValueError(f"no window length for subset {subset!r} (window is null: dataset.windows has no entry "
@@ -279,8 +241,9 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
         raise DataError(paths["rul"], None, f"has {len(true_rul)} values but {paths['test']} has {len(test_units)} "
                         f"engines; they must match one to one", _fix(paths["rul"]))
 
-    train_ids, val_ids = split_engines(set(train_frame["unit"]), float(protocol.get("val_fraction", 0.2)),
-                                       int(protocol.get("split_seed", 0)))
+    # validation by engine: a fraction of the training engines, never windows of one engine on both sides
+    train_ids, val_ids, _ = group_split([int(u) for u in set(train_frame["unit"])], protocol.val_fraction, 0.0,
+                                        protocol.split_seed, kind="training engine")
     train_keys, test_keys = condition_keys(train_frame), condition_keys(test_frame)
     train_values = train_frame[FEATURES].to_numpy(np.float64)
     fit_rows = train_frame["unit"].isin(train_ids).to_numpy()
@@ -297,10 +260,10 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     test_engines = engine_arrays(test_frame, test_scaled, test_rul)
 
     scale = float(rul_cap)
-    train = windows_dataset(train_engines, train_ids, window, stride, scale, limit)
-    val = windows_dataset(train_engines, val_ids, window, val_stride, scale, limit)
-    test = windows_dataset(test_engines, test_units[:limit] if limit else test_units, window, 1, scale,
-                           last_only=True)
+    train = engine_windows(train_engines, train_ids, window, stride, scale, limit)
+    val = engine_windows(train_engines, val_ids, window, val_stride, scale, limit)
+    test = engine_windows(test_engines, test_units[:limit] if limit else test_units, window, 1, scale,
+                          last_only=True)
     conditions = sorted(fitted.offset)
     test_lengths = {unit: len(test_engines[unit][0]) for unit in test_units}
     extra = {
