@@ -33,10 +33,11 @@ from nac.harness import environment as env
 from nac.harness import interrupt
 from nac.harness.errors import SetupError
 from nac.harness.identity import group_hash, run_hash
-from nac.harness.lock import RunLocked, run_lock
+from nac.harness.lock import RunLocked
 from nac.harness.memory import PeakMemory
 from nac.harness.predictions import predictions_path, requested, save_predictions
-from nac.harness.records import RECORD_SCHEMA, RecordWriter, read_record, record_path, write_json_atomic
+from nac.harness.records import RECORD_SCHEMA, RecordWriter, record_path, write_json_atomic
+from nac.harness.resume import skip_or_claim
 from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
 from nac.harness.train import Diverged, evaluate, fit, latency_per_sample, make_scheduler
@@ -167,19 +168,6 @@ def _setup_step(group: str, *what: str):
 
 
 
-def _finished_record(path: Path, commit: str) -> dict | None:
-    """The record at ``path`` if this exact run (config, data, device type) already finished ok
-    with this code (the same commit, and the same uncommitted changes), else None."""
-    record = read_record(path)
-    if record is None or record.get("status") != "ok":
-        return None
-    if record.get("git_commit") != commit:
-        log.info("rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"),
-                 commit)
-        return None
-    return record
-
-
 def best_validation(record: dict) -> float:
     """The record's best validation value of its primary metric (NaN when there is none)."""
     return float((record.get("val") or {}).get(record.get("metric"), float("nan")))
@@ -289,10 +277,7 @@ def execute(cfg: DictConfig) -> dict:
                 meta = splits.meta
                 data = fingerprint(meta.source_files, root=data_root_of(cfg))
             path = attempt.locate(data)
-            done = None if cfg.get("force", False) else _finished_record(path, commit)
-            if done is None:
-                held.enter_context(run_lock(path))
-                done = None if cfg.get("force", False) else _finished_record(path, commit)  # finished meanwhile?
+            done = skip_or_claim(path, commit, cfg.get("force", False), held)
             attempt.owned = done is None
             if done is not None:
                 attempt.closed = True

@@ -1,0 +1,78 @@
+"""Resume (nac/harness/resume.py): which record counts as finished, and skip or claim the run's lock."""
+
+from contextlib import ExitStack
+
+import pytest
+
+from nac.harness.lock import RunLocked, run_lock
+from nac.harness.records import write_json_atomic
+from nac.harness.resume import finished_record, skip_or_claim
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "records" / "digits" / "clean" / "lstm" / "seed0-abc.json"
+
+
+@pytest.mark.parametrize(("status", "commit", "finished"), [
+    ("ok", "c1", True), ("ok", "c2", False), ("failed", "c1", False), ("diverged", "c1", False),
+    ("interrupted", "c1", False)])
+def test_only_an_ok_record_of_the_same_code_is_finished(path, status, commit, finished):
+    write_json_atomic(path, {"status": status, "git_commit": commit, "val": {"accuracy": 0.5}})
+    assert (finished_record(path, "c1") is not None) == finished
+
+
+def test_missing_or_unreadable_record_is_not_finished(path):
+    assert finished_record(path, "c1") is None
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert finished_record(path, "c1") is None
+
+
+def _locked_elsewhere(path) -> bool:
+    """Whether a second claim of the run's lock is refused right now."""
+    try:
+        with run_lock(path):
+            return False
+    except RunLocked:
+        return True
+
+
+def test_finished_run_is_skipped_without_taking_the_lock(path):
+    write_json_atomic(path, {"status": "ok", "git_commit": "c1", "seed": 0})
+    with ExitStack() as held:
+        assert skip_or_claim(path, "c1", force=False, held=held) == {"status": "ok", "git_commit": "c1", "seed": 0}
+        assert not _locked_elsewhere(path)
+
+
+@pytest.mark.parametrize(("record", "force"), [(None, False), ({"status": "failed", "git_commit": "c1"}, False),
+                                               ({"status": "ok", "git_commit": "c1"}, True)])
+def test_unfinished_or_forced_run_is_claimed_until_the_stack_closes(path, record, force):
+    if record is not None:
+        write_json_atomic(path, record)
+    with ExitStack() as held:
+        assert skip_or_claim(path, "c1", force=force, held=held) is None
+        assert _locked_elsewhere(path)
+    assert not _locked_elsewhere(path)
+
+
+def test_run_trained_by_another_process_now_raises(path):
+    with run_lock(path), ExitStack() as held, pytest.raises(RunLocked):
+        skip_or_claim(path, "c1", force=False, held=held)
+
+
+def test_run_finished_by_another_process_meanwhile_is_skipped(path, monkeypatch):
+    """The record is read again once the lock is held: another process may have just finished the run."""
+    from contextlib import contextmanager
+
+    from nac.harness import resume
+
+    @contextmanager
+    def lock_after_the_other_process_finished(record_path):
+        write_json_atomic(record_path, {"status": "ok", "git_commit": "c1"})
+        with run_lock(record_path):
+            yield
+
+    monkeypatch.setattr(resume, "run_lock", lock_after_the_other_process_finished)
+    with ExitStack() as held:
+        assert skip_or_claim(path, "c1", force=False, held=held) == {"status": "ok", "git_commit": "c1"}
