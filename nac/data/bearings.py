@@ -86,10 +86,12 @@ import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.bearing_features import KELVIN, degradation_ode, linear_label
-from nac.data.cache import cache_key, load_npz, save_atomic
+from nac.data.cache import cache_path, cached
 from nac.data.errors import DataError, numeric_columns, read_csv
+from nac.data.protocols import Protocol
 from nac.data.sources import stat_key
-from nac.data.splits import check_protocol, kfold, window_starts
+from nac.data.splits import paper_fold
+from nac.data.windows import tiling_starts, window_starts, windows_dataset
 
 log = logging.getLogger(__name__)
 
@@ -352,17 +354,16 @@ def load_bearing(path: Path, ref: BearingRef, label_fallback: str | None, temper
                  cache_dir: Path | None) -> Bearing:
     """:func:`read_bearing`, cached as .npz under ``cache_dir/bearings``, keyed on the file's path, size and
     mtime (:func:`nac.data.sources.stat_key`) and the fallbacks; an unreadable cache is rebuilt."""
-    if cache_dir is None:
-        return read_bearing(path, ref, label_fallback, temperature_fallback_c)
-    key = cache_key(v=CACHE_VERSION, sources=stat_key([path]), ref=str(ref), label_fallback=label_fallback,
-                    temperature_fallback_c=temperature_fallback_c)
-    cache = Path(cache_dir) / "bearings" / f"{ref.dataset}_{ref.bearing}_{key}.npz"
-    arrays = load_npz(cache, ("features", "label"))
-    if arrays is not None:
-        return Bearing(ref, arrays["features"], arrays["label"], path)
-    bearing = read_bearing(path, ref, label_fallback, temperature_fallback_c)
-    save_atomic(cache, {"features": bearing.features, "label": bearing.label})
-    return bearing
+    cache = cache_path(cache_dir, "bearings", f"{ref.dataset}_{ref.bearing}", v=CACHE_VERSION,
+                       sources=stat_key([path]), ref=str(ref), label_fallback=label_fallback,
+                       temperature_fallback_c=temperature_fallback_c)
+
+    def read() -> dict:
+        bearing = read_bearing(path, ref, label_fallback, temperature_fallback_c)
+        return {"features": bearing.features, "label": bearing.label}
+
+    arrays, _ = cached(cache, ("features", "label"), read)
+    return Bearing(ref, arrays["features"], arrays["label"], path)
 
 
 def thin(bearing: Bearing, limit: int | None) -> Bearing:
@@ -421,13 +422,12 @@ def resolve_roles(protocol_name: str, train_bearings, val_bearings, test_bearing
     return train, val, tests
 
 
-def _build_paper(protocol, bearings: dict, train, tests, columns) -> tuple:
+def _build_paper(protocol: Protocol, bearings: dict, train, tests, columns) -> tuple:
     pooled_x = np.concatenate([bearings[ref].features[:, columns] for ref in train])
     pooled_y = np.concatenate([bearings[ref].label for ref in train])
     mean, std = fit_scaler(pooled_x)  # all pooled rows, both sides of every fold (the authors' scaler)
     full = row_dataset((pooled_x - mean) / std, pooled_y)
-    n_folds, fold = int(protocol.get("n_folds", 5)), int(protocol.get("fold", 0))
-    train_idx, held_out = kfold(len(pooled_y), n_folds, fold, int(protocol.get("split_seed", 42)))
+    train_idx, held_out = paper_fold(protocol, len(pooled_y))
     test_sets, test_scalers = {}, {}
     for name, ref in tests.items():
         x = bearings[ref].features[:, columns]
@@ -438,38 +438,26 @@ def _build_paper(protocol, bearings: dict, train, tests, columns) -> tuple:
              "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
              "test_scalers": test_scalers, "test_scaling": "each test bearing standardised on its own rows",
              "n_rows": int(len(pooled_y))}
-    return (full.subset(train_idx), full.subset(held_out)), test_sets, fold, extra
+    return (full.subset(train_idx), full.subset(held_out)), test_sets, extra
 
 
 def window_dataset(bearing_list: list[Bearing], columns, mean, std, window: int, stride: int | None,
                    limit: int | None) -> SequenceTensorDataset:
-    """Windows of consecutive rows, labels per row. ``stride`` None: non-overlapping windows
-    covering every row once (the last right-padded, padding masked)."""
-    xs, ts, masks, ys, origin = [], [], [], [], []
-    for bearing in bearing_list:
-        x = ((bearing.features[:, columns] - mean) / std).astype(np.float32)
-        y = bearing.label.astype(np.float32)
-        step = np.diff(bearing.time)
-        typical = float(np.median(step)) if len(step) else 1.0
-        elapsed = np.concatenate([[typical], np.where(step > 0, step, typical)]).astype(np.float32)
-        n = len(y)
-        starts = np.arange(0, n, window) if stride is None else window_starts(n, window, stride)
-        for start in starts:
-            stop = min(start + window, n)
-            pad = window - (stop - start)
-            xs.append(np.pad(x[start:stop], ((0, pad), (0, 0))))
-            ts.append(np.pad(elapsed[start:stop], (0, pad)))
-            masks.append(np.arange(window) < stop - start)
-            ys.append(np.pad(y[start:stop], (0, pad)))
-            origin.append((str(bearing.ref), int(start)))
-    if limit is not None:
-        xs, ts, masks, ys, origin = xs[:limit], ts[:limit], masks[:limit], ys[:limit], origin[:limit]
-    if not xs:
-        names = [str(b.ref) for b in bearing_list]
-        raise ValueError(f"bearings {names} are shorter than window={window}: lower dataset.builder.window")
-    dataset = SequenceTensorDataset(np.stack(xs), np.stack(ts), np.stack(masks), np.stack(ys))
-    dataset.windows = origin  # (bearing, first row) per window
-    return dataset
+    """Windows of consecutive rows, labels per row; ``t`` the elapsed Time between rows (the typical
+    step for the first row and for a non-positive step). ``stride`` None: non-overlapping windows
+    covering every row once (the last right-padded, padding masked). ``.windows``: (bearing, first row)."""
+    def groups():
+        for bearing in bearing_list:
+            step = np.diff(bearing.time)
+            typical = float(np.median(step)) if len(step) else 1.0
+            elapsed = np.concatenate([[typical], np.where(step > 0, step, typical)]).astype(np.float32)
+            x = ((bearing.features[:, columns] - mean) / std).astype(np.float32)
+            yield str(bearing.ref), x, elapsed, bearing.label.astype(np.float32)
+
+    def starts(n: int) -> np.ndarray:
+        return tiling_starts(n, window) if stride is None else window_starts(n, window, stride)
+
+    return windows_dataset(groups(), window, starts, limit=limit, what="bearings")
 
 
 def _build_clean(bearings: dict, train, val, tests, columns, window: int, stride: int, limit: int | None):
@@ -506,7 +494,8 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     Each file is looked up in the published ``features/`` first, then in ``extracted/``
     (:func:`find_file`); ``meta.extra["bearing_sources"]`` says which per bearing, and a run whose
     bearings come from both logs a warning and sets ``meta.extra["mixed_sources"]``."""
-    name = check_protocol("bearings", protocol, ("clean", "paper"))
+    protocol = Protocol.parse("bearings", protocol)
+    name = protocol.name
     metric = check_select_on(select_on, name)
     labels, temperatures = check_fallbacks(label_fallback, temperature_fallback_c)
     train, val, tests = resolve_roles(name, train_bearings, val_bearings, test_bearings)
@@ -521,9 +510,8 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     bearings = {ref: thin(load_bearing(paths[ref], ref, labels[ref.dataset], temperatures[ref.dataset], cache_dir),
                           limit) for ref in refs}
     columns = input_columns(bool(drop_time))
-    fold = None
-    if name == "paper":
-        (train_set, val_set), test_sets, fold, extra = _build_paper(protocol, bearings, train, tests, columns)
+    if protocol.is_paper:
+        (train_set, val_set), test_sets, extra = _build_paper(protocol, bearings, train, tests, columns)
         granularity = "sequence"
     else:
         (train_set, val_set), test_sets, extra = _build_clean(bearings, train, val, tests, columns, int(window),
@@ -542,7 +530,7 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
         substituted_bearings=bool(substituted), bearing_sources=sources, mixed_sources=mixed, select_on=metric)
     meta = DatasetMeta(name="bearings", input_dim=len(columns), output_dim=1, task="regression", metric=metric,
                        metric_mode=SELECTABLE[metric], protocol=name, time_unit="authors' Time (row * 1000 / 25600)",
-                       label_granularity=granularity, fold=fold,
+                       label_granularity=granularity, fold=protocol.record_fold,
                        source_files=[str(paths[ref].resolve()) for ref in refs], extra=extra)
     first = next(iter(test_sets))
     return DatasetSplits(train_set, val_set, test_sets[first], meta=meta, tests=test_sets)
