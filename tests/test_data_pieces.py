@@ -57,7 +57,7 @@ def _reference_group_split(groups, val_fraction, test_fraction, seed):
     order = sorted(groups)
     order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
     n = len(order)
-    n_test = 0 if test_fraction == 0 else max(1, round(test_fraction * n))
+    n_test = 0 if test_fraction is None else max(1, round(test_fraction * n))
     n_val = max(1, round(val_fraction * n))
     while n_test + n_val > n - 1:  # keep one training group: give up validation groups first, then test groups
         if n_val > 1:
@@ -68,7 +68,7 @@ def _reference_group_split(groups, val_fraction, test_fraction, seed):
 
 
 @pytest.mark.parametrize("n", [3, 4, 7, 25, 100])
-@pytest.mark.parametrize("fractions", [(0.2, 0.2), (0.3, 0.25), (0.2, 0.0), (0.5, 0.5)])
+@pytest.mark.parametrize("fractions", [(0.2, 0.2), (0.3, 0.25), (0.2, None), (0.2, 0.0), (0.5, 0.5)])
 def test_group_split_against_the_rule(n, fractions):
     groups = [f"g{i:03d}" for i in range(n)][::-1]
     for seed in range(3):
@@ -76,13 +76,16 @@ def test_group_split_against_the_rule(n, fractions):
         assert got == _reference_group_split(groups, *fractions, seed)
         train, val, test = got
         assert sorted(train + val + test) == sorted(groups) and train and val
-        assert bool(test) == (fractions[1] > 0)
+        assert bool(test) == (fractions[1] is not None)
 
 
 def test_group_split_too_few_groups():
     with pytest.raises(ValueError, match=r"splits by episode and needs at least 3 episodes; got 2: \[0, 1\]. more"):
         group_split([1, 0], 0.2, 0.2, 0, kind="episode", hint=". more")
-    assert group_split([1, 0], 0.2, 0.0, 0)[2] == []
+    train, val, test = group_split([1, 0], 0.2, None, 0)  # no test split: two groups suffice
+    assert sorted(train + val) == [0, 1] and len(val) == 1 and test == []
+    with pytest.raises(ValueError, match="at least 2 engines; got 1"):
+        group_split([1], 0.2, None, 0, kind="engine")
 
 
 def _reference_windows(groups, window, starts, label):

@@ -242,7 +242,7 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
                         f"engines; they must match one to one", _fix(paths["rul"]))
 
     # validation by engine: a fraction of the training engines, never windows of one engine on both sides
-    train_ids, val_ids, _ = group_split([int(u) for u in set(train_frame["unit"])], protocol.val_fraction, 0.0,
+    train_ids, val_ids, _ = group_split([int(u) for u in set(train_frame["unit"])], protocol.val_fraction, None,
                                         protocol.split_seed, kind="training engine")
     train_keys, test_keys = condition_keys(train_frame), condition_keys(test_frame)
     train_values = train_frame[FEATURES].to_numpy(np.float64)

@@ -59,21 +59,21 @@ def paper_splits(dataset, protocol: Protocol, labels: np.ndarray | None = None) 
     return dataset.subset(train), dataset.subset(held_out), dataset.subset(held_out)
 
 
-def group_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+def group_counts(n: int, val_fraction: float, test_fraction: float | None) -> tuple[int, int]:
     """(test, validation) group counts: ``round(fraction * n)``, at least 1 (no test group when
-    ``test_fraction`` is 0), capped so that validation and training keep at least one group each."""
-    n_test = 0 if test_fraction == 0 else min(max(1, round(test_fraction * n)), n - 2)
+    ``test_fraction`` is None), capped so that validation and training keep at least one group each."""
+    n_test = 0 if test_fraction is None else min(max(1, round(test_fraction * n)), n - 2)
     n_val = min(max(1, round(val_fraction * n)), n - n_test - 1)
     return n_test, n_val
 
 
-def group_split(groups: Sequence, val_fraction: float, test_fraction: float, seed: int, kind: str = "group",
+def group_split(groups: Sequence, val_fraction: float, test_fraction: float | None, seed: int, kind: str = "group",
                 hint: str = "") -> tuple[list, list, list]:
     """Groups (train, val, test), each sorted: the sorted groups shuffled with ``seed``, the first
-    :func:`group_counts` test, the next validation, the rest training. ``kind`` and ``hint`` word
-    the error when there are too few groups (3, or 2 without a test split)."""
+    :func:`group_counts` test, the next validation, the rest training (``test_fraction`` None: no test
+    groups). ``kind`` and ``hint`` word the error when there are too few groups (3, or 2 without test)."""
     groups = sorted(groups)
-    minimum = 2 if test_fraction == 0 else 3
+    minimum = 2 if test_fraction is None else 3
     if len(groups) < minimum:
         raise ValueError(f"the clean protocol splits by {kind} and needs at least {minimum} {kind}s; got "
                          f"{len(groups)}: {groups}{hint}")
