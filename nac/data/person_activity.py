@@ -54,7 +54,9 @@ import pandas as pd
 
 from nac.data.base import DatasetMeta, DatasetSplits, SequenceTensorDataset
 from nac.data.errors import DataError, numeric_columns, read_csv
-from nac.data.splits import check_protocol, stratified_fold, window_starts
+from nac.data.protocols import Protocol
+from nac.data.splits import group_split, paper_splits
+from nac.data.windows import window_starts, windows_dataset
 
 FOLDER = "person_activity"
 FILENAME = "ConfLongDemo_JSI.txt"
@@ -166,7 +168,7 @@ def _standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nd
     return (values - mean) / np.where(std > 0, std, 1.0)
 
 
-def _build_paper(frame: pd.DataFrame, protocol: Mapping, person: str, limit: int | None, data_root, source):
+def _build_paper(frame: pd.DataFrame, protocol: Protocol, person: str, limit: int | None, data_root, source):
     rows = paper_rows(frame, person, limit, data_root, source)
     features = rows[["x", "y", "z", "time"]].to_numpy(np.float64)
     mean, std = features.mean(0), features.std(0)  # on ALL rows: the authors' leak, kept on purpose
@@ -174,27 +176,16 @@ def _build_paper(frame: pd.DataFrame, protocol: Mapping, person: str, limit: int
     labels = labels_of(rows["activity"])
     n = len(rows)
     full = SequenceTensorDataset(x, np.ones((n, 1), np.float32), np.ones((n, 1), bool), labels)
-    fold = int(protocol.get("fold", 0))
-    train, held_out = stratified_fold(labels, int(protocol.get("n_folds", 5)), fold, int(protocol.get("split_seed", 42)))
     extra = {"person": person, "rows_per_activity": int(np.bincount(labels).max()), "n_rows": n,
              "activities_present": sorted(set(rows["activity"])), "scaler_mean": mean.tolist(),
              "scaler_std": std.tolist(), "scaler_fitted_on": "all rows (paper protocol leak)",
              "labels": ACTIVITIES}
-    return (full.subset(train), full.subset(held_out), full.subset(held_out)), fold, extra
+    return paper_splits(full, protocol, labels), extra
 
 
 def split_recordings(recordings, val_fraction: float, test_fraction: float, seed: int):
     """Recording ids (train, val, test): sorted, shuffled with ``seed``; test first, then val, rest train."""
-    recordings = sorted(recordings)
-    if len(recordings) < 3:
-        raise ValueError(f"the clean protocol splits by recording and needs at least 3; the file has {recordings}")
-    order = [recordings[i] for i in np.random.default_rng(seed).permutation(len(recordings))]
-    n_test = max(1, round(test_fraction * len(order)))
-    n_val = max(1, round(val_fraction * len(order)))
-    n_test = min(n_test, len(order) - 2)
-    n_val = min(n_val, len(order) - n_test - 1)
-    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
-    return sorted(train), sorted(val), sorted(test)
+    return group_split(recordings, val_fraction, test_fraction, seed, kind="recording")
 
 
 def recording_arrays(frame: pd.DataFrame, recording: str):
@@ -208,36 +199,26 @@ def recording_arrays(frame: pd.DataFrame, recording: str):
     return features, elapsed, labels_of(rows["activity"]), rows.index.to_numpy()
 
 
-def _build_clean(frame: pd.DataFrame, protocol: Mapping, window: int, stride: int, limit: int | None):
+def _build_clean(frame: pd.DataFrame, protocol: Protocol, window: int, stride: int, limit: int | None):
     if window < 1 or stride < 1:
         raise ValueError(f"window={window} and stride={stride} must be positive")
     recordings = sorted(set(frame["sequence"]))
-    train_ids, val_ids, test_ids = split_recordings(recordings, float(protocol.get("val_fraction", 0.2)),
-                                                    float(protocol.get("test_fraction", 0.2)),
-                                                    int(protocol.get("split_seed", 0)))
+    train_ids, val_ids, test_ids = split_recordings(recordings, protocol.val_fraction, protocol.test_fraction,
+                                                    protocol.split_seed)
     arrays = {rec: recording_arrays(frame, rec) for rec in recordings}
     train_xyz = np.concatenate([arrays[rec][0][:, 4:] for rec in train_ids])
     mean, std = train_xyz.mean(0), train_xyz.std(0)  # training recordings only
 
     def windows(ids):
-        xs, ts, ys, origin = [], [], [], []
-        for rec in ids:
-            features, elapsed, labels, _ = arrays[rec]
-            features = features.copy()
-            features[:, 4:] = _standardise(features[:, 4:], mean, std)
-            for start in window_starts(len(features), window, stride):
-                xs.append(features[start:start + window])
-                ts.append(elapsed[start:start + window])
-                ys.append(labels[start:start + window])
-                origin.append((rec, int(start)))
-        if limit is not None:
-            xs, ts, ys, origin = xs[:limit], ts[:limit], ys[:limit], origin[:limit]
-        if not xs:
-            raise ValueError(f"recordings {ids} are all shorter than window={window}")
-        x = np.stack(xs).astype(np.float32)
-        dataset = SequenceTensorDataset(x, np.stack(ts).astype(np.float32), np.ones(x.shape[:2], bool), np.stack(ys))
-        dataset.windows = origin  # (recording, start row in its tick-sorted order) per window
-        return dataset
+        """Windows of the recordings ``ids``; ``.windows``: (recording, start row in its tick-sorted order)."""
+        def groups():
+            for rec in ids:
+                features, elapsed, labels, _ = arrays[rec]
+                features = features.copy()
+                features[:, 4:] = _standardise(features[:, 4:], mean, std)
+                yield rec, features, elapsed, labels
+        return windows_dataset(groups(), window, lambda n: window_starts(n, window, stride), limit=limit,
+                               what="recordings")
 
     splits = (windows(train_ids), windows(val_ids), windows(test_ids))
     extra = {"recordings": {"train": train_ids, "val": val_ids, "test": test_ids}, "window": window,
@@ -255,19 +236,18 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     ``stride``: the ``clean`` windows; ``limit``: quick tests (``paper``: at most ``limit`` rows in
     all; ``clean``: the first ``limit`` windows of each split). ``seed`` does not change the data
     (splits follow ``protocol.split_seed``). Parsing takes under a second, so nothing is cached."""
-    name = check_protocol("par", protocol, ("clean", "paper"))
+    protocol = Protocol.parse("par", protocol)
     path = find_file(data_root)
     frame = read_raw(path)
-    fold = None
-    if name == "paper":
-        splits, fold, extra = _build_paper(frame, protocol, str(person), limit, data_root, str(path))
+    if protocol.is_paper:
+        splits, extra = _build_paper(frame, protocol, str(person), limit, data_root, str(path))
         input_dim, granularity = 4, "sequence"
     else:
         splits, extra = _build_clean(frame, protocol, int(window), int(stride), limit)
         input_dim, granularity = 7, "step"
     extra["file"] = str(path)
     meta = DatasetMeta(name="par", input_dim=input_dim, output_dim=len(ACTIVITIES), task="classification",
-                       metric="accuracy", metric_mode="max", protocol=name, time_unit="second",
-                       label_granularity=granularity, fold=fold, source_files=[str(Path(path).resolve())],
+                       metric="accuracy", metric_mode="max", protocol=protocol.name, time_unit="second",
+                       label_granularity=granularity, fold=protocol.record_fold, source_files=[str(Path(path).resolve())],
                        extra=extra)
     return DatasetSplits(*splits, meta=meta)
