@@ -52,9 +52,17 @@ from torch.utils.data import Dataset
 from nac.data.base import DatasetMeta, DatasetSplits
 from nac.data.cache import save_atomic
 from nac.data.errors import DataError
-from nac.data.splits import check_protocol, stratified_fold
-from nac.driving.closed_loop import (ZOOM_STEPS, ExpertPolicy, closed_loop_evaluation, frame_to_tensor, make_env,
-                                      require_gymnasium, run_episode)
+from nac.data.protocols import Protocol
+from nac.data.splits import group_split, paper_splits
+from nac.driving.closed_loop import (
+    ZOOM_STEPS,
+    ExpertPolicy,
+    closed_loop_evaluation,
+    frame_to_tensor,
+    make_env,
+    require_gymnasium,
+    run_episode,
+)
 from nac.driving.expert import ACTIONS
 
 FOLDER = "carracing"
@@ -225,18 +233,6 @@ class FrameWindowDataset(Dataset):
                                   self.window)
 
 
-def split_episodes(episode_ids, val_fraction: float, test_fraction: float, seed: int):
-    """Episode ids (train, val, test): sorted, shuffled with ``seed``; test first, then val, the rest train."""
-    ids = sorted(int(e) for e in episode_ids)
-    if len(ids) < 3:
-        raise ValueError(f"the clean protocol splits by episode and needs at least 3 episodes; the recording has "
-                         f"{len(ids)}. Record more with `{GENERATE_COMMAND}`")
-    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
-    n_test = min(max(1, round(test_fraction * len(ids))), len(ids) - 2)
-    n_val = min(max(1, round(val_fraction * len(ids))), len(ids) - n_test - 1)
-    return sorted(order[n_test + n_val:]), sorted(order[n_test:n_test + n_val]), sorted(order[:n_test])
-
-
 def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0, cache_dir: Path | None = None,
           recording: str | None = None, frames: int = 1, closed_loop_episodes: int = 0,
           closed_loop_seed_start: int = 1000, closed_loop_max_steps: int = 1000,
@@ -247,7 +243,7 @@ def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0,
     ``limit`` samples before the folds; ``clean``: the first ``limit`` samples of each split).
     ``seed`` does not change the data (splits follow ``protocol.split_seed``). Nothing is cached:
     loading the compressed recording is the only preprocessing."""
-    name = check_protocol("carracing", protocol, ("clean", "paper"))
+    protocol = Protocol.parse("carracing", protocol)
     evaluations = {}
     if int(closed_loop_episodes) > 0:
         require_gymnasium()  # fail before training, with the install command
@@ -257,18 +253,15 @@ def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0,
     ends = window_ends(arrays["episode"], frames)
     full = FrameWindowDataset(arrays["frames"], arrays["actions"], arrays["episode"], ends, frames)
     labels, sample_episodes = full.labels, full.episodes
-    fold, extra = None, {}
-    if name == "paper":
+    extra = {}
+    if protocol.is_paper:
         keep = np.arange(len(full)) if limit is None else np.arange(min(int(limit), len(full)))
-        fold = int(protocol.get("fold", 0))
-        train, held_out = stratified_fold(labels[keep], int(protocol.get("n_folds", 5)), fold,
-                                          int(protocol.get("split_seed", 42)))
-        splits = (full.subset(keep[train]), full.subset(keep[held_out]), full.subset(keep[held_out]))
-    else:
-        ids = np.unique(arrays["episode"])
-        train_ids, val_ids, test_ids = split_episodes(ids, float(protocol.get("val_fraction", 0.2)),
-                                                      float(protocol.get("test_fraction", 0.2)),
-                                                      int(protocol.get("split_seed", 0)))
+        splits = paper_splits(full.subset(keep), protocol, labels[keep])
+    else:  # by episode (track seed)
+        ids = [int(e) for e in np.unique(arrays["episode"])]
+        train_ids, val_ids, test_ids = group_split(ids, protocol.val_fraction, protocol.test_fraction,
+                                                   protocol.split_seed, kind="episode",
+                                                   hint=f". Record more with `{GENERATE_COMMAND}`")
         parts = []
         for part in (train_ids, val_ids, test_ids):
             idx = np.flatnonzero(np.isin(sample_episodes, part))
@@ -290,7 +283,7 @@ def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0,
                  warmup_steps=int(arrays.get("warmup_steps", 50)), labels=list(ACTIONS),
                  action_counts={a: int(c) for a, c in zip(ACTIONS, counts)}, limit=limit)
     meta = DatasetMeta(name="carracing", input_dim=int(arrays["frames"].shape[-1]), output_dim=len(ACTIONS),
-                       task="classification", metric="accuracy", metric_mode="max", protocol=name,
-                       time_unit="simulator step (1/50 s)", fold=fold, source_files=[str(path.resolve())],
+                       task="classification", metric="accuracy", metric_mode="max", protocol=protocol.name,
+                       time_unit="simulator step (1/50 s)", fold=protocol.record_fold, source_files=[str(path.resolve())],
                        extra=extra)
     return DatasetSplits(*splits, meta=meta, evaluations=evaluations)
