@@ -135,6 +135,7 @@ def test_per_bearing_figures_match_hand_computed_numbers(tmp_path):
     assert paper["S/row 95% CI"] == f"[{(40 - half) / n:.6f}, {(40 + half) / n:.6f}]"
     assert paper["n"] == "5" and paper["runs (ok/total)"] == "5/5" and paper["status"] == "complete"
     assert paper["settings"] == "as the experiment"
+    assert len([r for r in rows if r["model"] == "NAC (nac)"]) == 3  # one row per setting: none pooled or listed twice
     kept = _row(rows, "NAC (nac)", "`clean`, Time kept")  # 0.010, 0.012, 0.014: std 0.002
     assert kept["S/row"] == "0.012000 ± 0.002000" and kept["n"] == "3" and kept["status"] == "complete"
     half_kept = T975_2 * 0.002 / math.sqrt(3)
