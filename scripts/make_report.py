@@ -1,8 +1,12 @@
 """Write a reproduction report from run records (nac/harness/report.py).
 
     python scripts/make_report.py emnist --records results/records --out results/reproduction_emnist.md
+    python scripts/make_report.py bearings --records results/records --out results/reproduction_bearings.md \
+        --time-only results/bearings_time_only_paper.csv --time-only-clean results/bearings_time_only_clean.csv
 
-Writes the Markdown and, beside it, ``<out stem>_curves.png`` (validation-accuracy learning curves).
+Writes the Markdown and, beside it, ``<out stem>_curves.png`` (validation-accuracy learning curves; bearings:
+``<out stem>_predictions.png``, predictions against the truth per model family). The Time-only CSVs (those
+paths are the defaults) come from ``scripts/bearing_time_reference.py --out``.
 Needs nac-bench installed (``pip install -e .``).
 """
 
