@@ -82,10 +82,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
-from nac.data.cache import cache_key, save_atomic
+from nac.data.cache import cache_path, load_npy, save_atomic
 from nac.data.errors import DataError
+from nac.data.protocols import Protocol
 from nac.data.sources import stat_key
-from nac.data.splits import check_protocol, kfold
+from nac.data.splits import group_split, paper_fold
 
 log = logging.getLogger(__name__)
 
@@ -419,20 +420,13 @@ def load_bands(recordings: Sequence[Recording], cache_dir: Path | None, limit: i
     size, modification time) of every log and image, the row limit, the margin and the preprocessing
     version, so a replaced image is decoded again."""
     paths = [row for recording in recordings for row in recording.paths]
-    cache_file = None
-    if cache_dir is not None:
-        key = cache_key(v=PREPROCESS_VERSION, sources=stat_key(source_files(recordings)), limit=limit,
-                        margin_rows=margin_rows)
-        cache_file = Path(cache_dir) / FOLDER / f"bands_{key}.npy"
-        if cache_file.is_file():
-            try:
-                bands = np.load(cache_file, mmap_mode="r")
-                if bands.shape == (len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3):
-                    log.info("Udacity frames loaded from cache %s", cache_file)
-                    return bands, cache_file, True
-                log.warning("ignoring Udacity cache %s of shape %s", cache_file, bands.shape)
-            except (OSError, ValueError) as err:
-                log.warning("ignoring unreadable Udacity cache %s (%s)", cache_file, err)
+    cache_file = cache_path(cache_dir, FOLDER, "bands", ".npy", v=PREPROCESS_VERSION,
+                            sources=stat_key(source_files(recordings)), limit=limit, margin_rows=margin_rows)
+    if cache_file is not None:
+        bands = load_npy(cache_file, (len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3))  # memory-mapped
+        if bands is not None:
+            log.info("Udacity frames loaded from cache %s", cache_file)
+            return bands, cache_file, True
     log.info("decoding %d Udacity images", 3 * len(paths))
     origins = [recording.origin(i) for recording in recordings for i in range(len(recording.frame))]
     bands = decode_bands(paths, margin_rows, origins)
@@ -507,27 +501,22 @@ def split_recordings(n: int, val_fraction: float, test_fraction: float, seed: in
     """The split (``train``, ``val`` or ``test``) of each of ``n`` recordings: test and validation get
     ``round(fraction * n)`` recordings each (at least one), picked by a permutation seeded with ``seed``;
     the rest train."""
-    n_test, n_val = max(1, int(round(test_fraction * n))), max(1, int(round(val_fraction * n)))
+    n_test, n_val = max(1, round(test_fraction * n)), max(1, round(val_fraction * n))
     if n - n_test - n_val < 1:
         raise ValueError(f"the clean protocol cannot split {n} recordings into train / val ({n_val}) / test "
                          f"({n_test}) by recording; add recordings, or raise dataset.builder.recording_split_min "
                          f"above {n} to cut each recording into contiguous blocks instead")
-    order = np.random.default_rng(seed).permutation(n)
-    split = ["train"] * n
-    for i in order[:n_test]:
-        split[i] = "test"
-    for i in order[n_test:n_test + n_val]:
-        split[i] = "val"
-    return split
+    _, val, test = group_split(range(n), val_fraction, test_fraction, seed, kind="recording")
+    return ["test" if i in test else "val" if i in val else "train" for i in range(n)]
 
 
-def _clean_rows(recordings: Sequence[Recording], starts: np.ndarray, protocol: Mapping, margin: int,
+def _clean_rows(recordings: Sequence[Recording], starts: np.ndarray, protocol: Protocol, margin: int,
                 recording_split_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Pooled rows (train, val, test) of the clean protocol and each recording's share (see the docstring)."""
-    val_fraction, test_fraction = float(protocol.get("val_fraction", 0.2)), float(protocol.get("test_fraction", 0.2))
+    val_fraction, test_fraction = protocol.val_fraction, protocol.test_fraction
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     if len(recordings) >= recording_split_min:
-        shares = split_recordings(len(recordings), val_fraction, test_fraction, int(protocol.get("split_seed", 0)))
+        shares = split_recordings(len(recordings), val_fraction, test_fraction, protocol.split_seed)
         for i, share in enumerate(shares):
             parts[share].append(np.arange(starts[i], starts[i + 1]))
     else:
@@ -553,7 +542,8 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     the clean protocol splits by whole recordings when there are at least this many, else by contiguous
     blocks inside each recording. ``seed`` seeds the augmentation.
     """
-    name = check_protocol("udacity", protocol, ("clean", "paper"))
+    protocol = Protocol.parse("udacity", protocol)
+    name = protocol.name
     if data_root is None:
         raise FileNotFoundError("Udacity needs a data root holding udacity/driving_log.csv and udacity/IMG/ "
                                 "(paths.data_root or $NAC_DATA_ROOT). " + DOWNLOAD_HINT.format(folder="udacity"))
@@ -564,13 +554,11 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     steering = np.concatenate([recording.frame["steering"].to_numpy(np.float32) for recording in recordings])
     starts = np.cumsum([0] + [len(recording.frame) for recording in recordings])
     n = len(steering)
-    fold = None
-    if name == "clean":
-        train, val, test, shares = _clean_rows(recordings, starts, protocol, int(margin), int(recording_split_min))
-    else:
-        fold = int(protocol.get("fold", 0))
-        train, val = kfold(n, int(protocol.get("n_folds", 5)), fold, int(protocol.get("split_seed", 42)))
+    if protocol.is_paper:  # rows of all recordings pooled in order
+        train, val = paper_fold(protocol, n)
         test, shares = val, ["folds"] * len(recordings)
+    else:
+        train, val, test, shares = _clean_rows(recordings, starts, protocol, int(margin), int(recording_split_min))
 
     def split(rows, training: bool) -> UdacityFrames:
         return UdacityFrames(bands, steering, rows, augment=training and augment, probability=augment_probability,
@@ -584,7 +572,7 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     train_mean = float(steering[train].mean())
     meta = DatasetMeta(
         name="udacity", input_dim=3, output_dim=1, task="regression", metric="mse", metric_mode="min",
-        protocol=name, time_unit="token (PilotNet feature-map slice; t = 1)", fold=fold,
+        protocol=name, time_unit="token (PilotNet feature-map slice; t = 1)", fold=protocol.record_fold,
         source_files=source_files(recordings),
         extra={"n_rows": n, "rows": {"train": len(train), "val": len(val), "test": len(test)},
                "recordings": per_recording,
