@@ -8,7 +8,7 @@ import pytest
 import yaml
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from nac.data.cache import cached, save_atomic
+from nac.data.cache import cache_key, cache_path, cached, load_npy, save_atomic
 from nac.data.protocols import DEFAULTS, Protocol
 from nac.data.splits import group_split, kfold, paper_fold
 from nac.data.windows import tiling_starts, window_ends, window_starts, windows_dataset
@@ -152,3 +152,17 @@ def test_cached_builds_once_and_rebuilds_a_torn_file(tmp_path):
     save_atomic(path, {"a": np.arange(5)})  # written by other code: key b missing
     assert cached(path, ("a", "b"), build)[1] is False and len(calls) == 3
     assert cached(None, ("a",), build)[1] is False and len(calls) == 4
+
+
+def test_cache_path_and_load_npy(tmp_path):
+    assert cache_path(None, "udacity", "bands", ".npy", v=1) is None
+    path = cache_path(tmp_path, "udacity", "bands", ".npy", v=1, limit=None)
+    assert path.parent == tmp_path / "udacity" and path.name == f"bands_{cache_key(v=1, limit=None)}.npy"
+    assert path != cache_path(tmp_path, "udacity", "bands", ".npy", v=2, limit=None)
+    assert load_npy(path, (2, 3)) is None  # absent
+    save_atomic(path, np.arange(6, dtype=np.uint8).reshape(2, 3))
+    loaded = load_npy(path, (2, 3))
+    assert isinstance(loaded, np.memmap) and np.array_equal(loaded, np.arange(6).reshape(2, 3))
+    assert load_npy(path, (3, 2)) is None  # other shape: rebuilt
+    path.write_bytes(b"torn")
+    assert load_npy(path, (2, 3)) is None
