@@ -867,7 +867,7 @@ def bearing_predictions_figure(cells: dict[tuple[str, str], list[tuple[dict, Any
     for i, family in enumerate(families):
         for j, (key, label) in enumerate(columns):
             ax, panels = axes[i, j], cells.get((family, key), [])
-            ax.set_title(f"{family}, {label}", fontsize=9)
+            ax.set_title(f"{family}, {label}".replace("`", ""), fontsize=9)
             if not panels:
                 ax.text(0.5, 0.5, "no predictions saved", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
