@@ -78,12 +78,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from nac.data.base import DatasetMeta, DatasetSplits
 from nac.data.cache import cache_path, load_npy, save_atomic
 from nac.data.errors import DataError
+from nac.data.images import linear_sampling, load_rgb, rgb_to_yuv, translate
 from nac.data.protocols import Protocol
 from nac.data.sources import stat_key
 from nac.data.splits import group_split, paper_fold
@@ -252,15 +252,6 @@ def source_files(recordings: Sequence[Recording]) -> list[str]:
 
 # ----------------------------------------------------------------------------------- preprocessing
 
-def _axis_sampling(out_coords: np.ndarray, scale: float, offset: float, low: float, high: float):
-    """Bilinear source indices and weights for output coordinates (OpenCV INTER_LINEAR geometry)."""
-    src = (out_coords + 0.5) * scale - 0.5 + offset
-    src = np.clip(src, low, high)
-    lower = np.floor(src).astype(np.int64)
-    upper = np.minimum(lower + 1, int(high))
-    return lower, upper, (src - lower).astype(np.float32)
-
-
 def _band_sampling(margin_rows: int):
     rows = np.arange(-margin_rows, HEIGHT + margin_rows, dtype=np.float64)
     # inside the crop clamp to the crop (as resizing the cropped array does); the margin reads raw rows
@@ -271,7 +262,7 @@ def _band_sampling(margin_rows: int):
     y0 = np.floor(src).astype(np.int64)
     y1 = np.minimum(y0 + 1, high).astype(np.int64)
     wy = (src - y0).astype(np.float32)
-    x0, x1, wx = _axis_sampling(np.arange(WIDTH, dtype=np.float64), X_SCALE, 0.0, 0.0, RAW_WIDTH - 1)
+    x0, x1, wx = linear_sampling(np.arange(WIDTH, dtype=np.float64), X_SCALE, 0.0, 0.0, RAW_WIDTH - 1)
     return y0, y1, wy, x0, x1, wx
 
 
@@ -292,31 +283,6 @@ def crop_resize(rgb: np.ndarray) -> np.ndarray:
     return resize_band(rgb, 0)
 
 
-# OpenCV's fixed-point constants (imgproc color.hpp / color_yuv.simd.hpp, yuv_shift = 14)
-_YUV_SHIFT = 14
-_R2Y, _G2Y, _B2Y = 4899, 9617, 1868  # 0.299, 0.587, 0.114 * 2^14
-_B2U, _R2V = 8061, 14369             # 0.492, 0.877 * 2^14
-
-
-def _descale(value: np.ndarray) -> np.ndarray:
-    return (value + (1 << (_YUV_SHIFT - 1))) >> _YUV_SHIFT
-
-
-def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (..., 3) -> uint8 YUV (..., 3), as ``cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)`` on 8-bit images.
-
-    BT.601: ``Y = 0.299 R + 0.587 G + 0.114 B``, ``U = 0.492 (B - Y) + 128``, ``V = 0.877 (R - Y) + 128``,
-    in OpenCV's 14-bit fixed point with Y rounded before U and V, saturated to [0, 255]."""
-    if rgb.dtype != np.uint8:
-        raise TypeError(f"rgb_to_yuv expects uint8 RGB, got {rgb.dtype}")
-    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
-    y = _descale(r * _R2Y + g * _G2Y + b * _B2Y)
-    half = 128 << _YUV_SHIFT
-    u = _descale((b - y) * _B2U + half)
-    v = _descale((r - y) * _R2V + half)
-    return np.clip(np.stack([y, u, v], axis=-1), 0, 255).astype(np.uint8)
-
-
 def to_input(rgb: np.ndarray) -> torch.Tensor:
     """A (66, 200, 3) uint8 RGB crop -> the model input (3, 66, 200) float: YUV / 127.5 - 1."""
     yuv = rgb_to_yuv(rgb).astype(np.float32)
@@ -328,27 +294,7 @@ def preprocess(rgb: np.ndarray) -> torch.Tensor:
     return to_input(crop_resize(rgb))
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """The image at ``path`` as (H, W, 3) uint8 RGB (PIL's errors for unreadable files pass through)."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 # ------------------------------------------------------------------------------------ augmentation
-
-def _translate(band: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """``out(r, c) = band(r - dy, c - dx)``, bilinear, zero outside (as cv2.warpAffine's black border)."""
-    h, w, _ = band.shape
-    padded = np.zeros((h + 2, w + 2, 3), np.float32)
-    padded[1:-1, 1:-1] = band
-    ys = np.arange(h, dtype=np.float32) - dy + 1
-    xs = np.arange(w, dtype=np.float32) - dx + 1
-    ys, xs = np.clip(ys, 0, h + 1), np.clip(xs, 0, w + 1)
-    y0, x0 = np.minimum(np.floor(ys).astype(np.int64), h), np.minimum(np.floor(xs).astype(np.int64), w)
-    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-    rows = padded[y0] * (1 - wy) + padded[y0 + 1] * wy
-    return rows[:, x0] * (1 - wx) + rows[:, x0 + 1] * wx
-
 
 def _raw_coordinates(height: int, margin_rows: int):
     """Raw-frame (x, y) of each band pixel centre."""
@@ -372,7 +318,7 @@ def augment(bands: np.ndarray, steering: float, rng: np.random.Generator, margin
     tx = TRANSLATE_RANGE[0] * (rng.random() - 0.5)
     ty = TRANSLATE_RANGE[1] * (rng.random() - 0.5)
     steering += STEERING_PER_PIXEL * tx
-    band = _translate(band, tx / X_SCALE, ty / Y_SCALE)
+    band = translate(band, tx / X_SCALE, ty / Y_SCALE)
     # shadow: line from (x1, 0) to (x2, 160) in raw coordinates, one side darkened
     x1, x2 = RAW_WIDTH * rng.random(), RAW_WIDTH * rng.random()
     side = int(rng.integers(2))
