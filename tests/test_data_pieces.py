@@ -28,7 +28,8 @@ def test_protocol_parse_values_and_errors():
     parsed = Protocol.parse("par", {"name": "paper", "fold": "3", "n_folds": 4, "split_seed": 7})
     assert parsed == Protocol("paper", n_folds=4, fold=3, split_seed=7, val_fraction=0.2, test_fraction=0.2)
     assert parsed.is_paper and not Protocol.parse("par", {"name": "clean"}).is_paper
-    with pytest.raises(ValueError, match=r"^dataset 'cmapss' has no protocol 'paper'; choose protocol= one of \['clean'\]$"):
+    only_clean = r"^dataset 'cmapss' has no protocol 'paper'; choose protocol= one of \['clean'\]$"
+    with pytest.raises(ValueError, match=only_clean):
         Protocol.parse("cmapss", {"name": "paper"}, ("clean",))
     with pytest.raises(ValueError, match=r"no protocol 'grouped'"):
         Protocol.parse("digits", {"name": "grouped"})

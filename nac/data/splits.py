@@ -1,22 +1,15 @@
-"""Split helpers shared by dataset builders: stratified hold-out, k-fold, and splits over groups."""
+"""Split helpers shared by dataset builders: stratified hold-out, one k-fold (stratified or not) and the
+paper protocol's use of it, and one split over groups (recordings, episodes, engines)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from nac.data.protocols import Protocol, unknown_protocol
+from nac.data.protocols import Protocol
 from nac.data.windows import window_starts  # noqa: F401  (re-exported: builders imported it from here)
-
-
-def check_protocol(dataset: str, protocol: Mapping, supported: tuple[str, ...]) -> str:
-    """Return the protocol name, or raise a ValueError listing what this dataset supports."""
-    name = protocol.get("name")
-    if name not in supported:
-        raise unknown_protocol(dataset, name, supported)
-    return name
 
 
 def stratified_holdout(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
