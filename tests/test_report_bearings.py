@@ -156,6 +156,8 @@ def test_missing_groups_say_not_run_yet(tmp_path):
         row = _row(rows, model, protocol)
         assert row["status"] == "not run yet" and row["S"] == "-" and row["runs (ok/total)"] == "0"
     assert _row(rows, "Time only (a line on Time)", "`paper`")["status"] == "not run yet"  # no CSV written
+    make = f"python scripts/bearing_time_reference.py --protocol clean --out {tmp_path}/tc.csv"
+    assert f"`clean`: not run yet (`{make}`)" in text
     assert ("Not run yet: groups of `nac-bench experiment=bearings_clean`, `nac-bench experiment=bearings_paper`."
             in text)
     effect = _table(text, "## 2.", "test bearing")
@@ -195,6 +197,8 @@ def test_the_time_only_csv_is_read(tmp_path):
     clean = _row(rows, "Time only (a line on Time)", "`clean`, Time kept")
     assert clean["S"] == "25.00" and clean["S 95% CI"] == "single fit" and clean["S/row"] == f"{25 / 14350:.6f}"
     assert _row(_table(text, XJTU, "model"), "Time only (a line on Time)", "`paper`")["S"] == "10.50 ± 0.19"
+    assert f"Time-only references: `paper`: {tmp_path}/tp.csv (command `x`, commit y); `clean`: {tmp_path}/tc.csv" \
+        in text
 
 
 def test_a_csv_of_another_format_is_one_line(tmp_path):

@@ -782,6 +782,22 @@ def bearing_table(spec: ReportSpec, name: str, title: str, splits: dict[str, lis
     return "\n".join(text)
 
 
+def time_only_note(time_only: dict[str, dict | None], paths: dict[str, str]) -> str:
+    """Where each Time-only reference comes from (its CSV's command, commit and date), or how to make it."""
+    parts = []
+    for protocol, path in paths.items():
+        table = time_only.get(protocol)
+        flag = "" if protocol == "paper" else " --protocol clean"
+        if table is None:
+            parts.append(f"`{protocol}`: not run yet (`python scripts/bearing_time_reference.py{flag} --out {path}`)")
+            continue
+        row = next(iter(table.values()), {})
+        made = ", ".join(f"{key} `{row[key]}`" if key == "command" else f"{key} {row[key]}"
+                         for key in ("command", "commit", "date") if key in row and not pd.isna(row[key]))
+        parts.append(f"`{protocol}`: {path}" + (f" ({made})" if made else ""))
+    return "Time-only references: " + "; ".join(parts) + "."
+
+
 def bearing_results_section(spec: ReportSpec, by_test: dict[str, dict[str, list[Split]]], records: Sequence[dict],
                             time_only: dict[str, dict | None], time_only_paths: dict[str, str]) -> str:
     text = ["## 1. Per test bearing: the paper's figure, `paper`, Time only, `clean`", "",
@@ -796,7 +812,7 @@ def bearing_results_section(spec: ReportSpec, by_test: dict[str, dict[str, list[
             f"{time_only_paths['clean']}). Settings: the runs' config differences from the experiment (other settings, "
             "e.g. fewer epochs, are listed below the main rows and left out of section 2). The paper's figures are "
             "attributed from a results aggregator, not checked against the PDF.", "",
-            sources_note(spec, records)]
+            sources_note(spec, records), "", time_only_note(time_only, time_only_paths)]
     for name, title in spec.tests:
         n_rows = _test_rows(records, name, time_only.values())
         text += ["", bearing_table(spec, name, title, by_test[name], time_only, n_rows)]
