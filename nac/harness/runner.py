@@ -1,17 +1,20 @@
-"""One run: check settings -> seed -> data -> (skip if finished) -> lock -> model -> train
-(selection on validation) -> test -> record.
+"""One run, as :func:`execute` reads: setup (settings, device, threads) -> seed -> data -> resume
+check (skip a finished run, else take its lock) -> model -> fit (selection on validation) -> test
+(and named test sets) -> evaluations -> latency -> predictions -> record.
 
-The record (JSON, written atomically even when the run fails, diverges or is interrupted) holds
-the metrics, parameter count, time per epoch, batch-1 latency, named peak memory, resolved config,
-protocol, seed, package versions, git commit, device and the fingerprint of the data. Its path is
-named by the run's identity (nac/harness/identity.py); an ok record is never replaced by a worse
-attempt (nac/harness/records.py), and one lock per run keeps two processes from training the same
-run (nac/harness/lock.py). SIGTERM and SIGINT stop the run with an ``interrupted`` record
-(nac/harness/interrupt.py).
+The record (:class:`nac.harness.record_schema.RunRecord`, documented in docs/RECORDS.md; JSON,
+written atomically even when the run fails, diverges or is interrupted) holds the metrics, parameter
+count, time per epoch, batch-1 latency, named peak memory, resolved config, protocol, seed, package
+versions, git commit, device and the fingerprint of the data. Its path is named by the run's identity
+(nac/harness/identity.py); an ok record is never replaced by a worse attempt (nac/harness/records.py),
+finished runs are skipped and one lock per run keeps two processes from training the same run
+(nac/harness/resume.py, nac/harness/lock.py). SIGTERM and SIGINT stop the run with an
+``interrupted`` record (nac/harness/interrupt.py). Models come from nac/models/factory.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -36,7 +39,8 @@ from nac.harness.identity import group_hash, run_hash
 from nac.harness.lock import RunLocked
 from nac.harness.memory import PeakMemory
 from nac.harness.predictions import predictions_path, requested, save_predictions
-from nac.harness.records import RECORD_SCHEMA, RecordWriter, record_path, write_json_atomic
+from nac.harness.record_schema import RunRecord
+from nac.harness.records import RecordWriter, record_path, write_json_atomic
 from nac.harness.resume import skip_or_claim
 from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
@@ -166,8 +170,6 @@ def _setup_step(group: str, *what: str):
         raise SetupError(f"{group} ({', '.join(what)}): {message}") from err
 
 
-
-
 def best_validation(record: dict) -> float:
     """The record's best validation value of its primary metric (NaN when there is none)."""
     return float((record.get("val") or {}).get(record.get("metric"), float("nan")))
@@ -179,7 +181,7 @@ def _is_submitit_stop(err: BaseException) -> bool:
 
 
 class _Attempt:
-    """One attempt of a run: its record as it grows, and where and when it is saved."""
+    """One attempt of a run: its record (:class:`RunRecord`) as it grows, and where and when it is saved."""
 
     def __init__(self, cfg: DictConfig, resolved: dict, device: torch.device, commit: str):
         self.cfg, self.resolved, self.device_type = cfg, resolved, device.type
@@ -190,12 +192,10 @@ class _Attempt:
         self.writer: RecordWriter | None = None
         self.closed = False  # no more writes (skipped, locked out, or final record written)
         self.owned = False  # this process holds the run's lock
-        self.record: dict = {
-            "schema": RECORD_SCHEMA, "status": "failed", "model": cfg.model.name, "dataset": cfg.dataset.name,
-            "protocol": cfg.protocol.name, "fold": self.fold, "seed": cfg.seed, "tag": cfg.get("tag", ""),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": env.describe_device(device),
-            "git_commit": commit, "versions": env.package_versions(), "config": resolved,
-        }
+        self.record = RunRecord(
+            model=cfg.model.name, dataset=cfg.dataset.name, protocol=cfg.protocol.name, fold=self.fold,
+            seed=cfg.seed, tag=cfg.get("tag", ""), started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            device=env.describe_device(device), git_commit=commit, versions=env.package_versions(), config=resolved)
         self.memory = PeakMemory(device)
         self.memory.reset()
         self.wall = time.perf_counter()
@@ -210,6 +210,26 @@ class _Attempt:
         self.writer = RecordWriter(path)
         return path
 
+    def skip(self, done: dict) -> dict:
+        """This run already finished (``done`` is its record): nothing to write but the Hydra copy."""
+        self.closed = True
+        log.info("skipped: %s already has a finished record %s (force=true reruns it)", self.cfg.model.name,
+                 self.writer.path)
+        if self.hydra_dir is not None:
+            write_json_atomic(self.hydra_dir / "record.json", done)
+        return done
+
+    def describe(self, splits: DatasetSplits, model: torch.nn.Module) -> None:
+        """Record the task, the split sizes and the parameter counts; start the tracker."""
+        meta = splits.meta
+        self.record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode,
+                           dataset_meta=meta.to_dict(), n_train=len(splits.train), n_val=len(splits.val),
+                           n_test=len(splits.test), parameters=count_parameters(model),
+                           parameters_sequence_model=count_parameters(model.sequence_model))
+        fold_part = "" if self.fold is None else f"-fold{self.fold}"
+        name = f"{self.cfg.model.name}-{meta.name}-{meta.protocol}-seed{self.cfg.seed}{fold_part}"
+        self.tracker = make_tracker(self.cfg, self.resolved, name=name)
+
     def epoch_done(self, entry: dict) -> None:
         """After each epoch: keep its entry (for an interrupted record), log it, send it to the tracker."""
         self.history.append(entry)
@@ -217,17 +237,19 @@ class _Attempt:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k.startswith(("train_loss", "val_")))
         log.info("epoch %d/%d: %s", entry["epoch"], self.cfg.trainer.epochs, metrics)
 
-    def interrupted(self, reason: str) -> None:
-        self.record.update(status="interrupted", error=reason, epochs_run=len(self.history), history=self.history)
+    def stopped(self, status: str, reason: str) -> None:
+        """The run ended early (``diverged`` or ``interrupted``): keep the epochs so far."""
+        self.record.update(status=status, error=reason, epochs_run=len(self.history), history=self.history)
 
-    def _save(self, record: dict) -> Path:
-        record["peak_memory_mb"], record["peak_memory_method"] = self.memory.read()
-        record["wall_time_s"] = time.perf_counter() - self.wall
-        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    def _save(self, record: RunRecord) -> Path:
+        peak_mb, method = self.memory.read()
+        record.update(peak_memory_mb=peak_mb, peak_memory_method=method, wall_time_s=time.perf_counter() - self.wall,
+                      finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        payload = record.to_dict()
         with interrupt.signals_deferred():
-            path = self.writer.save(record)
+            path = self.writer.save(payload)
             if self.hydra_dir is not None:
-                write_json_atomic(self.hydra_dir / "record.json", record)
+                write_json_atomic(self.hydra_dir / "record.json", payload)
         return path
 
     def snapshot(self) -> None:
@@ -235,9 +257,10 @@ class _Attempt:
         with the epochs so far, which the final record replaces if the run still finishes."""
         if not self.owned or self.closed:
             return
-        record = {**self.record, "status": "interrupted", "epochs_run": len(self.history),
-                  "history": list(self.history), "error": "SIGTERM received while training (the job was "
-                  "cancelled, preempted or timed out); no later record: the process did not finish"}
+        record = dataclasses.replace(
+            self.record, status="interrupted", epochs_run=len(self.history), history=list(self.history),
+            error="SIGTERM received while training (the job was cancelled, preempted or timed out); no later "
+                  "record: the process did not finish")
         log.warning("SIGTERM: interrupted record with %d epochs saved to %s", len(self.history), self._save(record))
 
     def save(self) -> Path:
@@ -249,76 +272,57 @@ class _Attempt:
 
 
 def execute(cfg: DictConfig) -> dict:
-    """Train and evaluate one configuration, write its record and return it.
+    """Train and evaluate one configuration, write its record and return it (a dict: docs/RECORDS.md).
 
     A run whose ok record exists for the same identity and code is skipped (its record is returned)
-    unless ``force=true``. Raises :class:`SetupError` for bad settings (no record), bad data, model or
-    optimizer (a ``failed`` record); :class:`RunLocked` when another process is running this run
-    (no record); :class:`interrupt.RunInterrupted` on SIGINT/SIGTERM (an ``interrupted`` record).
-    A diverged run returns its ``diverged`` record.
+    unless ``force=true`` (nac/harness/resume.py). Raises :class:`SetupError` for bad settings (no
+    record), bad data, model or optimizer (a ``failed`` record); :class:`RunLocked` when another process
+    is running this run (no record); :class:`interrupt.RunInterrupted` on SIGINT/SIGTERM (an
+    ``interrupted`` record). A diverged run returns its ``diverged`` record.
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     validate_settings(resolved)
     keep_predictions = requested(cfg.trainer)
-    try:
-        device = env.resolve_device(cfg.device)
-    except ValueError as err:
-        raise SetupError(str(err)) from err
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    device = _setup(cfg)
     commit = env.git_commit()
     attempt = _Attempt(cfg, resolved, device, commit)
     record = attempt.record
     with interrupt.sigterm_stops_run(attempt.snapshot), ExitStack() as held:
         try:
             env.seed_everything(cfg.seed, cfg.trainer.deterministic)
-            with _setup_step("dataset", cfg.dataset.name, cfg.protocol.name):
-                splits = build_splits(cfg)
-                meta = splits.meta
-                data = fingerprint(meta.source_files, root=data_root_of(cfg))
+            splits, data = _data(cfg)
             path = attempt.locate(data)
             done = skip_or_claim(path, commit, cfg.get("force", False), held)
-            attempt.owned = done is None
             if done is not None:
-                attempt.closed = True
-                log.info("skipped: %s already has a finished record %s (force=true reruns it)", cfg.model.name, path)
-                if attempt.hydra_dir is not None:
-                    write_json_atomic(attempt.hydra_dir / "record.json", done)
-                return done
-            per_step = meta.label_granularity == "step"
-            with _setup_step("model", cfg.model.name):
-                model = build_model(cfg, meta.input_dim, meta.output_dim, per_step=per_step).to(device)
-            with _setup_step("trainer", "optimizer/scheduler"):
-                optimizer_factory, scheduler_factory = _optimizer_factories(cfg, meta.metric_mode)
-            record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode, dataset_meta=meta.to_dict(),
-                          n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test))
-            record["parameters"] = count_parameters(model)
-            record["parameters_sequence_model"] = count_parameters(model.sequence_model)
-            fold_part = "" if attempt.fold is None else f"-fold{attempt.fold}"
-            name = f"{cfg.model.name}-{meta.name}-{meta.protocol}-seed{cfg.seed}{fold_part}"
-            attempt.tracker = make_tracker(cfg, resolved, name=name)
-            _train_and_test(cfg, model, splits, device, record, optimizer_factory, scheduler_factory,
-                            on_epoch_end=attempt.epoch_done,
-                            predictions_to=predictions_path(path) if keep_predictions else None)
-            record["status"] = "ok"
-            return record
+                return attempt.skip(done)
+            attempt.owned = True
+            model, optimizer_factory, scheduler_factory = _model(cfg, splits.meta, device)
+            attempt.describe(splits, model)
+            log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", cfg.model.name, splits.meta.name,
+                     splits.meta.protocol, cfg.seed, f"{record.parameters:,}", record.device)
+            _fit(cfg, model, splits, device, record, optimizer_factory, scheduler_factory, attempt.epoch_done)
+            _test(cfg, model, splits, device, record)
+            _evaluations(model, splits, device, record)
+            record.latency_per_sample_s = latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples)
+            if keep_predictions:
+                _save_predictions(cfg, model, splits, device, record, predictions_path(path))
+            record.status = "ok"
         except RunLocked:
             attempt.closed = True  # the other process owns the record
             raise
         except Diverged as err:
-            record.update(status="diverged", error=str(err), epochs_run=len(attempt.history), history=attempt.history)
+            attempt.stopped("diverged", str(err))
             log.error("run diverged: %s", err)
-            return record
         except KeyboardInterrupt as err:
-            attempt.interrupted(f"{interrupt.signal_name(err)} received")
+            attempt.stopped("interrupted", f"{interrupt.signal_name(err)} received")
             where = attempt.save()
             raise interrupt.RunInterrupted(
                 interrupt.signal_of(err), f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
                 f"{len(attempt.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)") from None
         except BaseException as err:
             if _is_submitit_stop(err):
-                attempt.interrupted(f"stopped by submitit ({type(err).__name__}: {err}); "
-                                    "it requeues the job after preemption or a timeout where it can")
+                attempt.stopped("interrupted", f"stopped by submitit ({type(err).__name__}: {err}); "
+                                "it requeues the job after preemption or a timeout where it can")
             else:
                 record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
             raise
@@ -327,13 +331,41 @@ def execute(cfg: DictConfig) -> dict:
                 log.info("record: %s", attempt.save())
                 _log_summary(cfg, record)
             if attempt.tracker is not None:
-                attempt.tracker.finish(record)
+                attempt.tracker.finish(record.to_dict())
+    return record.to_dict()
 
 
 def run(cfg: DictConfig) -> float:
     """Train and evaluate one configuration; write its record. Returns the best validation metric
     (what an Optuna sweep maximises; NaN for a diverged run). See :func:`execute`."""
     return best_validation(execute(cfg))
+
+
+def _setup(cfg: DictConfig) -> torch.device:
+    """The device and torch's thread count."""
+    try:
+        device = env.resolve_device(cfg.device)
+    except ValueError as err:
+        raise SetupError(str(err)) from err
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    return device
+
+
+def _data(cfg: DictConfig) -> tuple[DatasetSplits, dict]:
+    """The splits and the fingerprint of the files they were read from."""
+    with _setup_step("dataset", cfg.dataset.name, cfg.protocol.name):
+        splits = build_splits(cfg)
+        return splits, fingerprint(splits.meta.source_files, root=data_root_of(cfg))
+
+
+def _model(cfg: DictConfig, meta, device: torch.device):
+    """The model on ``device``, and the optimizer and scheduler factories."""
+    with _setup_step("model", cfg.model.name):
+        model = build_model(cfg, meta.input_dim, meta.output_dim, per_step=meta.label_granularity == "step").to(device)
+    with _setup_step("trainer", "optimizer/scheduler"):
+        optimizer_factory, scheduler_factory = _optimizer_factories(cfg, meta.metric_mode)
+    return model, optimizer_factory, scheduler_factory
 
 
 def _optimizer_factories(cfg: DictConfig, mode: str):
@@ -347,56 +379,62 @@ def _optimizer_factories(cfg: DictConfig, mode: str):
     return optimizer_factory, scheduler_factory
 
 
-def _train_and_test(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: dict,
-                    optimizer_factory, scheduler_factory, on_epoch_end, predictions_to: Path | None = None) -> None:
-    """Fit with selection on validation, then test, evaluate and time; the results go into ``record``.
-    With ``predictions_to``, the test sets' predictions are written there (nac/harness/predictions.py)."""
+def _eval_loader(cfg: DictConfig, dataset) -> DataLoader:
+    return _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
+
+
+def _fit(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord,
+         optimizer_factory, scheduler_factory, on_epoch_end) -> None:
+    """Train with selection on validation (the best epoch's weights are loaded back)."""
     meta = splits.meta
-    per_step = meta.label_granularity == "step"
-    train_loader = _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed)
-    val_loader = _loader(splits.val, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
-    test_loader = _loader(splits.test, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
-    log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", cfg.model.name, meta.name,
-             meta.protocol, cfg.seed, f"{record['parameters']:,}", record["device"])
     result = fit(
-        model, train_loader, val_loader, device=device, task=meta.task, metric=meta.metric,
-        mode=meta.metric_mode, epochs=cfg.trainer.epochs,
+        model, _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed), _eval_loader(cfg, splits.val),
+        device=device, task=meta.task, metric=meta.metric, mode=meta.metric_mode, epochs=cfg.trainer.epochs,
         optimizer_factory=optimizer_factory, scheduler_factory=scheduler_factory,
         early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
-        limit_train_batches=cfg.trainer.limit_train_batches, per_step=per_step,
-        target_scale=meta.target_scale, progress=cfg.trainer.progress,
-        on_epoch_end=on_epoch_end,
+        limit_train_batches=cfg.trainer.limit_train_batches, per_step=meta.label_granularity == "step",
+        target_scale=meta.target_scale, progress=cfg.trainer.progress, on_epoch_end=on_epoch_end,
     )
-    test = evaluate(model, test_loader, device, meta.task, per_step, meta.target_scale)
-    if splits.tests:  # the primary test set is often one of them: evaluated once
-        record["tests"] = {
-            name: test if dataset is splits.test else
-            evaluate(model, _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device,
-                     meta.task, per_step, meta.target_scale)
-            for name, dataset in splits.tests.items()}
+    record.update(best_epoch=result.best_epoch, epochs_run=len(result.epoch_times_s), history=result.history,
+                  val={**result.best_val},
+                  train_time_per_epoch_s=sum(result.epoch_times_s) / max(1, len(result.epoch_times_s)),
+                  train_time_total_s=sum(result.epoch_times_s))
+
+
+def _test(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord) -> None:
+    """The test set's metrics, and each named test set's (the primary test set, often one of them, once)."""
+    meta = splits.meta
+    per_step = meta.label_granularity == "step"
+    record.test = evaluate(model, _eval_loader(cfg, splits.test), device, meta.task, per_step, meta.target_scale)
+    if splits.tests:
+        record.tests = {name: record.test if dataset is splits.test else
+                        evaluate(model, _eval_loader(cfg, dataset), device, meta.task, per_step, meta.target_scale)
+                        for name, dataset in splits.tests.items()}
+
+
+def _evaluations(model, splits: DatasetSplits, device: torch.device, record: RunRecord) -> None:
+    """The dataset's own evaluations of the trained model (e.g. closed-loop driving)."""
     if splits.evaluations:
         model.eval()
-        record["evaluations"] = {name: evaluation(model, device) for name, evaluation in splits.evaluations.items()}
-    record.update(
-        best_epoch=result.best_epoch, epochs_run=len(result.epoch_times_s), history=result.history,
-        val={**result.best_val}, test=test,
-        train_time_per_epoch_s=sum(result.epoch_times_s) / max(1, len(result.epoch_times_s)),
-        train_time_total_s=sum(result.epoch_times_s),
-        latency_per_sample_s=latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples),
-    )
-    if predictions_to is not None:
-        saved = save_predictions(
-            predictions_to, model, {"test": splits.test, **(splits.tests or {})},
-            lambda data: _loader(data, cfg.trainer.eval_batch_size, False, cfg, cfg.seed), device, meta, per_step,
-            {"dataset": meta.name, "model": cfg.model.name, "seed": cfg.seed, "tag": cfg.get("tag", "")})
-        record["predictions_file"] = saved.name
+        record.evaluations = {name: evaluation(model, device) for name, evaluation in splits.evaluations.items()}
 
 
-def _log_summary(cfg: DictConfig, record: dict) -> None:
-    if record["status"] != "ok":
+def _save_predictions(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord,
+                      to: Path) -> None:
+    """The test sets' predictions and targets, beside the record (nac/harness/predictions.py)."""
+    meta = splits.meta
+    saved = save_predictions(
+        to, model, {"test": splits.test, **(splits.tests or {})}, lambda data: _eval_loader(cfg, data), device, meta,
+        meta.label_granularity == "step",
+        {"dataset": meta.name, "model": cfg.model.name, "seed": cfg.seed, "tag": cfg.get("tag", "")})
+    record.predictions_file = saved.name
+
+
+def _log_summary(cfg: DictConfig, record: RunRecord) -> None:
+    if record.status != "ok":
         return
-    metric = record["metric"]
+    metric = record.metric
     log.info("%s: val %s %.4f (epoch %d), test %s %.4f, %.2fs/epoch, latency %.2f ms, peak memory %.0f MB (%s)",
-             cfg.model.name, metric, best_validation(record), record["best_epoch"], metric,
-             record["test"].get(metric, float("nan")), record["train_time_per_epoch_s"],
-             1e3 * record["latency_per_sample_s"], record["peak_memory_mb"], record["peak_memory_method"])
+             cfg.model.name, metric, record.val.get(metric, float("nan")), record.best_epoch, metric,
+             record.test.get(metric, float("nan")), record.train_time_per_epoch_s,
+             1e3 * record.latency_per_sample_s, record.peak_memory_mb, record.peak_memory_method)
