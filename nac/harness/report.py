@@ -14,6 +14,15 @@ composed config), dates and training time.
 Runs of one group made with different code are pooled (the provenance lists the commits). Runs of other
 settings (say a smoke run with fewer epochs) are listed apart and left out of the verdict, the
 differences and the curves.
+
+    python scripts/make_report.py bearings --records results/records --out results/reproduction_bearings.md
+
+The bearings report (:data:`BEARINGS`, :func:`bearing_sections`) has a group per model and setting
+(``paper``; ``clean`` with Time kept or dropped, ``GroupSpec.where``) and one table per named test set:
+S and S per row with the same statistics, the paper's S, the Time-only reference read from the CSVs of
+``scripts/bearing_time_reference.py --out``, the bearings' sources; ``paper`` − ``clean`` and Time kept −
+dropped on S per row with Welch intervals; a prediction-vs-truth PNG (``<out stem>_predictions.png``) of
+the first test bearing per model family from fold 0 / seed 0 ``.predictions.npz`` files; provenance.
 """
 
 from __future__ import annotations
