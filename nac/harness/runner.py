@@ -229,6 +229,8 @@ class _Attempt:
         fold_part = "" if self.fold is None else f"-fold{self.fold}"
         name = f"{self.cfg.model.name}-{meta.name}-{meta.protocol}-seed{self.cfg.seed}{fold_part}"
         self.tracker = make_tracker(self.cfg, self.resolved, name=name)
+        log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", self.cfg.model.name, meta.name,
+                 meta.protocol, self.cfg.seed, f"{self.record.parameters:,}", self.record.device)
 
     def epoch_done(self, entry: dict) -> None:
         """After each epoch: keep its entry (for an interrupted record), log it, send it to the tracker."""
@@ -263,6 +265,39 @@ class _Attempt:
                   "record: the process did not finish")
         log.warning("SIGTERM: interrupted record with %d epochs saved to %s", len(self.history), self._save(record))
 
+    @contextmanager
+    def recorded(self):
+        """Around the run's steps: turn how they end into the record's status and write it (unless
+        the run was skipped or another process owns it); a diverged run ends here, quietly."""
+        cfg, record = self.cfg, self.record
+        try:
+            yield
+        except RunLocked:
+            self.closed = True  # the other process owns the record
+            raise
+        except Diverged as err:
+            self.stopped("diverged", str(err))
+            log.error("run diverged: %s", err)
+        except KeyboardInterrupt as err:
+            self.stopped("interrupted", f"{interrupt.signal_name(err)} received")
+            where = self.save()
+            raise interrupt.RunInterrupted(
+                interrupt.signal_of(err), f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
+                f"{len(self.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)") from None
+        except BaseException as err:
+            if _is_submitit_stop(err):
+                self.stopped("interrupted", f"stopped by submitit ({type(err).__name__}: {err}); "
+                             "it requeues the job after preemption or a timeout where it can")
+            else:
+                record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+            raise
+        finally:
+            if not self.closed:
+                log.info("record: %s", self.save())
+                _log_summary(cfg, record)
+            if self.tracker is not None:
+                self.tracker.finish(record.to_dict())
+
     def save(self) -> Path:
         """Write the final record of this attempt."""
         if self.writer is None:  # the data could not be built: named by the config alone
@@ -287,51 +322,23 @@ def execute(cfg: DictConfig) -> dict:
     commit = env.git_commit()
     attempt = _Attempt(cfg, resolved, device, commit)
     record = attempt.record
-    with interrupt.sigterm_stops_run(attempt.snapshot), ExitStack() as held:
-        try:
-            env.seed_everything(cfg.seed, cfg.trainer.deterministic)
-            splits, data = _data(cfg)
-            path = attempt.locate(data)
-            done = skip_or_claim(path, commit, cfg.get("force", False), held)
-            if done is not None:
-                return attempt.skip(done)
-            attempt.owned = True
-            model, optimizer_factory, scheduler_factory = _model(cfg, splits.meta, device)
-            attempt.describe(splits, model)
-            log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", cfg.model.name, splits.meta.name,
-                     splits.meta.protocol, cfg.seed, f"{record.parameters:,}", record.device)
-            _fit(cfg, model, splits, device, record, optimizer_factory, scheduler_factory, attempt.epoch_done)
-            _test(cfg, model, splits, device, record)
-            _evaluations(model, splits, device, record)
-            record.latency_per_sample_s = latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples)
-            if keep_predictions:
-                _save_predictions(cfg, model, splits, device, record, predictions_path(path))
-            record.status = "ok"
-        except RunLocked:
-            attempt.closed = True  # the other process owns the record
-            raise
-        except Diverged as err:
-            attempt.stopped("diverged", str(err))
-            log.error("run diverged: %s", err)
-        except KeyboardInterrupt as err:
-            attempt.stopped("interrupted", f"{interrupt.signal_name(err)} received")
-            where = attempt.save()
-            raise interrupt.RunInterrupted(
-                interrupt.signal_of(err), f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
-                f"{len(attempt.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)") from None
-        except BaseException as err:
-            if _is_submitit_stop(err):
-                attempt.stopped("interrupted", f"stopped by submitit ({type(err).__name__}: {err}); "
-                                "it requeues the job after preemption or a timeout where it can")
-            else:
-                record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
-            raise
-        finally:
-            if not attempt.closed:
-                log.info("record: %s", attempt.save())
-                _log_summary(cfg, record)
-            if attempt.tracker is not None:
-                attempt.tracker.finish(record.to_dict())
+    with interrupt.sigterm_stops_run(attempt.snapshot), ExitStack() as held, attempt.recorded():
+        env.seed_everything(cfg.seed, cfg.trainer.deterministic)
+        splits, data = _data(cfg)
+        path = attempt.locate(data)
+        done = skip_or_claim(path, commit, cfg.get("force", False), held)
+        if done is not None:
+            return attempt.skip(done)
+        attempt.owned = True
+        model, optimizer_factory, scheduler_factory = _model(cfg, splits.meta, device)
+        attempt.describe(splits, model)
+        _fit(cfg, model, splits, device, record, optimizer_factory, scheduler_factory, attempt.epoch_done)
+        _test(cfg, model, splits, device, record)
+        _evaluations(model, splits, device, record)
+        record.latency_per_sample_s = latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples)
+        if keep_predictions:
+            _save_predictions(cfg, model, splits, device, record, predictions_path(path))
+        record.status = "ok"
     return record.to_dict()
 
 
