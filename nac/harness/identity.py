@@ -8,6 +8,7 @@ and ``trainer.num_workers`` stay in: torch's thread count changes floating-point
 worker count changes the random augmentation of datasets that draw per worker (Udacity).
 
 The group identity is the same with seed and fold neutralised: tables average runs that share it.
+See docs/RECORDS.md, section 3 (and nac/harness/resume.py for when a finished run is skipped).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ A run's record lives at ``<stem>.json`` (:func:`record_path`). Once that file ho
 record, a later attempt of the same run that ends worse (failed, diverged, interrupted) is written
 beside it as ``<stem>.attempt-<UTC time>-<pid>.json`` instead (:class:`RecordWriter`), so a
 finished result is never lost. :func:`load_records` counts each run once.
+
+The record's fields are :class:`nac.harness.record_schema.RunRecord`'s; docs/RECORDS.md describes
+them, the files beside a record and the statuses.
 """
 
 from __future__ import annotations
