@@ -1,1 +1,1 @@
-"""Baseline sequence models, one per file, each following nac/models/contract.py."""
+"""Baseline sequence models, one per file, each following nac/contract.py."""
