@@ -27,8 +27,7 @@ from torch import nn
 
 from nac.contract import SequenceModel, last_valid_step
 
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh,
-                                                     "elu": nn.ELU}
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU}
 
 
 def check_input(x: torch.Tensor, input_dim: int) -> None:
@@ -44,8 +43,9 @@ def make_activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
-def absolute_times(t: torch.Tensor | None, mask: torch.Tensor | None, batch: int, length: int,
-                   like: torch.Tensor) -> torch.Tensor:
+def absolute_times(
+    t: torch.Tensor | None, mask: torch.Tensor | None, batch: int, length: int, like: torch.Tensor
+) -> torch.Tensor:
     """Absolute timestamps (B, L): ``cumsum(t)`` with padded steps contributing 0; ``1..L`` if t is None."""
     if t is None:
         return torch.arange(1, length + 1, dtype=like.dtype, device=like.device).expand(batch, length)
@@ -77,7 +77,7 @@ class SinusoidalTimeEncoding(nn.Module):
         self.dim, self.max_period = int(dim), float(max_period)
         half = self.dim // 2
         exponents = torch.arange(half, dtype=torch.float64) / max(half, 1)
-        self.register_buffer("freqs", self.max_period ** -exponents, persistent=False)
+        self.register_buffer("freqs", self.max_period**-exponents, persistent=False)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         """s (B, L) -> (B, L, dim)."""
@@ -96,8 +96,14 @@ class InputEmbedding(nn.Module):
     encoding that ignores t); with both False the embedding is the projection alone.
     """
 
-    def __init__(self, input_dim: int, d_model: int, time_encoding: bool = True, position_encoding: bool = True,
-                 max_period: float = 10_000.0):
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int,
+        time_encoding: bool = True,
+        position_encoding: bool = True,
+        max_period: float = 10_000.0,
+    ):
         super().__init__()
         self.proj = nn.Linear(input_dim, d_model)
         self.time_encoding, self.position_encoding = bool(time_encoding), bool(position_encoding)
@@ -126,8 +132,9 @@ def allowed_keys(mask: torch.Tensor | None, length: int, causal: bool, device: t
     return allowed
 
 
-def prepare_input(x: torch.Tensor, mask: torch.Tensor | None, input_dim: int,
-                  causal: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def prepare_input(
+    x: torch.Tensor, mask: torch.Tensor | None, input_dim: int, causal: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Check x is (B, L, input_dim); return the mask as bool on x's device and the allowed keys."""
     check_input(x, input_dim)
     if mask is not None:
@@ -156,8 +163,15 @@ class MultiHeadSelfAttention(nn.Module):
     the query/key projections, ``bias`` that of the value and output projections.
     """
 
-    def __init__(self, d_model: int, num_heads: int, head_dim: int | None = None, dropout: float = 0.0,
-                 bias: bool = True, qk_bias: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        head_dim: int | None = None,
+        dropout: float = 0.0,
+        bias: bool = True,
+        qk_bias: bool = True,
+    ):
         super().__init__()
         if head_dim is None:
             if d_model % num_heads:
@@ -198,12 +212,23 @@ class EncoderBlock(nn.Module):
     ``x = LN(x + FF(x))``; pre-norm: ``x = x + Attn(LN(x))``, ``x = x + FF(LN(x))``.
     """
 
-    def __init__(self, d_model: int, attention: nn.Module, dim_feedforward: int, dropout: float = 0.0,
-                 activation_name: str = "relu", norm_first: bool = False):
+    def __init__(
+        self,
+        d_model: int,
+        attention: nn.Module,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        activation_name: str = "relu",
+        norm_first: bool = False,
+    ):
         super().__init__()
         self.attention, self.norm_first = attention, bool(norm_first)
-        self.feedforward = nn.Sequential(nn.Linear(d_model, dim_feedforward), make_activation(activation_name),
-                                         nn.Dropout(dropout), nn.Linear(dim_feedforward, d_model))
+        self.feedforward = nn.Sequential(
+            nn.Linear(d_model, dim_feedforward),
+            make_activation(activation_name),
+            nn.Dropout(dropout),
+            nn.Linear(dim_feedforward, d_model),
+        )
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
@@ -227,12 +252,25 @@ class AttentionEncoder(SequenceModel):
     ``(output, [weights (B, H, L, L) per layer])``.
     """
 
-    def __init__(self, input_dim: int, attention: Callable[[], nn.Module], d_model: int = 64, num_heads: int = 4,
-                 num_layers: int = 1, dim_feedforward: int | None = None, dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False, causal: bool = False,
-                 time_encoding: bool = True, position_encoding: bool = True, max_period: float = 10_000.0,
-                 return_sequences: bool = False, return_attention: bool = False,
-                 embedding: nn.Module | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        attention: Callable[[], nn.Module],
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        norm_first: bool = False,
+        causal: bool = False,
+        time_encoding: bool = True,
+        position_encoding: bool = True,
+        max_period: float = 10_000.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+        embedding: nn.Module | None = None,
+    ):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers={num_layers} must be >= 1")
@@ -240,12 +278,16 @@ class AttentionEncoder(SequenceModel):
         self.d_model, self.num_heads, self.num_layers = int(d_model), int(num_heads), int(num_layers)
         self.causal, self.norm_first = bool(causal), bool(norm_first)
         self.return_sequences, self.return_attention = bool(return_sequences), bool(return_attention)
-        self.embedding = embedding if embedding is not None else InputEmbedding(
-            input_dim, d_model, time_encoding, position_encoding, max_period)
+        self.embedding = (
+            embedding
+            if embedding is not None
+            else InputEmbedding(input_dim, d_model, time_encoding, position_encoding, max_period)
+        )
         self.embed_dropout = nn.Dropout(dropout)
         ff = int(dim_feedforward) if dim_feedforward else 4 * self.d_model
-        self.layers = nn.ModuleList(EncoderBlock(d_model, attention(), ff, dropout, activation, norm_first)
-                                    for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            EncoderBlock(d_model, attention(), ff, dropout, activation, norm_first) for _ in range(num_layers)
+        )
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
 
     @property
@@ -265,9 +307,23 @@ class AttentionEncoder(SequenceModel):
         return (out, attention) if self.return_attention else out
 
     def extra_repr(self) -> str:
-        return (f"d_model={self.d_model}, heads={self.num_heads}, layers={self.num_layers}, causal={self.causal}, "
-                f"norm_first={self.norm_first}, uses_time={self.uses_time}")
+        return (
+            f"d_model={self.d_model}, heads={self.num_heads}, layers={self.num_layers}, causal={self.causal}, "
+            f"norm_first={self.norm_first}, uses_time={self.uses_time}"
+        )
 
 
-__all__ = ["AttentionEncoder", "EncoderBlock", "InputEmbedding", "MultiHeadSelfAttention", "SinusoidalTimeEncoding",
-           "absolute_times", "allowed_keys", "check_input", "make_activation", "masked_softmax", "prepare_input", "step_index"]
+__all__ = [
+    "AttentionEncoder",
+    "EncoderBlock",
+    "InputEmbedding",
+    "MultiHeadSelfAttention",
+    "SinusoidalTimeEncoding",
+    "absolute_times",
+    "allowed_keys",
+    "check_input",
+    "make_activation",
+    "masked_softmax",
+    "prepare_input",
+    "step_index",
+]

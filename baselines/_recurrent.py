@@ -24,8 +24,9 @@ def _hold(mask_t: torch.Tensor, new: State, old: State) -> State:
     return type(new)(_hold(mask_t, n, o) for n, o in zip(new, old))
 
 
-def scan(step, state: State, x: torch.Tensor, t: torch.Tensor | None,
-         mask: torch.Tensor | None, hold_outputs: bool = False) -> torch.Tensor:
+def scan(
+    step, state: State, x: torch.Tensor, t: torch.Tensor | None, mask: torch.Tensor | None, hold_outputs: bool = False
+) -> torch.Tensor:
     """Run ``step(x_t, state, dt) -> (output_t, state)`` over time; the (B, L, H) outputs.
 
     ``t`` None means one time unit per step; ``dt`` is (B, 1), so each sample uses its own
@@ -38,11 +39,11 @@ def scan(step, state: State, x: torch.Tensor, t: torch.Tensor | None,
     t = t.to(dtype=x.dtype)
     outputs = []
     for i in range(length):
-        out, new_state = step(x[:, i], state, t[:, i:i + 1])
+        out, new_state = step(x[:, i], state, t[:, i : i + 1])
         if mask is not None:
             if hold_outputs:
-                out = _hold(mask[:, i:i + 1], out, state)
-            new_state = _hold(mask[:, i:i + 1], new_state, state)
+                out = _hold(mask[:, i : i + 1], out, state)
+            new_state = _hold(mask[:, i : i + 1], new_state, state)
         state = new_state
         outputs.append(out)
     return torch.stack(outputs, dim=1)

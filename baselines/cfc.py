@@ -29,8 +29,6 @@ every parameter is trainable (see :func:`baselines.ltc.frozen_parameters_to_buff
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from ncps.torch import CfC as NcpsCfC
 
@@ -43,16 +41,37 @@ class CfC(NcpsStepper):
     uses_time = True
     padding_invariant = True
 
-    def __init__(self, input_dim: int, units: int = 64, mode: str = "default", activation: str = "lecun_tanh",
-                 backbone_units: Optional[int] = None, backbone_layers: Optional[int] = None,
-                 backbone_dropout: Optional[float] = None, proj_size: Optional[int] = None,
-                 mixed_memory: bool = False, wiring: Optional[str] = None, motor_neurons: Optional[int] = None,
-                 sparsity: float = 0.5, wiring_seed: int = 22222, return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 64,
+        mode: str = "default",
+        activation: str = "lecun_tanh",
+        backbone_units: int | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
+        proj_size: int | None = None,
+        mixed_memory: bool = False,
+        wiring: str | None = None,
+        motor_neurons: int | None = None,
+        sparsity: float = 0.5,
+        wiring_seed: int = 22222,
+        return_sequences: bool = False,
+    ):
         wired = autoncp_wiring(wiring, units, motor_neurons, sparsity, wiring_seed)
-        rnn = NcpsCfC(input_dim, int(units) if wired is None else wired, proj_size=proj_size, return_sequences=True,
-                      batch_first=True, mixed_memory=mixed_memory, mode=mode, activation=activation,
-                      backbone_units=backbone_units, backbone_layers=backbone_layers,
-                      backbone_dropout=backbone_dropout)
+        rnn = NcpsCfC(
+            input_dim,
+            int(units) if wired is None else wired,
+            proj_size=proj_size,
+            return_sequences=True,
+            batch_first=True,
+            mixed_memory=mixed_memory,
+            mode=mode,
+            activation=activation,
+            backbone_units=backbone_units,
+            backbone_layers=backbone_layers,
+            backbone_dropout=backbone_dropout,
+        )
         super().__init__(input_dim, rnn.output_size if proj_size is None else int(proj_size), return_sequences)
         self.rnn = rnn
         frozen_parameters_to_buffers(self.rnn)

@@ -62,10 +62,20 @@ class CNN1D(SequenceModel):
 
     uses_time = False
 
-    def __init__(self, input_dim: int, channels: Sequence[int] = (10, 10, 10, 10, 1),
-                 kernel_size: int | Sequence[int] = (10, 10, 10, 10, 3), span: int = 30, units: int = 100,
-                 per_feature: bool = True, dropout: float = 0.5, activation: str = "tanh",
-                 dense_activation: str = "tanh", init: str = "xavier_normal", return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        channels: Sequence[int] = (10, 10, 10, 10, 1),
+        kernel_size: int | Sequence[int] = (10, 10, 10, 10, 3),
+        span: int = 30,
+        units: int = 100,
+        per_feature: bool = True,
+        dropout: float = 0.5,
+        activation: str = "tanh",
+        dense_activation: str = "tanh",
+        init: str = "xavier_normal",
+        return_sequences: bool = False,
+    ):
         super().__init__()
         channels = [int(c) for c in channels]
         if not channels or min(channels) < 1:
@@ -108,16 +118,14 @@ class CNN1D(SequenceModel):
             h = h.reshape(batch, self.input_dim * h.shape[1], length)
         return h.transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         maps = self.feature_maps(x, mask)  # (B, L, F)
         batch, length, features = maps.shape
         padded = F.pad(maps, (0, 0, self.span - 1, 0))  # span - 1 zero steps before the start
         if self.return_sequences:  # the window ending at every step: (B, L, span, F)
             windows = padded.unfold(1, self.span, 1).transpose(2, 3)
         else:  # only the window ending at the last valid step: (B, span, F)
-            ends = last_valid_step(torch.arange(length, device=x.device).expand(batch, length)[..., None],
-                                   mask)[:, 0]
+            ends = last_valid_step(torch.arange(length, device=x.device).expand(batch, length)[..., None], mask)[:, 0]
             steps = ends[:, None] + torch.arange(self.span, device=x.device)[None]  # indices into `padded`
             windows = padded[torch.arange(batch, device=x.device)[:, None], steps]
         flat = windows.reshape(*windows.shape[:-2], self.span * features)

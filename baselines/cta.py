@@ -65,10 +65,22 @@ class ODEFunc(nn.Module):
 class ContinuousTimeAttention(SequenceModel):
     """ODE-RNN (neural ODE between observations, GRU at observations) + multi-head attention over its states."""
 
-    def __init__(self, input_dim: int, d_model: int = 64, num_heads: int = 4, ode_units: int | None = None,
-                 ode_layers: int = 1, ode_steps: int = 4, solver: Solver = "euler", time_scale: float = 1.0,
-                 causal: bool = True, residual: bool = True, dropout: float = 0.0,
-                 return_sequences: bool = False, return_attention: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        ode_units: int | None = None,
+        ode_layers: int = 1,
+        ode_steps: int = 4,
+        solver: Solver = "euler",
+        time_scale: float = 1.0,
+        causal: bool = True,
+        residual: bool = True,
+        dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+    ):
         super().__init__()
         if solver not in ("euler", "rk4"):
             raise ValueError(f"solver={solver!r} is not valid; choose one of ['euler', 'rk4']")
@@ -86,8 +98,9 @@ class ContinuousTimeAttention(SequenceModel):
         """Solve ``dh/dt = f(h)`` from h (B, D) over elapsed times dt (B, 1) with fixed steps."""
         return fixed_step_solve(self.ode, h, dt / self.time_scale, self.ode_steps, self.solver)
 
-    def hidden_states(self, x: torch.Tensor, t: torch.Tensor | None = None,
-                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden_states(
+        self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The ODE-RNN states h_1..h_L (B, L, D), held constant at padded steps."""
         b, length, _ = x.shape
         if t is not None and t.shape != (b, length):
@@ -109,5 +122,7 @@ class ContinuousTimeAttention(SequenceModel):
         return (out, weights) if self.return_attention else out
 
     def extra_repr(self) -> str:
-        return (f"solver={self.solver}, ode_steps={self.ode_steps}, time_scale={self.time_scale}, "
-                f"causal={self.causal}, residual={self.residual}")
+        return (
+            f"solver={self.solver}, ode_steps={self.ode_steps}, time_scale={self.time_scale}, "
+            f"causal={self.causal}, residual={self.residual}"
+        )

@@ -23,7 +23,7 @@ RK4). The output is the state after the last step. ``t=None`` means ``dt = 1`` p
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -33,8 +33,13 @@ from baselines._recurrent import RecurrentSequenceModel
 METHODS = ("euler", "heun", "rk4")
 
 
-def fixed_step_solve(f: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor, dt: torch.Tensor,
-                     num_unfolds: int, method: str = "euler") -> torch.Tensor:
+def fixed_step_solve(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    h: torch.Tensor,
+    dt: torch.Tensor,
+    num_unfolds: int,
+    method: str = "euler",
+) -> torch.Tensor:
     """Integrate the autonomous ODE ``dh/dt = f(h)`` from 0 to ``dt`` (B, 1), per sample.
 
     ``num_unfolds`` fixed steps of size ``dt / num_unfolds`` with ``method`` (euler, heun, rk4),
@@ -62,8 +67,7 @@ def fixed_step_solve(f: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
 class CTRNNCell(nn.Module):
     """One CT-RNN observation: ``(x (B, C), h (B, H), dt (B, 1)) -> h(dt)``."""
 
-    def __init__(self, input_dim: int, units: int, method: str = "euler", num_unfolds: int = 6,
-                 tau: float = 1.0):
+    def __init__(self, input_dim: int, units: int, method: str = "euler", num_unfolds: int = 6, tau: float = 1.0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown ODE method {method!r}; expected one of {METHODS}")
@@ -93,8 +97,15 @@ class CTRNN(RecurrentSequenceModel):
     uses_time = True
     padding_invariant = True
 
-    def __init__(self, input_dim: int, units: int = 64, method: str = "euler", num_unfolds: int = 6,
-                 tau: float = 1.0, return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 64,
+        method: str = "euler",
+        num_unfolds: int = 6,
+        tau: float = 1.0,
+        return_sequences: bool = False,
+    ):
         super().__init__(input_dim, units, return_sequences)
         self.cell = CTRNNCell(input_dim, units, method, num_unfolds, tau)
 

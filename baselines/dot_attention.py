@@ -32,9 +32,19 @@ Scale = Literal["sqrt", "none", "learned"]
 class DotProductAttention(SequenceModel):
     """Single-head ``softmax(scale * z z^T) z`` over the projected input; see the module docstring."""
 
-    def __init__(self, input_dim: int, d_model: int = 64, scale: Scale = "sqrt", dropout: float = 0.0,
-                 causal: bool = False, time_encoding: bool = False, position_encoding: bool = False,
-                 max_period: float = 10_000.0, return_sequences: bool = False, return_attention: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 64,
+        scale: Scale = "sqrt",
+        dropout: float = 0.0,
+        causal: bool = False,
+        time_encoding: bool = False,
+        position_encoding: bool = False,
+        max_period: float = 10_000.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+    ):
         super().__init__()
         if scale not in ("sqrt", "none", "learned"):
             raise ValueError(f"scale={scale!r} is not valid; choose one of ['learned', 'none', 'sqrt']")

@@ -65,8 +65,16 @@ def fractional_log_kernel(q: torch.Tensor, k: torch.Tensor, alpha: float, eps: f
 class FractionalAttention(MultiHeadSelfAttention):
     """Multi-head attention with FNA's row-normalised distance kernel instead of softmax(QK^T/sqrt(d))."""
 
-    def __init__(self, d_model: int, num_heads: int, alpha: float = 1.2, eps: float = 1.0,
-                 scale: str | float = "auto", dropout: float = 0.0, bias: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        alpha: float = 1.2,
+        eps: float = 1.0,
+        scale: str | float = "auto",
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__(d_model, num_heads, dropout=dropout, bias=bias, qk_bias=False)
         if not alpha > 0 or not eps > 0:
             raise ValueError(f"need alpha > 0 and eps > 0, got alpha={alpha}, eps={eps}")
@@ -83,19 +91,46 @@ class FractionalAttention(MultiHeadSelfAttention):
 class FNA(AttentionEncoder):
     """Encoder of FNA blocks over ``Linear(x) + TE(cumsum(t))``; see the module docstring."""
 
-    def __init__(self, input_dim: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 1,
-                 alpha: float = 1.2, eps: float = 1.0, distance_scale: str | float = "auto",
-                 dim_feedforward: int | None = None, dropout: float = 0.1, activation: str = "relu",
-                 norm_first: bool = False, causal: bool = False, time_encoding: bool = True,
-                 position_encoding: bool = True, max_period: float = 10_000.0, return_sequences: bool = False,
-                 return_attention: bool = False):
-        attention = partial(FractionalAttention, d_model, num_heads, alpha=alpha, eps=eps, scale=distance_scale,
-                            dropout=dropout)
-        super().__init__(input_dim, attention, d_model=d_model, num_heads=num_heads, num_layers=num_layers,
-                         dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
-                         norm_first=norm_first, causal=causal, time_encoding=time_encoding,
-                         position_encoding=position_encoding, max_period=max_period,
-                         return_sequences=return_sequences, return_attention=return_attention)
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        alpha: float = 1.2,
+        eps: float = 1.0,
+        distance_scale: str | float = "auto",
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = False,
+        causal: bool = False,
+        time_encoding: bool = True,
+        position_encoding: bool = True,
+        max_period: float = 10_000.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+    ):
+        attention = partial(
+            FractionalAttention, d_model, num_heads, alpha=alpha, eps=eps, scale=distance_scale, dropout=dropout
+        )
+        super().__init__(
+            input_dim,
+            attention,
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation=activation,
+            norm_first=norm_first,
+            causal=causal,
+            time_encoding=time_encoding,
+            position_encoding=position_encoding,
+            max_period=max_period,
+            return_sequences=return_sequences,
+            return_attention=return_attention,
+        )
         self.alpha, self.eps = float(alpha), float(eps)
 
     def extra_repr(self) -> str:

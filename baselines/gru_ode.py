@@ -43,8 +43,14 @@ class GRUODE(RecurrentSequenceModel):
     uses_time = True
     padding_invariant = True
 
-    def __init__(self, input_dim: int, units: int = 64, num_unfolds: int = 4, method: str = "euler",
-                 return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 64,
+        num_unfolds: int = 4,
+        method: str = "euler",
+        return_sequences: bool = False,
+    ):
         super().__init__(input_dim, units, return_sequences)
         if method not in METHODS:
             raise ValueError(f"unknown ODE method {method!r}; expected one of {METHODS}")

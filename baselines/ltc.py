@@ -29,8 +29,6 @@ fully connected wiring's synapse polarities use ``wiring_seed`` (ncps fixes 1111
 
 from __future__ import annotations
 
-from typing import Optional
-
 import ncps
 import torch
 from ncps.torch import LTC as NcpsLTC
@@ -41,8 +39,9 @@ from baselines._recurrent import RecurrentSequenceModel
 WIRINGS = (None, "autoncp")
 
 
-def autoncp_wiring(wiring: Optional[str], units: int, motor_neurons: Optional[int], sparsity: float,
-                   seed: int) -> Optional[ncps.wirings.AutoNCP]:
+def autoncp_wiring(
+    wiring: str | None, units: int, motor_neurons: int | None, sparsity: float, seed: int
+) -> ncps.wirings.AutoNCP | None:
     """``None`` for ``wiring=None``, else an AutoNCP wiring of ``units`` neurons.
 
     ``motor_neurons`` (the output size) defaults to ``max(1, round(0.3 * units))``, the choice the
@@ -98,17 +97,38 @@ class LTC(NcpsStepper):
     uses_time = True
     padding_invariant = True
 
-    def __init__(self, input_dim: int, units: int = 64, wiring: Optional[str] = None,
-                 motor_neurons: Optional[int] = None, sparsity: float = 0.5, wiring_seed: int = 22222,
-                 ode_unfolds: int = 6, mixed_memory: bool = False, input_mapping: str = "affine",
-                 output_mapping: str = "affine", epsilon: float = 1e-8, implicit_param_constraints: bool = True,
-                 min_elapsed: float = 1e-6, return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 64,
+        wiring: str | None = None,
+        motor_neurons: int | None = None,
+        sparsity: float = 0.5,
+        wiring_seed: int = 22222,
+        ode_unfolds: int = 6,
+        mixed_memory: bool = False,
+        input_mapping: str = "affine",
+        output_mapping: str = "affine",
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = True,
+        min_elapsed: float = 1e-6,
+        return_sequences: bool = False,
+    ):
         wired = autoncp_wiring(wiring, units, motor_neurons, sparsity, wiring_seed)
         if wired is None:
             wired = ncps.wirings.FullyConnected(int(units), erev_init_seed=int(wiring_seed))
-        rnn = NcpsLTC(input_dim, wired, return_sequences=True, batch_first=True, mixed_memory=mixed_memory,
-                      input_mapping=input_mapping, output_mapping=output_mapping, ode_unfolds=ode_unfolds,
-                      epsilon=epsilon, implicit_param_constraints=implicit_param_constraints)
+        rnn = NcpsLTC(
+            input_dim,
+            wired,
+            return_sequences=True,
+            batch_first=True,
+            mixed_memory=mixed_memory,
+            input_mapping=input_mapping,
+            output_mapping=output_mapping,
+            ode_unfolds=ode_unfolds,
+            epsilon=epsilon,
+            implicit_param_constraints=implicit_param_constraints,
+        )
         super().__init__(input_dim, rnn.output_size, return_sequences)
         self.rnn = rnn
         frozen_parameters_to_buffers(self.rnn)

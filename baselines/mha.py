@@ -27,10 +27,21 @@ from nac.contract import SequenceModel, last_valid_step
 class MultiHeadAttentionBaseline(SequenceModel):
     """One multi-head self-attention layer over the projected input; see the module docstring."""
 
-    def __init__(self, input_dim: int, d_model: int = 64, num_heads: int = 4, head_dim: int | None = None,
-                 residual: bool = False, dropout: float = 0.0, causal: bool = False, time_encoding: bool = False,
-                 position_encoding: bool = False, max_period: float = 10_000.0, return_sequences: bool = False,
-                 return_attention: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        head_dim: int | None = None,
+        residual: bool = False,
+        dropout: float = 0.0,
+        causal: bool = False,
+        time_encoding: bool = False,
+        position_encoding: bool = False,
+        max_period: float = 10_000.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+    ):
         super().__init__()
         self.input_dim, self.output_dim = int(input_dim), int(d_model)
         self.residual, self.causal = bool(residual), bool(causal)

@@ -35,8 +35,15 @@ class ODELSTM(RecurrentSequenceModel):
     uses_time = True
     padding_invariant = True
 
-    def __init__(self, input_dim: int, units: int = 64, num_unfolds: int = 4, method: str = "euler",
-                 forget_bias: float = 3.0, return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 64,
+        num_unfolds: int = 4,
+        method: str = "euler",
+        forget_bias: float = 3.0,
+        return_sequences: bool = False,
+    ):
         super().__init__(input_dim, units, return_sequences)
         self.forget_bias = float(forget_bias)
         self.input_kernel = nn.Parameter(torch.empty(input_dim, 4 * units))
@@ -57,8 +64,9 @@ class ODELSTM(RecurrentSequenceModel):
         new_c = c * torch.sigmoid(fg + self.forget_bias) + torch.tanh(i) * torch.sigmoid(ig)
         return new_c, torch.tanh(new_c) * torch.sigmoid(og)
 
-    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
-             dt: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def step(
+        self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         c, h = state
         new_c, ode_input = self.lstm_update(x_t, c, h)
         new_h = self.ctrnn(ode_input, h, dt)

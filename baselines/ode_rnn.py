@@ -50,8 +50,15 @@ def ode_mlp(units: int, hidden: int, hidden_layers: int = 2) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def evolve_rescaled(func: nn.Module, h: torch.Tensor, dt: torch.Tensor, method: str = "rk4",
-                    options: dict | None = None, rtol: float = 1e-3, atol: float = 1e-4) -> torch.Tensor:
+def evolve_rescaled(
+    func: nn.Module,
+    h: torch.Tensor,
+    dt: torch.Tensor,
+    method: str = "rk4",
+    options: dict | None = None,
+    rtol: float = 1e-3,
+    atol: float = 1e-4,
+) -> torch.Tensor:
     """Solve ``dh/dt = func(h)`` over each sample's own interval ``[0, dt_b]``; h (B, H), dt (B, 1).
 
     Integrates ``dh/ds = dt * func(h)`` for s in [0, 1] with a single ``odeint`` call.
@@ -70,9 +77,18 @@ class ODERNN(RecurrentSequenceModel):
 
     uses_time = True
 
-    def __init__(self, input_dim: int, units: int = 32, ode_hidden: int | None = None, ode_hidden_layers: int = 2,
-                 method: str = "rk4", step_size: float | None = 0.25, rtol: float = 1e-3, atol: float = 1e-4,
-                 return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 32,
+        ode_hidden: int | None = None,
+        ode_hidden_layers: int = 2,
+        method: str = "rk4",
+        step_size: float | None = 0.25,
+        rtol: float = 1e-3,
+        atol: float = 1e-4,
+        return_sequences: bool = False,
+    ):
         """``units``: hidden size H (= output_dim); ``ode_hidden``: width of f's hidden layers (default H);
         ``method``: a torchdiffeq method; ``step_size``: fixed-step size as a fraction of each interval."""
         super().__init__(input_dim, units, return_sequences)

@@ -52,13 +52,33 @@ class TimeValueEmbedding(nn.Module):
 class ODEFormerEncoder(AttentionEncoder):
     """Transformer encoder over tokens ``Linear([s_i, x_i])``; see the module docstring."""
 
-    def __init__(self, input_dim: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 1,
-                 dim_feedforward: int | None = None, dropout: float = 0.1, activation: str = "relu",
-                 norm_first: bool = False, causal: bool = False, time_scale: float = 1.0,
-                 return_sequences: bool = False, return_attention: bool = False):
-        super().__init__(input_dim, partial(MultiHeadSelfAttention, d_model, num_heads, dropout=dropout),
-                         d_model=d_model, num_heads=num_heads, num_layers=num_layers,
-                         dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
-                         norm_first=norm_first, causal=causal, return_sequences=return_sequences,
-                         return_attention=return_attention,
-                         embedding=TimeValueEmbedding(input_dim, d_model, time_scale))
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = False,
+        causal: bool = False,
+        time_scale: float = 1.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+    ):
+        super().__init__(
+            input_dim,
+            partial(MultiHeadSelfAttention, d_model, num_heads, dropout=dropout),
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation=activation,
+            norm_first=norm_first,
+            causal=causal,
+            return_sequences=return_sequences,
+            return_attention=return_attention,
+            embedding=TimeValueEmbedding(input_dim, d_model, time_scale),
+        )

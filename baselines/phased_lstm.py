@@ -49,8 +49,9 @@ def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
-def time_gate(time: torch.Tensor, tau: torch.Tensor, shift: torch.Tensor, r_on: torch.Tensor,
-              leak: float = 1e-3) -> torch.Tensor:
+def time_gate(
+    time: torch.Tensor, tau: torch.Tensor, shift: torch.Tensor, r_on: torch.Tensor, leak: float = 1e-3
+) -> torch.Tensor:
     """The Phased LSTM gate k_t: time (B, 1), per-unit tau/shift/r_on (H,) -> (B, H)."""
     phi = torch.remainder(time - shift, tau) / tau
     opening = 2.0 * phi / r_on
@@ -63,9 +64,17 @@ class PhasedLSTM(RecurrentSequenceModel):
 
     uses_time = True
 
-    def __init__(self, input_dim: int, units: int = 32, time_reference: str = "timestamp",
-                 tau_min: float = 1.0, tau_max: float = 100.0, r_on_init: float = 0.05, leak: float = 1e-3,
-                 return_sequences: bool = False):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 32,
+        time_reference: str = "timestamp",
+        tau_min: float = 1.0,
+        tau_max: float = 100.0,
+        r_on_init: float = 0.05,
+        leak: float = 1e-3,
+        return_sequences: bool = False,
+    ):
         """``units``: hidden size H (= output_dim); ``time_reference``: ``timestamp`` (the paper) or
         ``elapsed`` (the NAC authors' port); tau ~ log-uniform[tau_min, tau_max], s ~ U[0, tau)."""
         super().__init__(input_dim, units, return_sequences)
@@ -101,8 +110,9 @@ class PhasedLSTM(RecurrentSequenceModel):
         zeros = like.new_zeros(batch, self.units)
         return zeros, zeros, like.new_zeros(batch, 1)
 
-    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-             dt: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def step(
+        self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor, torch.Tensor], dt: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """LSTM proposal, blended with the previous state by the time gate."""
         h, c, clock = state
         clock = clock + dt

@@ -39,7 +39,7 @@ def keras_init_(module: nn.RNNBase, forget_bias: float | None = None) -> None:
             if forget_bias is not None and name.startswith("bias_ih"):
                 hidden = param.shape[0] // 4
                 with torch.no_grad():
-                    param[hidden:2 * hidden].fill_(forget_bias)
+                    param[hidden : 2 * hidden].fill_(forget_bias)
 
 
 class _TorchRecurrent(SequenceModel):
@@ -48,8 +48,17 @@ class _TorchRecurrent(SequenceModel):
     module_class: type[nn.RNNBase] = nn.RNN
     forget_bias: float | None = None
 
-    def __init__(self, input_dim: int, units: int = 32, num_layers: int = 1, time_as_input: bool = True,
-                 dropout: float = 0.0, init: str = "keras", return_sequences: bool = False, **module_kwargs):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int = 32,
+        num_layers: int = 1,
+        time_as_input: bool = True,
+        dropout: float = 0.0,
+        init: str = "keras",
+        return_sequences: bool = False,
+        **module_kwargs,
+    ):
         """``units``: hidden size H (= output_dim); ``dropout`` between stacked layers;
         ``module_kwargs`` go to the torch module (e.g. ``nonlinearity`` for the vanilla RNN)."""
         super().__init__()
@@ -57,16 +66,20 @@ class _TorchRecurrent(SequenceModel):
         self.time_as_input = bool(time_as_input)
         self.uses_time = self.time_as_input
         self.return_sequences = bool(return_sequences)
-        self.rnn = self.module_class(self.input_dim + int(self.time_as_input), self.output_dim,
-                                     num_layers=int(num_layers), batch_first=True, dropout=float(dropout),
-                                     **module_kwargs)
+        self.rnn = self.module_class(
+            self.input_dim + int(self.time_as_input),
+            self.output_dim,
+            num_layers=int(num_layers),
+            batch_first=True,
+            dropout=float(dropout),
+            **module_kwargs,
+        )
         if init == "keras":
             keras_init_(self.rnn, self.forget_bias)
         elif init != "torch":
             raise ValueError(f"init must be 'keras' or 'torch', not {init!r}")
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.time_as_input:
             if t is None:
                 t = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)

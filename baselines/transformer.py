@@ -25,14 +25,37 @@ from baselines._attention import AttentionEncoder, MultiHeadSelfAttention
 class Transformer(AttentionEncoder):
     """Transformer encoder over ``Linear(x) + TE(cumsum(t))``; see the module docstring."""
 
-    def __init__(self, input_dim: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 1,
-                 dim_feedforward: int | None = None, dropout: float = 0.1, activation: str = "relu",
-                 norm_first: bool = False, causal: bool = False, time_encoding: bool = True,
-                 position_encoding: bool = True, max_period: float = 10_000.0, return_sequences: bool = False,
-                 return_attention: bool = False):
-        super().__init__(input_dim, partial(MultiHeadSelfAttention, d_model, num_heads, dropout=dropout),
-                         d_model=d_model, num_heads=num_heads, num_layers=num_layers,
-                         dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
-                         norm_first=norm_first, causal=causal, time_encoding=time_encoding,
-                         position_encoding=position_encoding, max_period=max_period,
-                         return_sequences=return_sequences, return_attention=return_attention)
+    def __init__(
+        self,
+        input_dim: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = False,
+        causal: bool = False,
+        time_encoding: bool = True,
+        position_encoding: bool = True,
+        max_period: float = 10_000.0,
+        return_sequences: bool = False,
+        return_attention: bool = False,
+    ):
+        super().__init__(
+            input_dim,
+            partial(MultiHeadSelfAttention, d_model, num_heads, dropout=dropout),
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation=activation,
+            norm_first=norm_first,
+            causal=causal,
+            time_encoding=time_encoding,
+            position_encoding=position_encoding,
+            max_period=max_period,
+            return_sequences=return_sequences,
+            return_attention=return_attention,
+        )

@@ -78,8 +78,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt as err:
         partial = callbacks.write_partial_table(f"interrupted by {interrupt.signal_name(err)}")
-        message = str(err) if isinstance(err, interrupt.RunInterrupted) else \
-            f"interrupted by {interrupt.signal_name(err)}"
+        message = (
+            str(err) if isinstance(err, interrupt.RunInterrupted) else f"interrupted by {interrupt.signal_name(err)}"
+        )
         print(f"nac-bench: {message}" + (f"; partial table {partial}" if partial else ""), file=sys.stderr)
         raise SystemExit(interrupt.exit_code(err)) from None
     except BaseException:

@@ -35,8 +35,9 @@ class SequenceModel(nn.Module):
     #: reproduces another code's masking quirk declares False (and a test checks the claim)
     padding_invariant: bool = True
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover - interface
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 

@@ -69,12 +69,23 @@ def summary_frame(results: dict[str, list[dict]], meta_extra: dict) -> pd.DataFr
     rows = []
     for name, runs in results.items():
         bearing = meta_extra["bearings"]["test"][name]
-        row = {"test": name, "bearing": bearing, "source": meta_extra["bearing_sources"][bearing],
-               "rows": meta_extra["rows"][bearing], "folds": len(runs)}
+        row = {
+            "test": name,
+            "bearing": bearing,
+            "source": meta_extra["bearing_sources"][bearing],
+            "rows": meta_extra["rows"][bearing],
+            "folds": len(runs),
+        }
         for key, column in FIGURES:
             s = summarize([r[key] for r in runs])
-            row.update({f"{column} mean": s.mean, f"{column} std": s.std, f"{column} 95% low": s.low,
-                        f"{column} 95% high": s.high})
+            row.update(
+                {
+                    f"{column} mean": s.mean,
+                    f"{column} std": s.std,
+                    f"{column} 95% low": s.low,
+                    f"{column} 95% high": s.high,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -88,14 +99,24 @@ def _cell(mean: float | None, std: float | None, digits: int) -> str:
 def markdown(table: pd.DataFrame, header: dict[str, str]) -> str:
     """The table as Markdown under a header naming command, commit, date, protocol and bearings."""
     lines = ["# Bearings: the Time-only reference", ""] + [f"- {key}: {value}" for key, value in header.items()]
-    lines += ["", "Mean ± sample std (ddof 1) over the folds; S summed over a test bearing's rows, S/row = S / rows.",
-              "", "| test | bearing | source | rows | S | S 95% CI | S/row | MSE | RMSE |", "|---|---|---|---:|---:|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "Mean ± sample std (ddof 1) over the folds; S summed over a test bearing's rows, S/row = S / rows.",
+        "",
+        "| test | bearing | source | rows | S | S 95% CI | S/row | MSE | RMSE |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|",
+    ]
     for _, r in table.iterrows():
-        interval = "-" if r["S 95% low"] is None or pd.isna(r["S 95% low"]) else \
-            f"[{r['S 95% low']:.3f}, {r['S 95% high']:.3f}]"
-        lines.append(f"| {r['test']} | {r['bearing']} | {r['source']} | {r['rows']} | {_cell(r['S mean'], r['S std'], 3)} "
-                     f"| {interval} | {_cell(r['S/row mean'], r['S/row std'], 6)} | {_cell(r['MSE mean'], r['MSE std'], 5)} "
-                     f"| {_cell(r['RMSE mean'], r['RMSE std'], 4)} |")
+        interval = (
+            "-"
+            if r["S 95% low"] is None or pd.isna(r["S 95% low"])
+            else f"[{r['S 95% low']:.3f}, {r['S 95% high']:.3f}]"
+        )
+        lines.append(
+            f"| {r['test']} | {r['bearing']} | {r['source']} | {r['rows']} | {_cell(r['S mean'], r['S std'], 3)} "
+            f"| {interval} | {_cell(r['S/row mean'], r['S/row std'], 6)} | {_cell(r['MSE mean'], r['MSE std'], 5)} "
+            f"| {_cell(r['RMSE mean'], r['RMSE std'], 4)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -104,25 +125,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--protocol", choices=("paper", "clean"), default="paper")
     parser.add_argument("--train", nargs="+", default=None, help="training bearings (default: the dataset config's)")
-    parser.add_argument("--val", nargs="+", default=None, help="clean only: validation bearings (default: the config's)")
-    parser.add_argument("--test", nargs="+", default=None, metavar="NAME=BEARING",
-                        help="test bearings (default: the dataset config's)")
-    parser.add_argument("--xjtu-label", choices=LABEL_FALLBACKS["xjtu"], default=None,
-                        help="label of the XJTU-SY files, which have none (default: the dataset config's)")
+    parser.add_argument(
+        "--val", nargs="+", default=None, help="clean only: validation bearings (default: the config's)"
+    )
+    parser.add_argument(
+        "--test", nargs="+", default=None, metavar="NAME=BEARING", help="test bearings (default: the dataset config's)"
+    )
+    parser.add_argument(
+        "--xjtu-label",
+        choices=LABEL_FALLBACKS["xjtu"],
+        default=None,
+        help="label of the XJTU-SY files, which have none (default: the dataset config's)",
+    )
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--limit", type=int, default=None, help="quick checks: rows per bearing (dataset.builder.limit)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="quick checks: rows per bearing (dataset.builder.limit)"
+    )
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "runs" / "cache")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the table to this .csv and beside it a .md (command, commit, date)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the table to this .csv and beside it a .md (command, commit, date)",
+    )
     args = parser.parse_args(argv)
     if args.out is not None and args.out.suffix != ".csv":
         parser.error(f"--out {args.out}: name a .csv file (the Markdown goes beside it as .md)")
     shipped = OmegaConf.to_container(OmegaConf.load(DATASET_CONFIG).builder)
     label_fallback = dict(shipped["label_fallback"], **({"xjtu": args.xjtu_label} if args.xjtu_label else {}))
     tests = shipped["test_bearings"] if args.test is None else dict(item.split("=", 1) for item in args.test)
-    options = dict(train_bearings=args.train or shipped["train_bearings"], val_bearings=args.val or shipped["val_bearings"],
-                   test_bearings=tests, window=shipped["window"], stride=shipped["stride"], limit=args.limit,
-                   label_fallback=label_fallback, temperature_fallback_c=shipped["temperature_fallback_c"])
+    options = dict(
+        train_bearings=args.train or shipped["train_bearings"],
+        val_bearings=args.val or shipped["val_bearings"],
+        test_bearings=tests,
+        window=shipped["window"],
+        stride=shipped["stride"],
+        limit=args.limit,
+        label_fallback=label_fallback,
+        temperature_fallback_c=shipped["temperature_fallback_c"],
+    )
     folds = range(args.folds) if args.protocol == "paper" else [None]
     logging.getLogger("nac.data.bearings").setLevel(logging.ERROR)  # the sources are printed once below
     results: dict[str, list[dict]] = {}
@@ -134,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, dataset in splits.tests.items():
                 time, label = arrays(dataset)
                 results.setdefault(name, []).append(figures(slope * time + intercept, label))
-            print(f"fold {fold}: label = {slope:.4f} * time_std + {intercept:.4f}" if fold is not None
-                  else f"fit: label = {slope:.4f} * time_std + {intercept:.4f}")
+            print(
+                f"fold {fold}: label = {slope:.4f} * time_std + {intercept:.4f}"
+                if fold is not None
+                else f"fit: label = {slope:.4f} * time_std + {intercept:.4f}"
+            )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -147,16 +191,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'test':<10} {'bearing':<22} {'rows':>6} {'S mean':>9} {'S std':>8} {'S/row':>10} {'MSE':>9} {'RMSE':>8}")
     for _, r in table.iterrows():
         std = 0.0 if r["S std"] is None or pd.isna(r["S std"]) else r["S std"]
-        print(f"{r['test']:<10} {r['bearing']:<22} {r['rows']:>6} {r['S mean']:9.3f} {std:8.3f} "
-              f"{r['S/row mean']:10.6f} {r['MSE mean']:9.5f} {r['RMSE mean']:8.4f}")
+        print(
+            f"{r['test']:<10} {r['bearing']:<22} {r['rows']:>6} {r['S mean']:9.3f} {std:8.3f} "
+            f"{r['S/row mean']:10.6f} {r['MSE mean']:9.5f} {r['RMSE mean']:8.4f}"
+        )
     if args.out is not None:
-        command = "python scripts/bearing_time_reference.py " + " ".join(shlex.quote(a) for a in
-                                                                          (sys.argv[1:] if argv is None else argv))
-        header = {"command": f"`{command.strip()}`", "commit": git_commit(),
-                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "protocol": f"{args.protocol} ({len(list(folds))} fold(s)); {split}",
-                  "sources": describe_sources(extra["bearing_sources"]),
-                  "labels": f"XJTU-SY label_fallback {label_fallback['xjtu']}", "limit": str(args.limit)}
+        command = "python scripts/bearing_time_reference.py " + " ".join(
+            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+        )
+        header = {
+            "command": f"`{command.strip()}`",
+            "commit": git_commit(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "protocol": f"{args.protocol} ({len(list(folds))} fold(s)); {split}",
+            "sources": describe_sources(extra["bearing_sources"]),
+            "labels": f"XJTU-SY label_fallback {label_fallback['xjtu']}",
+            "limit": str(args.limit),
+        }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.assign(**{k: v.strip("`") for k, v in header.items()}).to_csv(args.out, index=False)
         args.out.with_suffix(".md").write_text(markdown(table, header))

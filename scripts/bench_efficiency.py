@@ -55,10 +55,22 @@ from nac.harness.efficiency import model_names
 def spawn(model: str, args: argparse.Namespace, length: int, batch: int) -> dict:
     """Measure one (model, length, batch) point in a fresh process (nac.bench.fresh)."""
     base = {"model": model, "mode": args.mode, "length": length, "batch": batch}
-    done = call_fresh("nac.harness.efficiency:measure_point",
-                      dict(model=model, mode=args.mode, length=length, batch=batch, features=args.features,
-                           width=args.width, heads=args.heads, warmup=args.warmup, repeats=args.repeats,
-                           device=args.device), timeout=args.timeout)
+    done = call_fresh(
+        "nac.harness.efficiency:measure_point",
+        dict(
+            model=model,
+            mode=args.mode,
+            length=length,
+            batch=batch,
+            features=args.features,
+            width=args.width,
+            heads=args.heads,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            device=args.device,
+        ),
+        timeout=args.timeout,
+    )
     result = done.result()
     if result is not None:
         return result
@@ -78,7 +90,9 @@ def skip_reason(done: list[dict], size: int, key: str, args: argparse.Namespace)
         return f"skipped: {last[key]} already took {last['mean_s']:.1f} s > --max-seconds {args.max_seconds}"
     slope = 2.0  # assume quadratic growth until two points tell otherwise
     if len(done) >= 2 and done[-2].get("status") == "ok" and done[-2]["increment_mb"] > 0 and last["increment_mb"] > 0:
-        slope = max(1.0, math.log(last["increment_mb"] / done[-2]["increment_mb"]) / math.log(last[key] / done[-2][key]))
+        slope = max(
+            1.0, math.log(last["increment_mb"] / done[-2]["increment_mb"]) / math.log(last[key] / done[-2][key])
+        )
     predicted = max(last["increment_mb"], 1.0) * (size / last[key]) ** slope
     if predicted > args.max_memory_mb:
         return f"skipped: predicted {predicted:.0f} MB > --max-memory-mb {args.max_memory_mb}"
@@ -100,8 +114,12 @@ def fit_slopes(table: pd.DataFrame, key: str) -> pd.DataFrame:
         if group[key].nunique() < 2:
             continue
         logs = np.log(group[key].astype(float))
-        row = {"model": model, "points": len(group), f"{key} range": f"{group[key].min()}-{group[key].max()}",
-               "time slope": float(np.polyfit(logs, np.log(group.mean_s.astype(float)), 1)[0])}
+        row = {
+            "model": model,
+            "points": len(group),
+            f"{key} range": f"{group[key].min()}-{group[key].max()}",
+            "time slope": float(np.polyfit(logs, np.log(group.mean_s.astype(float)), 1)[0]),
+        }
         increments = group.increment_mb.astype(float).clip(lower=1e-3)
         row["memory slope"] = float(np.polyfit(logs, np.log(increments), 1)[0])
         rows.append(row)
@@ -151,8 +169,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--mode", choices=["inference", "train"], default="inference",
-                   help="time forward passes (no grad) or training steps (forward, backward, Adam)")
+    p.add_argument(
+        "--mode",
+        choices=["inference", "train"],
+        default="inference",
+        help="time forward passes (no grad) or training steps (forward, backward, Adam)",
+    )
     p.add_argument("--sweep", choices=["none", "length", "batch"], default="none")
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -160,16 +182,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-memory-mb", type=float, default=12000.0, help="skip points predicted to need more")
     p.add_argument("--timeout", type=int, default=900, help="seconds per model before it is reported as timed out")
     p.add_argument("--out", default=None, help="write the table to this CSV (and a .md beside it)")
-    p.add_argument("--suite", default=None, metavar="DIR",
-                   help="run the protocol and all sweeps (inference and train) into DIR")
+    p.add_argument(
+        "--suite", default=None, metavar="DIR", help="run the protocol and all sweeps (inference and train) into DIR"
+    )
     return p.parse_args(argv)
 
 
-SUITE = (("protocol", ["--sweep", "none", "--mode", "inference"]),
-         ("length_inference", ["--sweep", "length", "--mode", "inference"]),
-         ("length_train", ["--sweep", "length", "--mode", "train"]),
-         ("batch_inference", ["--sweep", "batch", "--mode", "inference"]),
-         ("batch_train", ["--sweep", "batch", "--mode", "train"]))
+SUITE = (
+    ("protocol", ["--sweep", "none", "--mode", "inference"]),
+    ("length_inference", ["--sweep", "length", "--mode", "inference"]),
+    ("length_train", ["--sweep", "length", "--mode", "train"]),
+    ("batch_inference", ["--sweep", "batch", "--mode", "inference"]),
+    ("batch_train", ["--sweep", "batch", "--mode", "train"]),
+)
 
 
 def run_suite(argv: list[str], out_dir: str) -> int:
@@ -200,13 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown model(s) {unknown}; choose from {model_names()}", file=sys.stderr)
         return 2
-    shape = {"none": f"batch {args.batch}, length {args.length}",
-             "length": f"batch {args.batch}, lengths {args.lengths}",
-             "batch": f"batches {args.batches}, length {args.length}"}[args.sweep]
-    print(f"efficiency ({args.mode}, sweep {args.sweep}): {shape}, {args.features} features, width "
-          f"{args.width}, {args.heads} heads; {args.warmup} warm-up + {args.repeats} timed "
-          f"{'training steps' if args.mode == 'train' else 'forward passes, no grad'}; "
-          f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    shape = {
+        "none": f"batch {args.batch}, length {args.length}",
+        "length": f"batch {args.batch}, lengths {args.lengths}",
+        "batch": f"batches {args.batches}, length {args.length}",
+    }[args.sweep]
+    print(
+        f"efficiency ({args.mode}, sweep {args.sweep}): {shape}, {args.features} features, width "
+        f"{args.width}, {args.heads} heads; {args.warmup} warm-up + {args.repeats} timed "
+        f"{'training steps' if args.mode == 'train' else 'forward passes, no grad'}; "
+        f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     key, points = sweep_points(args)
     load = ForeignLoad()
     rows = []
@@ -215,24 +245,43 @@ def main(argv: list[str] | None = None) -> int:
         for length, batch in points:
             size = length if key == "length" else batch
             reason = skip_reason(done, size, key, args)
-            row = ({"model": model, "mode": args.mode, "length": length, "batch": batch, "status": reason}
-                   if reason else spawn(model, args, length, batch))
+            row = (
+                {"model": model, "mode": args.mode, "length": length, "batch": batch, "status": reason}
+                if reason
+                else spawn(model, args, length, batch)
+            )
             done.append(row)
             rows.append(row)
             shown = f"{row['mean_s']:.4f} s" if row.get("status") == "ok" else row["status"]
             print(f"  {model:15s} length {length:>6} batch {batch:>4}: {shown}", flush=True)
     raw = pd.DataFrame(rows)
-    columns = {"model": "model", "mode": "mode", "length": "length", "batch": "batch", "params": "params",
-               "mean_s": "mean s", "std_s": "std s", "seq_per_s": "seq/s", "steps_per_s": "steps/s",
-               "peak_mb": "peak MB", "increment_mb": "increment MB", "memory_method": "memory", "status": "status"}
+    columns = {
+        "model": "model",
+        "mode": "mode",
+        "length": "length",
+        "batch": "batch",
+        "params": "params",
+        "mean_s": "mean s",
+        "std_s": "std s",
+        "seq_per_s": "seq/s",
+        "steps_per_s": "steps/s",
+        "peak_mb": "peak MB",
+        "increment_mb": "increment MB",
+        "memory_method": "memory",
+        "status": "status",
+    }
     table = raw.reindex(columns=list(columns)).rename(columns=columns)
     markdown = table.to_markdown(index=False, floatfmt=".4g")
     report = load.report()
     print("\n" + markdown + "\n\n" + report)
     slopes = fit_slopes(raw.reindex(columns=list(columns)), key) if args.sweep != "none" else pd.DataFrame()
     if not slopes.empty:
-        print("\nlog-log slopes against " + key + " (1 = linear, 2 = quadratic):\n"
-              + slopes.to_markdown(index=False, floatfmt=".2f"))
+        print(
+            "\nlog-log slopes against "
+            + key
+            + " (1 = linear, 2 = quadratic):\n"
+            + slopes.to_markdown(index=False, floatfmt=".2f")
+        )
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -241,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         if not slopes.empty:
             slopes.to_csv(out.with_name(out.stem + "_slopes.csv"), index=False)
             text += "\nlog-log slopes against " + key + ":\n\n" + slopes.to_markdown(index=False, floatfmt=".2f") + "\n"
-            title = (f"{args.mode} on {args.device}: batch {args.batch if key == 'length' else 'swept'}, "
-                     f"length {'swept' if key == 'length' else args.length}, {args.features} features, width "
-                     f"{args.width}; memory = peak minus pre-pass ({raw.memory_method.dropna().iloc[0]})")
+            title = (
+                f"{args.mode} on {args.device}: batch {args.batch if key == 'length' else 'swept'}, "
+                f"length {'swept' if key == 'length' else args.length}, {args.features} features, width "
+                f"{args.width}; memory = peak minus pre-pass ({raw.memory_method.dropna().iloc[0]})"
+            )
             plot(raw, key, slopes, out.with_suffix(".png"), title)
         out.with_suffix(".md").write_text(text + "\n" + report + "\n")
         print(f"wrote {out} (+ .md" + (", _slopes.csv, .png" if not slopes.empty else "") + ")")

@@ -34,25 +34,31 @@ USER_AGENT = "nac-bench-download/0.1 (+https://github.com; python urllib)"
 #: holding the listed files (matched by base name).
 SOURCES = {
     "mnist": {
-        "files": ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"],
-        "base_urls": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-                      "https://storage.googleapis.com/cvdf-datasets/mnist/",
-                      "http://yann.lecun.com/exdb/mnist/"],
+        "files": [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ],
+        "base_urls": [
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ],
         "card": "LeCun, Cortes & Burges, MNIST; CC BY-SA 3.0",
     },
     "person_activity": {
         "files": ["ConfLongDemo_JSI.txt"],
-        "archive_urls": ["https://archive.ics.uci.edu/static/public/196/"
-                         "localization+data+for+person+activity.zip"],
+        "archive_urls": ["https://archive.ics.uci.edu/static/public/196/localization+data+for+person+activity.zip"],
         "card": "UCI ML repository, dataset 196 (Kaluza et al. 2010); CC BY 4.0",
     },
     "cmapss": {
         "files": [f"{kind}_FD00{i}.txt" for kind in ("train", "test", "RUL") for i in (1, 2, 3, 4)],
         # NASA PCoE data repository, mirrored on the PHM Society's S3; the .txt files sit in a zip
         # (CMAPSSData.zip) inside the outer zip
-        "archive_urls": ["https://phm-datasets.s3.amazonaws.com/NASA/"
-                         "6.+Turbofan+Engine+Degradation+Simulation+Data+Set.zip"],
+        "archive_urls": [
+            "https://phm-datasets.s3.amazonaws.com/NASA/6.+Turbofan+Engine+Degradation+Simulation+Data+Set.zip"
+        ],
         "card": "NASA C-MAPSS turbofan engine degradation (Saxena et al. 2008); US Government work",
     },
 }
@@ -92,9 +98,15 @@ def fetch(url: str, dest: Path, timeout: float = 60.0, progress: bool | None = N
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
         total = response.headers.get("Content-Length")
-        with tqdm(total=int(total) if total else None, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=dest.name.removesuffix(".part"), leave=False,
-                  disable=None if progress is None else not progress) as bar:  # None: only on a terminal
+        with tqdm(
+            total=int(total) if total else None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=dest.name.removesuffix(".part"),
+            leave=False,
+            disable=None if progress is None else not progress,
+        ) as bar:  # None: only on a terminal
             while block := response.read(1 << 16):
                 out.write(block)
                 bar.update(len(block))
@@ -114,8 +126,10 @@ def _report(status: str, path: Path, digest: str, expected: str | None, out) -> 
     if status == "OK":
         print(f"  OK          {path}  sha256 {digest}", file=out)
     elif status == "UNVERIFIED":
-        print(f"  UNVERIFIED  {path}  sha256 {digest} (no known checksum in {CHECKSUMS.name}: "
-              "could not be verified)", file=out)
+        print(
+            f"  UNVERIFIED  {path}  sha256 {digest} (no known checksum in {CHECKSUMS.name}: could not be verified)",
+            file=out,
+        )
     elif status == "MISMATCH":
         print(f"  MISMATCH    {path}  sha256 {digest}, expected {expected}", file=out)
     else:
@@ -141,18 +155,24 @@ def _verify_new(part: Path, final: Path, expected: str | None, url: str, out) ->
     digest = sha256(part)
     if expected is not None and digest != expected.lower():
         part.unlink(missing_ok=True)
-        raise DownloadError(f"checksum mismatch for {final.name} from {url}: got sha256 {digest}, expected "
-                            f"{expected}; the bad file was deleted")
+        raise DownloadError(
+            f"checksum mismatch for {final.name} from {url}: got sha256 {digest}, expected "
+            f"{expected}; the bad file was deleted"
+        )
     os.replace(part, final)
     if expected is None:
-        print(f"  UNVERIFIED  {final}  sha256 {digest} (no known checksum: could not be verified; compare it "
-              "with the publisher's if one is published)", file=out)
+        print(
+            f"  UNVERIFIED  {final}  sha256 {digest} (no known checksum: could not be verified; compare it "
+            "with the publisher's if one is published)",
+            file=out,
+        )
     else:
         print(f"  OK          {final}  sha256 {digest} (verified)", file=out)
 
 
-def _extract_needed(archive: Path, needed: list[str], folder: Path, tmp: Path, sums: dict, url: str, out,
-                    depth: int = 0) -> list[str]:
+def _extract_needed(
+    archive: Path, needed: list[str], folder: Path, tmp: Path, sums: dict, url: str, out, depth: int = 0
+) -> list[str]:
     """Extract the files named in ``needed`` (matched by base name) from ``archive`` into ``folder``,
     looking inside zips nested in it (up to two levels); verify each one. Returns the names not found."""
     remaining = list(needed)
@@ -188,8 +208,14 @@ def _try_mirrors(urls: list[str], attempt) -> None:
     raise DownloadError("every source failed:\n    " + "\n    ".join(errors))
 
 
-def download(name: str, root: Path, urls: list[str] | None = None, checksums: dict | None = None,
-             progress: bool | None = None, out=sys.stdout) -> Path:
+def download(
+    name: str,
+    root: Path,
+    urls: list[str] | None = None,
+    checksums: dict | None = None,
+    progress: bool | None = None,
+    out=sys.stdout,
+) -> Path:
     """Download dataset ``name`` into ``root/name``; returns that folder. Raises DownloadError."""
     if name not in SOURCES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {CHOICES}")
@@ -207,8 +233,10 @@ def download(name: str, root: Path, urls: list[str] | None = None, checksums: di
         if status == "OK":
             print(f"  present     {folder / file}  checksum OK, skipped", file=out)
         elif status == "UNVERIFIED":
-            print(f"  present     {folder / file}  sha256 {digest}, skipped (no known checksum: could not be "
-                  "verified)", file=out)
+            print(
+                f"  present     {folder / file}  sha256 {digest}, skipped (no known checksum: could not be verified)",
+                file=out,
+            )
         else:
             if status == "MISMATCH":
                 print(f"  bad         {folder / file}  sha256 {digest} != {expected}: downloading again", file=out)
@@ -231,6 +259,7 @@ def download(name: str, root: Path, urls: list[str] | None = None, checksums: di
 
             _try_mirrors([base if base.endswith(file) else base.rstrip("/") + "/" + file for base in urls], attempt)
     else:
+
         def attempt(url: str):
             with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
                 archive = Path(tmp) / "archive.zip"
@@ -244,13 +273,21 @@ def download(name: str, root: Path, urls: list[str] | None = None, checksums: di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dataset", choices=CHOICES, help="which dataset to fetch (all: every one)")
-    parser.add_argument("--root", type=Path, default=Path("datasets"),
-                        help="data root; files go to ROOT/<dataset>/ (default: ./datasets)")
-    parser.add_argument("--verify-only", action="store_true",
-                        help="only check the SHA-256 of files already there (no network, nothing written)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("datasets"),
+        help="data root; files go to ROOT/<dataset>/ (default: ./datasets)",
+    )
+    parser.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="only check the SHA-256 of files already there (no network, nothing written)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     names = list(SOURCES) if args.dataset == "all" else [args.dataset]
@@ -267,10 +304,16 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
     if failed:
         what = "verification" if args.verify_only else "download"
-        print(f"error: {what} failed for {', '.join(failed)}"
-              + ("" if not args.verify_only else f" (fetch them with: python scripts/download_data.py "
-                                                  f"{failed[0] if len(failed) == 1 else 'all'} --root {args.root})"),
-              file=sys.stderr)
+        print(
+            f"error: {what} failed for {', '.join(failed)}"
+            + (
+                ""
+                if not args.verify_only
+                else f" (fetch them with: python scripts/download_data.py "
+                f"{failed[0] if len(failed) == 1 else 'all'} --root {args.root})"
+            ),
+            file=sys.stderr,
+        )
         return 1
     print("no missing or bad files" if args.verify_only else "done", file=sys.stdout)
     return 0

@@ -27,20 +27,32 @@ from nac.data.bearing_features import extract_bearing
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="raw bearing folders holding acc_*.csv and temp_*.csv")
-    parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. <data_root>/bearings/features/pronostia")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder, e.g. <data_root>/bearings/features/pronostia"
+    )
     parser.add_argument("--gzip", action="store_true", help="write .csv.gz")
     parser.add_argument("--rpm", type=float, default=None, help="override the operating condition's speed")
     parser.add_argument("--load", type=float, default=None, help="override the operating condition's load (N)")
     parser.add_argument("--max-snapshots", type=int, default=None, help="only the first N snapshots (quick checks)")
-    parser.add_argument("--temperature-fallback-c", type=float, default=None,
-                        help="deg C written for a folder without temp_*.csv files (default: such a folder is an error)")
+    parser.add_argument(
+        "--temperature-fallback-c",
+        type=float,
+        default=None,
+        help="deg C written for a folder without temp_*.csv files (default: such a folder is an error)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for folder in args.folders:
         try:
-            frame = extract_bearing(folder, rpm=args.rpm, load=args.load, max_snapshots=args.max_snapshots,
-                                    progress=not args.no_progress, temperature_fallback_c=args.temperature_fallback_c)
+            frame = extract_bearing(
+                folder,
+                rpm=args.rpm,
+                load=args.load,
+                max_snapshots=args.max_snapshots,
+                progress=not args.no_progress,
+                temperature_fallback_c=args.temperature_fallback_c,
+            )
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

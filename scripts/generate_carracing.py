@@ -24,11 +24,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
     parser.add_argument("--seed-start", type=int, default=0, help="first track seed; episodes use consecutive seeds")
-    parser.add_argument("--max-steps", type=int, default=1000, help="steps per episode at most (CarRacing stops at 1000)")
-    parser.add_argument("--warmup-steps", type=int, default=ZOOM_STEPS,
-                        help=f"scripted gas steps at the start, not recorded (default {ZOOM_STEPS}: the zoom-in)")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "datasets" / FOLDER / FILENAME,
-                        help="output .npz (default datasets/carracing/expert.npz)")
+    parser.add_argument(
+        "--max-steps", type=int, default=1000, help="steps per episode at most (CarRacing stops at 1000)"
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=ZOOM_STEPS,
+        help=f"scripted gas steps at the start, not recorded (default {ZOOM_STEPS}: the zoom-in)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=PROJECT_ROOT / "datasets" / FOLDER / FILENAME,
+        help="output .npz (default datasets/carracing/expert.npz)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if args.episodes < 1:
@@ -41,15 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = save_recording(args.out, arrays)
     returns, completion = arrays["returns"], arrays["lap_completion"]
-    print(f"wrote {path}: {len(arrays['frames'])} frames from {len(returns)} episodes "
-          f"({path.stat().st_size / 1e6:.1f} MB)")
-    for seed, ret, comp, done, steps in zip(arrays["seeds"], returns, completion, arrays["lap_finished"],
-                                            arrays["episode_steps"]):
+    print(
+        f"wrote {path}: {len(arrays['frames'])} frames from {len(returns)} episodes "
+        f"({path.stat().st_size / 1e6:.1f} MB)"
+    )
+    for seed, ret, comp, done, steps in zip(
+        arrays["seeds"], returns, completion, arrays["lap_finished"], arrays["episode_steps"]
+    ):
         print(f"  seed {seed}: return {ret:.1f}, lap completion {comp:.3f}, lap finished {bool(done)}, {steps} steps")
-    counts = {name: int((arrays["actions"] == i).sum()) for i, name in enumerate(
-        ("noop", "right", "left", "gas", "brake"))}
-    print(f"expert mean return {returns.mean():.1f} ± {returns.std():.1f}, mean lap completion "
-          f"{completion.mean():.3f}, laps finished {arrays['lap_finished'].mean():.0%}; actions {counts}")
+    counts = {
+        name: int((arrays["actions"] == i).sum()) for i, name in enumerate(("noop", "right", "left", "gas", "brake"))
+    }
+    print(
+        f"expert mean return {returns.mean():.1f} ± {returns.std():.1f}, mean lap completion "
+        f"{completion.mean():.3f}, laps finished {arrays['lap_finished'].mean():.0%}; actions {counts}"
+    )
     return 0
 
 

@@ -34,10 +34,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default=None)
     p.add_argument("--out-dir", default="results")
     p.add_argument("--name", default=None, help="file stem (default: from the filters, else 'summary')")
-    p.add_argument("--merge-commits", action="store_true",
-                   help="average runs of the same settings made with different code (default: one group per commit)")
-    p.add_argument("--compare", nargs=2, action="append", default=[], metavar=("MODEL_A", "MODEL_B"),
-                   help="paired comparison A - B by seed (clean) or fold (paper); repeat for more pairs")
+    p.add_argument(
+        "--merge-commits",
+        action="store_true",
+        help="average runs of the same settings made with different code (default: one group per commit)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("MODEL_A", "MODEL_B"),
+        help="paired comparison A - B by seed (clean) or fold (paper); repeat for more pairs",
+    )
     return p
 
 

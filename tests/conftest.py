@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAC_DATA_ROOT") or ROOT.parent / "shared" / "data")
 CONFIGS = str(ROOT / "configs")
 #: overrides that make any run take a second or two
-TINY = ["trainer.epochs=2", "trainer.limit_train_batches=3", "dataset.builder.limit=200",
-        "trainer.progress=false", "trainer.latency_samples=4"]
+TINY = [
+    "trainer.epochs=2",
+    "trainer.limit_train_batches=3",
+    "dataset.builder.limit=200",
+    "trainer.progress=false",
+    "trainer.latency_samples=4",
+]
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -28,8 +33,7 @@ def make_cfg(tmp_path):
 
     def _make(*overrides: str):
         with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-            return compose("config", overrides=["experiment=none", f"paths.output_root={tmp_path}", *TINY,
-                                                 *overrides])
+            return compose("config", overrides=["experiment=none", f"paths.output_root={tmp_path}", *TINY, *overrides])
 
     return _make
 
@@ -37,5 +41,6 @@ def make_cfg(tmp_path):
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m nac`` the way a user does; returns the finished process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "nac", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nac", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

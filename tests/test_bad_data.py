@@ -19,16 +19,16 @@ from nac.data import bearings as br
 from nac.data import carracing as cr
 from nac.data import cmapss, emnist
 from nac.data import person_activity as par
-from nac.data.idx import MNIST_FILES
 from nac.data.errors import DataError
+from nac.data.idx import MNIST_FILES
 from tests.conftest import SHARED_DATA, run_cli
 from tests.test_bearings import CLEAN as BEARINGS_CLEAN
 from tests.test_bearings import SYNTHETIC, synthetic_root, write_feature_file
 from tests.test_carracing import PAPER as CARRACING_PAPER
 from tests.test_carracing import write_synthetic_recording
-from tests.test_emnist import write_synthetic_mnist
 from tests.test_cmapss import CLEAN as CMAPSS_CLEAN
 from tests.test_cmapss import write_fd002_like
+from tests.test_emnist import write_synthetic_mnist
 
 
 def tree_state(root: Path) -> dict[str, tuple[int, int]]:
@@ -48,6 +48,7 @@ def raises_one_line(call, path: Path, *fragments: str) -> str:
 
 
 # ---------------------------------------------------------------- C-MAPSS
+
 
 @pytest.fixture
 def fd002(tmp_path) -> Path:
@@ -112,21 +113,32 @@ def test_cli_reports_a_truncated_cmapss_copy_in_one_line(tmp_path):
     for kind in ("train", "test", "RUL"):
         source = SHARED_DATA / "cmapss" / f"{kind}_FD001.txt"
         data = source.read_bytes()
-        (root / "cmapss" / source.name).write_bytes(data[:len(data) // 2] if kind == "train" else data)
+        (root / "cmapss" / source.name).write_bytes(data[: len(data) // 2] if kind == "train" else data)
     bad = root / "cmapss" / "train_FD001.txt"
     cut_line = bad.read_text().count("\n") + 1
     before = tree_state(root)
-    done = run_cli("experiment=none", "dataset=cmapss", "model=lstm", f"paths.data_root={root}",
-                   f"paths.output_root={tmp_path / 'out'}", "trainer.epochs=1", cwd=tmp_path, timeout=120)
+    done = run_cli(
+        "experiment=none",
+        "dataset=cmapss",
+        "model=lstm",
+        f"paths.data_root={root}",
+        f"paths.output_root={tmp_path / 'out'}",
+        "trainer.epochs=1",
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
-    assert errors == [f"nac-bench: error: dataset (cmapss, clean): {bad}: line {cut_line}: "
-                      + errors[0].split(f"line {cut_line}: ", 1)[1]], done.stderr[-2000:]
+    assert errors == [
+        f"nac-bench: error: dataset (cmapss, clean): {bad}: line {cut_line}: "
+        + errors[0].split(f"line {cut_line}: ", 1)[1]
+    ], done.stderr[-2000:]
     assert "truncated" in errors[0] and "Traceback" not in done.stderr
     assert tree_state(root) == before
 
 
 # ---------------------------------------------------------------- bearing feature files
+
 
 @pytest.fixture
 def bearing_root(tmp_path) -> Path:
@@ -146,10 +158,15 @@ def test_truncated_gzip_feature_file(bearing_root, tmp_path):
     packed = plain.with_name(plain.name + ".gz")
     data = gzip.compress(plain.read_bytes())
     plain.unlink()
-    packed.write_bytes(data[:len(data) // 2])  # a download cut short
+    packed.write_bytes(data[: len(data) // 2])  # a download cut short
     before = tree_state(bearing_root)
-    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), packed, "cannot be read",
-                    "EOFError", "extract_bearing_features.py")
+    raises_one_line(
+        lambda: _build_bearings(bearing_root, tmp_path / "cache"),
+        packed,
+        "cannot be read",
+        "EOFError",
+        "extract_bearing_features.py",
+    )
     assert tree_state(bearing_root) == before
     packed.write_bytes(b"")
     raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), packed, "is empty")
@@ -168,8 +185,12 @@ def test_row_cut_mid_row_names_the_line(bearing_root, tmp_path):
     lines = path.read_text().splitlines()
     cut = lines[-1].rsplit(",", 4)[0]  # the last row ends after its Time value
     path.write_text("\n".join(lines[:-1] + [cut]) + "\n")
-    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, f"line {len(lines)}",
-                    "column Temperature is empty")
+    raises_one_line(
+        lambda: _build_bearings(bearing_root, tmp_path / "cache"),
+        path,
+        f"line {len(lines)}",
+        "column Temperature is empty",
+    )
 
 
 def test_nan_label_names_file_and_row(bearing_root, tmp_path):
@@ -177,23 +198,30 @@ def test_nan_label_names_file_and_row(bearing_root, tmp_path):
     frame = pd.read_csv(path)
     frame.loc[11, "Degradation"] = np.nan
     frame.to_csv(path, index=False)
-    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 13",
-                    "column Degradation is empty")
+    raises_one_line(
+        lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 13", "column Degradation is empty"
+    )
     frame.loc[11, "Degradation"] = 1.5
     frame.to_csv(path, index=False)
-    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 13",
-                    "1.5 is outside [0, 1]")
+    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 13", "1.5 is outside [0, 1]")
 
 
-@pytest.mark.parametrize("cell, fragment", [("[1.0, 2.0", "is not a JSON list"), ("[1, 2, 3, 4, 5, 6]", "7 numbers"),
-                                            ("[1, 2, 3, 4, NaN, 6, 7]", "value 5 (skewness) is nan")])
+@pytest.mark.parametrize(
+    "cell, fragment",
+    [
+        ("[1.0, 2.0", "is not a JSON list"),
+        ("[1, 2, 3, 4, 5, 6]", "7 numbers"),
+        ("[1, 2, 3, 4, NaN, 6, 7]", "value 5 (skewness) is nan"),
+    ],
+)
 def test_bad_channel_list_names_line_and_column(bearing_root, tmp_path, cell, fragment):
     path = _test_bearing(bearing_root)
     frame = pd.read_csv(path)
     frame.loc[4, "Vertical"] = cell
     frame.to_csv(path, index=False)
-    raises_one_line(lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 6, column Vertical",
-                    fragment)
+    raises_one_line(
+        lambda: _build_bearings(bearing_root, tmp_path / "cache"), path, "line 6, column Vertical", fragment
+    )
 
 
 def test_missing_feature_column(bearing_root, tmp_path):
@@ -204,6 +232,7 @@ def test_missing_feature_column(bearing_root, tmp_path):
 
 # ---------------------------------------------------------------- raw PRONOSTIA snapshots and the extractor
 
+
 def write_raw_bearing(folder: Path, snapshots: int = 2, temp: bool = True) -> Path:
     """A synthetic raw PRONOSTIA folder (``BearingX_Y`` layout): acc files of 2,560 rows, one temp file."""
     rng = np.random.default_rng(0)
@@ -211,12 +240,14 @@ def write_raw_bearing(folder: Path, snapshots: int = 2, temp: bool = True) -> Pa
     for k in range(snapshots):
         micro = np.arange(bf.SNAPSHOT_ROWS) * 39.0625
         n = bf.SNAPSHOT_ROWS
-        rows = np.column_stack([np.full(n, 9), np.full(n, 10 + k), np.zeros(n), micro, rng.normal(size=n),
-                                rng.normal(size=n)])
+        rows = np.column_stack(
+            [np.full(n, 9), np.full(n, 10 + k), np.zeros(n), micro, rng.normal(size=n), rng.normal(size=n)]
+        )
         np.savetxt(folder / f"acc_{k + 1:05d}.csv", rows, fmt=["%d", "%d", "%d", "%.1f", "%.3f", "%.3f"], delimiter=",")
     if temp:
-        clock = np.column_stack([np.full(60, 9), 10 + np.arange(60) // 30, np.arange(60) % 30 * 2, np.zeros(60),
-                                 np.linspace(30, 31, 60)])
+        clock = np.column_stack(
+            [np.full(60, 9), 10 + np.arange(60) // 30, np.arange(60) % 30 * 2, np.zeros(60), np.linspace(30, 31, 60)]
+        )
         np.savetxt(folder / "temp_00001.csv", clock, fmt=["%d", "%d", "%d", "%d", "%.2f"], delimiter=";")
     return folder
 
@@ -235,13 +266,16 @@ def test_extractor_on_good_synthetic_raw_folder(tmp_path):
     assert 30 <= frame["Temperature"].min() and frame["Temperature"].max() <= 31
 
 
-@pytest.mark.parametrize("damage, fragments", [
-    ("five_columns", ("has 5 ','-separated columns, expected 6",)),
-    ("cut_mid_row", ("line 2560", "column vertical acceleration is empty")),
-    ("missing_rows", ("has 2000 rows, expected 2560", "truncated")),
-    ("empty", ("is empty",)),
-    ("text", ("line 8", "'abc'")),
-])
+@pytest.mark.parametrize(
+    "damage, fragments",
+    [
+        ("five_columns", ("has 5 ','-separated columns, expected 6",)),
+        ("cut_mid_row", ("line 2560", "column vertical acceleration is empty")),
+        ("missing_rows", ("has 2000 rows, expected 2560", "truncated")),
+        ("empty", ("is empty",)),
+        ("text", ("line 8", "'abc'")),
+    ],
+)
 def test_damaged_snapshot_is_one_line_naming_it(tmp_path, capsys, damage, fragments):
     folder = write_raw_bearing(tmp_path / "raw" / "Bearing1_1")
     bad = folder / "acc_00002.csv"
@@ -272,8 +306,10 @@ def test_folder_without_temperature_files_needs_a_named_fallback(tmp_path, capsy
     assert (frame["Temperature"] == 25).all()
     from scripts.extract_bearing_features import main
 
-    assert main([str(folder), "--out", str(tmp_path / "out"), "--no-progress", "--temperature-fallback-c", "25",
-                 "--gzip"]) == 0
+    assert (
+        main([str(folder), "--out", str(tmp_path / "out"), "--no-progress", "--temperature-fallback-c", "25", "--gzip"])
+        == 0
+    )
     written = pd.read_csv(tmp_path / "out" / "Bearing1_1_features.csv.gz")
     assert written["Temperature"].eq(25).all() and len(written) == len(frame)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["Bearing1_1_features.csv.gz"]  # no temporary file left
@@ -281,21 +317,25 @@ def test_folder_without_temperature_files_needs_a_named_fallback(tmp_path, capsy
 
 # ---------------------------------------------------------------- CarRacing recordings
 
+
 def _recording_arrays(path: Path) -> dict:
     with np.load(path) as stored:
         return {k: stored[k] for k in stored.files}
 
 
-@pytest.mark.parametrize("damage, fragments", [
-    ("empty", ("is empty (0 bytes)", "generate_carracing.py")),
-    ("truncated", ("cannot be read", "BadZipFile")),
-    ("text", ("cannot be read",)),
-    ("one_array", ("holds one array",)),
-    ("no_seeds", ("missing arrays ['seeds']",)),
-    ("bad_action", ("array actions, sample 4", "0..4")),
-    ("short_episode_ids", ("array episode", "expected (30,)")),
-    ("unknown_episode", ("array episode, sample 29", "0..2")),
-])
+@pytest.mark.parametrize(
+    "damage, fragments",
+    [
+        ("empty", ("is empty (0 bytes)", "generate_carracing.py")),
+        ("truncated", ("cannot be read", "BadZipFile")),
+        ("text", ("cannot be read",)),
+        ("one_array", ("holds one array",)),
+        ("no_seeds", ("missing arrays ['seeds']",)),
+        ("bad_action", ("array actions, sample 4", "0..4")),
+        ("short_episode_ids", ("array episode", "expected (30,)")),
+        ("unknown_episode", ("array episode, sample 29", "0..2")),
+    ],
+)
 def test_damaged_recording_is_one_line_naming_it(tmp_path, damage, fragments):
     root = tmp_path / "data"
     path = write_synthetic_recording(root / "carracing" / "expert.npz")
@@ -304,7 +344,7 @@ def test_damaged_recording_is_one_line_naming_it(tmp_path, damage, fragments):
     if damage == "empty":
         path.write_bytes(b"")
     elif damage == "truncated":
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     elif damage == "text":
         path.write_text("frames,actions\n1,2\n")
     elif damage == "one_array":
@@ -327,13 +367,17 @@ def test_damaged_recording_is_one_line_naming_it(tmp_path, damage, fragments):
 
 # ---------------------------------------------------------------- MNIST IDX files
 
-@pytest.mark.parametrize("damage, fragments", [
-    ("empty", ("header", "too short for an IDX header (0 bytes)", "download_data.py mnist")),
-    ("cut_gzip", ("corrupt gzip stream",)),
-    ("cut_data", ("announces shape (10, 28, 28)", "truncated or corrupted")),
-    ("label_11", ("label 3", "11 is outside 0..9")),
-    ("fewer_labels", ("9 labels but",)),
-])
+
+@pytest.mark.parametrize(
+    "damage, fragments",
+    [
+        ("empty", ("header", "too short for an IDX header (0 bytes)", "download_data.py mnist")),
+        ("cut_gzip", ("corrupt gzip stream",)),
+        ("cut_data", ("announces shape (10, 28, 28)", "truncated or corrupted")),
+        ("label_11", ("label 3", "11 is outside 0..9")),
+        ("fewer_labels", ("9 labels but",)),
+    ],
+)
 def test_damaged_idx_file_is_one_line_naming_it(tmp_path, damage, fragments):
     root = tmp_path / "data"
     folder = write_synthetic_mnist(root / "mnist")
@@ -344,7 +388,7 @@ def test_damaged_idx_file_is_one_line_naming_it(tmp_path, damage, fragments):
         images.write_bytes(b"")
     elif damage == "cut_gzip":
         data = images.read_bytes()
-        images.write_bytes(data[:len(data) // 2])
+        images.write_bytes(data[: len(data) // 2])
     elif damage == "cut_data":
         images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-28]))
     else:
@@ -367,14 +411,17 @@ PAR_FILES = sorted((SHARED_DATA / "person_activity").glob("ConfLongDemo_JSI*.txt
 
 
 @pytest.mark.skipif(not PAR_FILES, reason="no shared Person Activity file")
-@pytest.mark.parametrize("damage, fragments", [
-    ("cut_mid_row", ("line 200", "column activity is empty", "download_data.py person_activity")),
-    ("extra_field", ("cannot be read", "line 5")),
-    ("text_in_x", ("line 3", "column x holds 'abc'")),
-    ("bad_ticks", ("line 7", "column ticks holds '63379x'")),
-    ("unknown_activity", ("line 4", "unknown activity 'flying'")),
-    ("empty", ("is empty",)),
-])
+@pytest.mark.parametrize(
+    "damage, fragments",
+    [
+        ("cut_mid_row", ("line 200", "column activity is empty", "download_data.py person_activity")),
+        ("extra_field", ("cannot be read", "line 5")),
+        ("text_in_x", ("line 3", "column x holds 'abc'")),
+        ("bad_ticks", ("line 7", "column ticks holds '63379x'")),
+        ("unknown_activity", ("line 4", "unknown activity 'flying'")),
+        ("empty", ("is empty",)),
+    ],
+)
 def test_damaged_person_activity_file_is_one_line_naming_it(tmp_path, damage, fragments):
     root = tmp_path / "data"
     (root / "person_activity").mkdir(parents=True)

@@ -32,13 +32,15 @@ def _fna_by_hand(x, attn: FractionalAttention, mask, alpha, eps, s):
     d_h = q.shape[-1]
     r = ((q[:, :, None, :] - k[:, None, :, :]) ** 2).sum(-1).sqrt() / s  # (B, L, L), no cdist
     u = r / eps ** (1 / alpha)
-    kernel = (1 + u) ** -(d_h + alpha) if alpha < 2 else torch.exp(-u ** (alpha / (alpha - 1)))
+    kernel = (1 + u) ** -(d_h + alpha) if alpha < 2 else torch.exp(-(u ** (alpha / (alpha - 1))))
     kernel = kernel * mask[:, None, :]
     return kernel / kernel.sum(-1, keepdim=True)
 
 
-@pytest.mark.parametrize("alpha,eps,scale", [(1.2, 1.0, math.sqrt(4) / (2 ** (1 / 4) - 1)), (1.2, 0.6, None),
-                                             (2.0, 1.0, 2.0), (2.0, 0.6, None)])
+@pytest.mark.parametrize(
+    "alpha,eps,scale",
+    [(1.2, 1.0, math.sqrt(4) / (2 ** (1 / 4) - 1)), (1.2, 0.6, None), (2.0, 1.0, 2.0), (2.0, 0.6, None)],
+)
 def test_fna_weights_equal_the_kernel_formula(alpha, eps, scale):
     torch.manual_seed(0)
     attn = FractionalAttention(4, 1, alpha=alpha, eps=eps).double()
@@ -83,8 +85,11 @@ def test_transformer_time_encoding_controls_time_use():
     x, t = _data()
     for time_encoding, position_encoding in [(True, True), (False, True), (False, False)]:
         torch.manual_seed(0)
-        model = Transformer(3, d_model=8, num_heads=2, time_encoding=time_encoding,
-                            position_encoding=position_encoding).double().eval()
+        model = (
+            Transformer(3, d_model=8, num_heads=2, time_encoding=time_encoding, position_encoding=position_encoding)
+            .double()
+            .eval()
+        )
         with torch.no_grad():
             changed = not torch.allclose(model(x, t), model(x, 3 * t + 0.5))
         assert changed == time_encoding == model.uses_time
@@ -101,8 +106,7 @@ def test_transformer_without_t_encodes_index_positions():
 @pytest.mark.parametrize("causal", [True, False])
 def test_transformer_causal_mask_hides_the_future(causal):
     torch.manual_seed(0)
-    model = Transformer(3, d_model=8, num_heads=2, num_layers=2, causal=causal,
-                        return_sequences=True).double().eval()
+    model = Transformer(3, d_model=8, num_heads=2, num_layers=2, causal=causal, return_sequences=True).double().eval()
     x, t = _data()
     x2, t2 = x.clone(), t.clone()
     x2[:, 3] += 1.0

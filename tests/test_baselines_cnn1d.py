@@ -14,8 +14,21 @@ from baselines.cnn1d import CNN1D, same_padding
 
 def tiny(**kwargs) -> CNN1D:
     """One linear convolution (kernel [1, 2], bias 0.5) and a dense layer [1, -1] over 2 steps."""
-    model = CNN1D(1, channels=[1], kernel_size=[2], span=2, units=1, dropout=0.0, activation="identity",
-                  dense_activation="identity", **kwargs).double().eval()
+    model = (
+        CNN1D(
+            1,
+            channels=[1],
+            kernel_size=[2],
+            span=2,
+            units=1,
+            dropout=0.0,
+            activation="identity",
+            dense_activation="identity",
+            **kwargs,
+        )
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         model.convs[0].weight.copy_(torch.tensor([[[1.0, 2.0]]]))
         model.convs[0].bias.fill_(0.5)
@@ -50,7 +63,7 @@ def reference(model: CNN1D, x: np.ndarray, lengths: list[int]) -> np.ndarray:
     dense_w, dense_b = model.dense.weight.detach().numpy(), model.dense.bias.detach().numpy()
     out = []
     for sample, n in zip(x, lengths):
-        series = [sample[:n, c:c + 1] for c in range(sample.shape[1])] if model.per_feature else [sample[:n]]
+        series = [sample[:n, c : c + 1] for c in range(sample.shape[1])] if model.per_feature else [sample[:n]]
         maps = []
         for h in series:  # h: (n, channels in)
             for weight, bias in convs:  # weight (out, in, k)
@@ -67,7 +80,7 @@ def reference(model: CNN1D, x: np.ndarray, lengths: list[int]) -> np.ndarray:
         maps = np.concatenate(maps, axis=1)  # (n, F): feature-major within a step
         window = np.zeros((model.span, maps.shape[1]))
         take = min(model.span, n)
-        window[model.span - take:] = maps[n - take:]
+        window[model.span - take :] = maps[n - take :]
         out.append(np.tanh(dense_w @ window.reshape(-1) + dense_b))
     return np.stack(out)
 
@@ -75,8 +88,11 @@ def reference(model: CNN1D, x: np.ndarray, lengths: list[int]) -> np.ndarray:
 @pytest.mark.parametrize("per_feature", [True, False])
 def test_forward_equals_loop_reference(per_feature):
     torch.manual_seed(0)
-    model = CNN1D(3, channels=[4, 4, 2], kernel_size=[10, 5, 3], span=6, units=5, per_feature=per_feature,
-                  dropout=0.5).double().eval()
+    model = (
+        CNN1D(3, channels=[4, 4, 2], kernel_size=[10, 5, 3], span=6, units=5, per_feature=per_feature, dropout=0.5)
+        .double()
+        .eval()
+    )
     lengths = [12, 4, 9]
     x = torch.randn(3, 12, 3, dtype=torch.float64)
     mask = torch.arange(12)[None] < torch.tensor(lengths)[:, None]

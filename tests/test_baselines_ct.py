@@ -11,8 +11,8 @@ from importlib.metadata import version
 
 import pytest
 import torch
-from ncps.torch import CfC as NcpsCfC
 from ncps.torch import LTC as NcpsLTC
+from ncps.torch import CfC as NcpsCfC
 from ncps.wirings import AutoNCP, FullyConnected
 
 from baselines._recurrent import scan
@@ -39,13 +39,25 @@ NCPS_CASES = {
     "ltc_mixed": (LTC, NcpsLTC, {"mixed_memory": True, "ode_unfolds": 3}, {"mixed_memory": True, "ode_unfolds": 3}),
     "cfc": (CfC, NcpsCfC, {"backbone_units": 16}, {"backbone_units": 16}),
     "cfc_autoncp": (CfC, NcpsCfC, {"wiring": "autoncp"}, {}),
-    "cfc_no_gate_proj": (CfC, NcpsCfC, {"mode": "no_gate", "proj_size": 5, "backbone_units": 16},
-                         {"mode": "no_gate", "proj_size": 5, "backbone_units": 16}),
-    "cfc_pure_mixed": (CfC, NcpsCfC, {"mode": "pure", "mixed_memory": True, "backbone_units": 16},
-                       {"mode": "pure", "mixed_memory": True, "backbone_units": 16}),
+    "cfc_no_gate_proj": (
+        CfC,
+        NcpsCfC,
+        {"mode": "no_gate", "proj_size": 5, "backbone_units": 16},
+        {"mode": "no_gate", "proj_size": 5, "backbone_units": 16},
+    ),
+    "cfc_pure_mixed": (
+        CfC,
+        NcpsCfC,
+        {"mode": "pure", "mixed_memory": True, "backbone_units": 16},
+        {"mode": "pure", "mixed_memory": True, "backbone_units": 16},
+    ),
     "cfc_autoncp_no_gate": (CfC, NcpsCfC, {"wiring": "autoncp", "mode": "no_gate"}, {"mode": "no_gate"}),
-    "ltc_linear_maps": (LTC, NcpsLTC, *[{"input_mapping": "linear", "output_mapping": "linear", "epsilon": 1e-3,
-                                         "implicit_param_constraints": False}] * 2),
+    "ltc_linear_maps": (
+        LTC,
+        NcpsLTC,
+        *[{"input_mapping": "linear", "output_mapping": "linear", "epsilon": 1e-3, "implicit_param_constraints": False}]
+        * 2,
+    ),
     "cfc_two_layers_silu": (CfC, NcpsCfC, *[{"backbone_units": 16, "backbone_layers": 2, "activation": "silu"}] * 2),
 }
 
@@ -88,7 +100,7 @@ def test_ncps_wrapper_per_sample_times_when_batch_equals_units(case):
     x, t = data(b=model.rnn.state_size, length=4, seed=2)
     with torch.no_grad():
         batched = model(x, t)
-        alone = torch.cat([model(x[i:i + 1], t[i:i + 1]) for i in range(x.shape[0])])
+        alone = torch.cat([model(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
     torch.testing.assert_close(batched, alone, rtol=1e-10, atol=1e-12)
     if version("ncps") == "1.0.1":  # documents the trap the wrapper avoids: a crash or wrong values
         try:
@@ -135,7 +147,7 @@ def test_ctrnn_one_euler_step_matches_hand_computation():
         h = torch.zeros(3, UNITS, dtype=torch.float64)
         for i in range(2):
             pre = x[:, i] @ cell.kernel + h @ cell.recurrent_kernel + cell.bias
-            h = h + t[:, i:i + 1] * (cell.scale * torch.tanh(pre) - h * 0.7)
+            h = h + t[:, i : i + 1] * (cell.scale * torch.tanh(pre) - h * 0.7)
             torch.testing.assert_close(seq[:, i], h, rtol=1e-12, atol=1e-12)
 
 
@@ -158,8 +170,10 @@ def test_ctrnn_rk4_agrees_with_many_euler_steps_for_small_dt():
 
 def _gru_ode_rhs(model: GRUODE, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """(1 - z) * (g - h) written out from the module's weights."""
+
     def dense(layer, v):
         return v @ layer.weight.T + layer.bias
+
     r = torch.sigmoid(dense(model.reset_gate, torch.cat([x, h], -1)))
     z = torch.sigmoid(dense(model.update_gate, torch.cat([x, h], -1)))
     g = torch.tanh(dense(model.candidate, torch.cat([x, r * h], -1)))

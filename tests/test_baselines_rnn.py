@@ -25,6 +25,7 @@ def data(b=3, length=6, seed=0):
 
 # ---------------------------------------------------------------- ODE-RNN
 
+
 def linear_dynamics(a: torch.Tensor) -> nn.Linear:
     f = nn.Linear(a.shape[0], a.shape[0], bias=False).double()
     with torch.no_grad():
@@ -32,8 +33,7 @@ def linear_dynamics(a: torch.Tensor) -> nn.Linear:
     return f
 
 
-@pytest.mark.parametrize("method, kwargs", [("rk4", {"step_size": 0.01}),
-                                            ("dopri5", {"rtol": 1e-10, "atol": 1e-12})])
+@pytest.mark.parametrize("method, kwargs", [("rk4", {"step_size": 0.01}), ("dopri5", {"rtol": 1e-10, "atol": 1e-12})])
 def test_ode_part_equals_matrix_exponential_per_sample(method, kwargs):
     """With f(h) = A h the evolved state is expm(A dt_b) h_b, each sample over its own dt."""
     torch.manual_seed(0)
@@ -68,14 +68,15 @@ def test_ode_rnn_batch_with_own_times_equals_samples_alone():
     x, t = data()
     with torch.no_grad():
         batch = model(x, t)
-        alone = torch.cat([model(x[i:i + 1], t[i:i + 1]) for i in range(x.shape[0])])
+        alone = torch.cat([model(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
         torch.testing.assert_close(batch, alone, rtol=1e-10, atol=1e-12)
         # the helper alone: rescaled integration of a batch equals per-sample integration
         h = torch.randn(3, H, dtype=torch.float64)
         dt = t[:, :1]
         one_call = evolve_rescaled(model.ode_func, h, dt, "rk4", {"step_size": 0.25})
-        per_sample = torch.cat([evolve_rescaled(model.ode_func, h[i:i + 1], dt[i:i + 1], "rk4", {"step_size": 0.25})
-                                for i in range(3)])
+        per_sample = torch.cat(
+            [evolve_rescaled(model.ode_func, h[i : i + 1], dt[i : i + 1], "rk4", {"step_size": 0.25}) for i in range(3)]
+        )
         torch.testing.assert_close(one_call, per_sample, rtol=1e-12, atol=1e-12)
 
 
@@ -121,7 +122,7 @@ def test_without_time_as_input_time_does_not_matter(name):
 def test_keras_init_lstm_forget_bias():
     model = LSTM(C, units=H)
     bias = model.rnn.bias_ih_l0.detach()
-    assert torch.equal(bias[H:2 * H], torch.ones(H)) and torch.equal(bias[:H], torch.zeros(H))
+    assert torch.equal(bias[H : 2 * H], torch.ones(H)) and torch.equal(bias[:H], torch.zeros(H))
     assert torch.equal(model.rnn.bias_hh_l0.detach(), torch.zeros(4 * H))
     w = model.rnn.weight_hh_l0.detach()  # (4H, H), orthonormal columns
     torch.testing.assert_close(w.T @ w, torch.eye(H), rtol=1e-5, atol=1e-5)
@@ -129,19 +130,20 @@ def test_keras_init_lstm_forget_bias():
 
 # ---------------------------------------------------------------- Phased LSTM
 
+
 def test_time_gate_by_hand():
     """tau = 2, s = 0.5, r_on = 0.1, alpha = 1e-3 at chosen phases."""
     tau = torch.full((1,), 2.0, dtype=torch.float64)
     s = torch.full((1,), 0.5, dtype=torch.float64)
     r_on = torch.full((1,), 0.1, dtype=torch.float64)
     cases = [  # (timestamp, phase, k by hand)
-        (0.54, 0.02, 2 * 0.02 / 0.1),          # opening: 0.4
-        (4.54, 0.02, 0.4),                      # same phase two periods later
-        (0.60, 0.05, 1.0),                      # peak
-        (0.62, 0.06, 2 - 2 * 0.06 / 0.1),       # closing: 0.8
-        (0.66, 0.08, 2 - 2 * 0.08 / 0.1),       # closing: 0.4
-        (1.50, 0.50, 1e-3 * 0.5),               # closed: leak
-        (0.00, 0.75, 1e-3 * 0.75),              # before s: phase wraps to (0 - 0.5) mod 2 = 1.5
+        (0.54, 0.02, 2 * 0.02 / 0.1),  # opening: 0.4
+        (4.54, 0.02, 0.4),  # same phase two periods later
+        (0.60, 0.05, 1.0),  # peak
+        (0.62, 0.06, 2 - 2 * 0.06 / 0.1),  # closing: 0.8
+        (0.66, 0.08, 2 - 2 * 0.08 / 0.1),  # closing: 0.4
+        (1.50, 0.50, 1e-3 * 0.5),  # closed: leak
+        (0.00, 0.75, 1e-3 * 0.75),  # before s: phase wraps to (0 - 0.5) mod 2 = 1.5
     ]
     time = torch.tensor([[c[0]] for c in cases], dtype=torch.float64)
     got = time_gate(time, tau, s, r_on, leak=1e-3)[:, 0]

@@ -27,16 +27,21 @@ from tests.conftest import ROOT, SHARED_DATA
 DATA_ROOT = SHARED_DATA
 FEATURES = DATA_ROOT / "bearings" / "features"
 RAW_2_7 = DATA_ROOT / "bearings" / "femto_raw" / "Full_Test_Set" / "Bearing2_7"
-needs_data = pytest.mark.skipif(not (FEATURES / "pronostia").is_dir() or not RAW_2_7.is_dir(),
-                                reason=f"no bearing data under {DATA_ROOT / 'bearings'} (the shared copy)")
+needs_data = pytest.mark.skipif(
+    not (FEATURES / "pronostia").is_dir() or not RAW_2_7.is_dir(),
+    reason=f"no bearing data under {DATA_ROOT / 'bearings'} (the shared copy)",
+)
 
 PAPER = {"name": "paper", "n_folds": 5, "fold": 0, "split_seed": 42}
 CLEAN = {"name": "clean"}
 #: what the shipped config gives XJTU-SY files, which have no Degradation and no Temperature column
 FALLBACKS = dict(label_fallback={"xjtu": "linear"}, temperature_fallback_c={"xjtu": 25})
 #: the bearings present in the shared copy, in place of the paper's
-SUB = dict(train_bearings=["Bearing1_4", "Bearing1_7"],
-           test_bearings={"pronostia": "Bearing1_2", "xjtu": "Bearing1_1", "hust": "Bearing1"}, **FALLBACKS)
+SUB = dict(
+    train_bearings=["Bearing1_4", "Bearing1_7"],
+    test_bearings={"pronostia": "Bearing1_2", "xjtu": "Bearing1_1", "hust": "Bearing1"},
+    **FALLBACKS,
+)
 SNAPSHOTS = 6  # 6 x 2560 samples -> 1 + (15360 - 1000) // 500 = 29 frames
 
 
@@ -120,6 +125,7 @@ def test_score_numbers():
     assert result["mse"] == pytest.approx((0.01 + 0.25) / 2)
     assert result["rmse"] == pytest.approx(math.sqrt((0.01 + 0.25) / 2))
     from scripts.bearing_time_reference import figures as script_figures
+
     assert script_figures(np.array([-13.0, 10.0, 0.0]), np.zeros(3))["score"] == pytest.approx(2 * (math.e - 1))
 
 
@@ -164,7 +170,7 @@ def test_paper_splits_folds_and_scalers(tmp_path):
     np.testing.assert_allclose(pooled.std(0, unbiased=False), 1, atol=1e-4)
     # each test bearing on its own statistics: mean 0, std 1 on every varying column
     assert set(splits.tests) == {"pronostia", "xjtu", "hust"} and splits.test is splits.tests["pronostia"]
-    for name, dataset in splits.tests.items():
+    for dataset in splits.tests.values():
         x = dataset.x[:, 0].double()
         varying = x.std(0) > 0
         np.testing.assert_allclose(x.mean(0), 0, atol=1e-4)
@@ -179,11 +185,17 @@ def test_paper_splits_folds_and_scalers(tmp_path):
 def test_clean_bearing_split_scaler_and_windows(tmp_path):
     splits = br.build(CLEAN, DATA_ROOT, cache_dir=tmp_path, val_bearings=["Bearing1_3"], window=32, stride=16, **SUB)
     roles = splits.meta.extra["bearings"]
-    assert roles["train"] == ["pronostia/Bearing1_4", "pronostia/Bearing1_7"] and roles["val"] == ["pronostia/Bearing1_3"]
+    assert roles["train"] == ["pronostia/Bearing1_4", "pronostia/Bearing1_7"] and roles["val"] == [
+        "pronostia/Bearing1_3"
+    ]
     assert splits.meta.label_granularity == "step"
     # scaler from the training bearings only
-    train_raw = np.concatenate([br.read_bearing(br.feature_file(DATA_ROOT, br.parse_ref(b)), br.parse_ref(b)).features
-                                for b in ("Bearing1_4", "Bearing1_7")])
+    train_raw = np.concatenate(
+        [
+            br.read_bearing(br.feature_file(DATA_ROOT, br.parse_ref(b)), br.parse_ref(b)).features
+            for b in ("Bearing1_4", "Bearing1_7")
+        ]
+    )
     np.testing.assert_allclose(splits.meta.extra["scaler_mean"], train_raw.mean(0), rtol=1e-9)
     test = splits.tests["pronostia"]
     raw_test = br.read_bearing(br.feature_file(DATA_ROOT, br.parse_ref("Bearing1_2")), br.parse_ref("Bearing1_2"))
@@ -204,8 +216,11 @@ def test_roles_must_be_disjoint():
         br.resolve_roles("clean", ["Bearing1_4", "Bearing1_7"], ["Bearing1_3"], {"pronostia": "Bearing1_3"})
     train, val, tests = br.resolve_roles("clean", ["Bearing1_4", "Bearing1_7"], None, None)
     assert [str(r) for r in train] == ["pronostia/Bearing1_4"] and [str(r) for r in val] == ["pronostia/Bearing1_7"]
-    assert {k: str(v) for k, v in tests.items()} == {"pronostia": "pronostia/Bearing1_1", "xjtu": "xjtu/Bearing1_1",
-                                                     "hust": "hust/Bearing1"}
+    assert {k: str(v) for k, v in tests.items()} == {
+        "pronostia": "pronostia/Bearing1_1",
+        "xjtu": "xjtu/Bearing1_1",
+        "hust": "hust/Bearing1",
+    }
 
 
 @needs_data
@@ -233,9 +248,15 @@ def test_xjtu_labels_linear_and_ode_options(tmp_path):
 @needs_data
 @pytest.mark.parametrize("protocol, model", [("paper", "nac"), ("clean", "lstm")])
 def test_end_to_end_run(make_cfg, tmp_path, protocol, model):
-    cfg = make_cfg("dataset=bearings", f"paths.data_root={DATA_ROOT}", f"protocol={protocol}", f"model={model}",
-                   "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]", "dataset.builder.val_bearings=[Bearing1_3]",
-                   "dataset.builder.test_bearings.pronostia=Bearing1_2")
+    cfg = make_cfg(
+        "dataset=bearings",
+        f"paths.data_root={DATA_ROOT}",
+        f"protocol={protocol}",
+        f"model={model}",
+        "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]",
+        "dataset.builder.val_bearings=[Bearing1_3]",
+        "dataset.builder.test_bearings.pronostia=Bearing1_2",
+    )
     run(cfg)
     (record_file,) = (tmp_path / "records").rglob("*.json")
     record = json.loads(record_file.read_text())
@@ -271,11 +292,17 @@ def write_feature_file(path, rows: int = 40, seed: int = 0, columns=ALL_COLUMNS)
     """A small synthetic feature CSV in the authors' format (gzipped when ``path`` ends in .gz)."""
     rng = np.random.default_rng(seed)
     time = np.round(np.arange(rows) * 1000 / 25600, 5)
-    frame = pd.DataFrame({
-        "Horizontal": [json.dumps((rng.random(7) + 0.1).tolist()) for _ in range(rows)],
-        "Vertical": [json.dumps((rng.random(7) + 0.1).tolist()) for _ in range(rows)],
-        "Time": time, "Temperature": 30 + rng.random(rows), "Degradation": time / time[-1],
-        "RPM": 1800.0, "Load": 4000.0})
+    frame = pd.DataFrame(
+        {
+            "Horizontal": [json.dumps((rng.random(7) + 0.1).tolist()) for _ in range(rows)],
+            "Vertical": [json.dumps((rng.random(7) + 0.1).tolist()) for _ in range(rows)],
+            "Time": time,
+            "Temperature": 30 + rng.random(rows),
+            "Degradation": time / time[-1],
+            "RPM": 1800.0,
+            "Load": 4000.0,
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame[list(columns)].to_csv(path, index=False)
     return path
@@ -288,8 +315,13 @@ def synthetic_root(root, rows: int = 40):
     return root
 
 
-SYNTHETIC = dict(train_bearings=["Bearing1_1"], val_bearings=["Bearing1_2"], test_bearings={"pronostia": "Bearing1_3"},
-                 window=8, stride=4)
+SYNTHETIC = dict(
+    train_bearings=["Bearing1_1"],
+    val_bearings=["Bearing1_2"],
+    test_bearings={"pronostia": "Bearing1_3"},
+    window=8,
+    stride=4,
+)
 
 
 def test_source_files_and_a_replaced_file_is_not_served_from_cache(tmp_path):
@@ -313,14 +345,26 @@ def test_missing_label_or_temperature_column_needs_a_named_fallback(tmp_path):
     root = synthetic_root(tmp_path / "data")
     target = root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv"
     write_feature_file(target, seed=2, columns=("Horizontal", "Vertical", "Time", "RPM", "Load"))
-    with pytest.raises(ValueError, match=r"Bearing1_3_features.csv: column Temperature: missing.*"
-                                         r"temperature_fallback_c.pronostia=25"):
+    with pytest.raises(
+        ValueError,
+        match=r"Bearing1_3_features.csv: column Temperature: missing.*"
+        r"temperature_fallback_c.pronostia=25",
+    ):
         br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
-    with pytest.raises(ValueError, match=r"Bearing1_3_features.csv: column Degradation: missing.*"
-                                         r"label_fallback.pronostia=linear"):
+    with pytest.raises(
+        ValueError,
+        match=r"Bearing1_3_features.csv: column Degradation: missing.*"
+        r"label_fallback.pronostia=linear",
+    ):
         br.build(CLEAN, root, cache_dir=tmp_path / "cache", temperature_fallback_c={"pronostia": 25}, **SYNTHETIC)
-    named = br.build(CLEAN, root, cache_dir=tmp_path / "cache", label_fallback={"pronostia": "linear"},
-                     temperature_fallback_c={"pronostia": 25}, **SYNTHETIC)
+    named = br.build(
+        CLEAN,
+        root,
+        cache_dir=tmp_path / "cache",
+        label_fallback={"pronostia": "linear"},
+        temperature_fallback_c={"pronostia": 25},
+        **SYNTHETIC,
+    )
     bearing = br.read_bearing(target, br.parse_ref("Bearing1_3"), "linear", 25)
     np.testing.assert_allclose(bearing.label, bearing.time / bearing.time[-1])
     assert (bearing.features[:, 15] == 298.15).all()

@@ -33,16 +33,24 @@ EXTRACTED = SHARED_DATA / "bearings" / "extracted"
 needs_extracted = pytest.mark.skipif(
     not all((EXTRACTED / f"Bearing1_{i}_features.csv.gz").is_file() for i in (1, 5, 6))
     or not (SHARED_DATA / "bearings" / "features" / "pronostia").is_dir(),
-    reason=f"no extracted PRONOSTIA 1_1, 1_5, 1_6 under {EXTRACTED} (the shared copy)")
+    reason=f"no extracted PRONOSTIA 1_1, 1_5, 1_6 under {EXTRACTED} (the shared copy)",
+)
 #: the shipped dataset config's fallbacks (XJTU-SY files have no label and no temperature)
 SHIPPED = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "dataset" / "bearings.yaml").builder)
 FALLBACKS = dict(label_fallback=SHIPPED["label_fallback"], temperature_fallback_c=SHIPPED["temperature_fallback_c"])
-PAPER_SOURCES = {"pronostia/Bearing1_4": "published", "pronostia/Bearing1_5": "extracted",
-                 "pronostia/Bearing1_6": "extracted", "pronostia/Bearing1_7": "published",
-                 "pronostia/Bearing1_1": "extracted", "xjtu/Bearing1_1": "published", "hust/Bearing1": "published"}
+PAPER_SOURCES = {
+    "pronostia/Bearing1_4": "published",
+    "pronostia/Bearing1_5": "extracted",
+    "pronostia/Bearing1_6": "extracted",
+    "pronostia/Bearing1_7": "published",
+    "pronostia/Bearing1_1": "extracted",
+    "xjtu/Bearing1_1": "published",
+    "hust/Bearing1": "published",
+}
 
 
 # ---------------------------------------------------------------- where the files come from
+
 
 @needs_extracted
 def test_paper_defaults_load_with_the_extracted_pronostia_bearings(tmp_path, caplog):
@@ -83,9 +91,11 @@ def test_mixed_sources_warn_and_are_recorded(tmp_path, caplog, nested):
     root, extracted = _extracted_root(tmp_path, nested)
     with caplog.at_level(logging.WARNING, logger="nac.data.bearings"):
         splits = br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
-    assert splits.meta.extra["bearing_sources"] == {"pronostia/Bearing1_1": "published",
-                                                    "pronostia/Bearing1_2": "published",
-                                                    "pronostia/Bearing1_3": "extracted"}
+    assert splits.meta.extra["bearing_sources"] == {
+        "pronostia/Bearing1_1": "published",
+        "pronostia/Bearing1_2": "published",
+        "pronostia/Bearing1_3": "extracted",
+    }
     assert splits.meta.extra["mixed_sources"] is True
     assert splits.meta.source_files[-1] == str(extracted.resolve())
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -102,8 +112,9 @@ def test_one_source_does_not_warn_and_published_files_come_first(tmp_path, caplo
         splits = br.build(CLEAN, root, cache_dir=tmp_path / "cache", **SYNTHETIC)
     assert set(splits.meta.extra["bearing_sources"].values()) == {"published"}
     assert splits.meta.extra["mixed_sources"] is False and not caplog.records
-    published = br.read_bearing(root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv",
-                                br.parse_ref("Bearing1_3"))
+    published = br.read_bearing(
+        root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv", br.parse_ref("Bearing1_3")
+    )
     np.testing.assert_allclose(splits.test.y[splits.test.mask].numpy(), published.label, atol=1e-7)
 
 
@@ -116,6 +127,7 @@ def test_a_symlink_into_extracted_counts_as_extracted(tmp_path):
 
 
 # ---------------------------------------------------------------- score per row
+
 
 def test_score_per_row_is_the_score_over_the_rows_by_hand():
     pred, truth = np.array([0.3, 0.1, 0.9, 0.5, 0.0]), np.array([0.2, 0.4, 0.9, 0.1, 0.6])
@@ -139,8 +151,9 @@ class _Constant(torch.nn.Module):
 def test_score_per_row_of_a_windowed_bearing_counts_its_rows_not_the_padding(tmp_path):
     root = synthetic_root(tmp_path / "data", rows=37)  # 37 rows -> 5 windows of 8, the last padded
     splits = br.build(CLEAN, root, cache_dir=None, **SYNTHETIC)
-    label = br.read_bearing(root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv",
-                            br.parse_ref("Bearing1_3")).label
+    label = br.read_bearing(
+        root / "bearings" / "features" / "pronostia" / "Bearing1_3_features.csv", br.parse_ref("Bearing1_3")
+    ).label
     error = 0.25 - label
     by_hand = float(np.sum(np.where(error < 0, np.expm1(-error / 13), np.expm1(error / 10))))
     loader = make_loader(splits.test, 3, False, 0, 0)
@@ -151,6 +164,7 @@ def test_score_per_row_of_a_windowed_bearing_counts_its_rows_not_the_padding(tmp
 
 
 # ---------------------------------------------------------------- the XJTU-SY label
+
 
 def test_xjtu_ramp_label_is_linspace_over_the_rows_not_time(tmp_path):
     path = tmp_path / "Bearing1_1_features_with_labels.csv"
@@ -177,10 +191,19 @@ def test_xjtu_ramp_on_the_published_file_is_the_notebooks_label(tmp_path):
 
 # ---------------------------------------------------------------- the selection metric
 
+
 def test_selection_metric_per_protocol_and_override(tmp_path):
     root = synthetic_root(tmp_path / "data")
-    assert br.build(PAPER, root, cache_dir=None, train_bearings=["Bearing1_1", "Bearing1_2"],
-                    test_bearings={"pronostia": "Bearing1_3"}).meta.metric == "mse"
+    assert (
+        br.build(
+            PAPER,
+            root,
+            cache_dir=None,
+            train_bearings=["Bearing1_1", "Bearing1_2"],
+            test_bearings={"pronostia": "Bearing1_3"},
+        ).meta.metric
+        == "mse"
+    )
     clean = br.build(CLEAN, root, cache_dir=None, **SYNTHETIC)
     assert (clean.meta.metric, clean.meta.metric_mode, clean.meta.extra["select_on"]) == ("score", "min", "score")
     assert br.build(CLEAN, root, cache_dir=None, select_on="rmse", **SYNTHETIC).meta.metric == "rmse"
@@ -190,11 +213,20 @@ def test_selection_metric_per_protocol_and_override(tmp_path):
 
 def test_paper_run_keeps_the_epoch_of_least_validation_mse(make_cfg, tmp_path):
     root = synthetic_root(tmp_path / "data", rows=120)
-    cfg = make_cfg("dataset=bearings", f"paths.data_root={root}", "protocol=paper", "trainer=bearings", "model=lstm",
-                   "trainer.epochs=4", "trainer.limit_train_batches=null", "trainer.optimizer.lr=0.01",
-                   "dataset.builder.train_bearings=[Bearing1_1,Bearing1_2]",
-                   "dataset.builder.test_bearings.pronostia=Bearing1_3", "~dataset.builder.test_bearings.xjtu",
-                   "~dataset.builder.test_bearings.hust")
+    cfg = make_cfg(
+        "dataset=bearings",
+        f"paths.data_root={root}",
+        "protocol=paper",
+        "trainer=bearings",
+        "model=lstm",
+        "trainer.epochs=4",
+        "trainer.limit_train_batches=null",
+        "trainer.optimizer.lr=0.01",
+        "dataset.builder.train_bearings=[Bearing1_1,Bearing1_2]",
+        "dataset.builder.test_bearings.pronostia=Bearing1_3",
+        "~dataset.builder.test_bearings.xjtu",
+        "~dataset.builder.test_bearings.hust",
+    )
     run(cfg)
     (record_file,) = (tmp_path / "records").rglob("*.json")
     record = json.loads(record_file.read_text())
@@ -207,6 +239,7 @@ def test_paper_run_keeps_the_epoch_of_least_validation_mse(make_cfg, tmp_path):
 
 
 # ---------------------------------------------------------------- the experiments
+
 
 def _compose(*overrides: str):
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
@@ -230,28 +263,42 @@ def test_campaign_sweeps_run_two_jobs_at_a_time():
 
 # ---------------------------------------------------------------- tables
 
+
 def _bearing_record(fold, sources, config, metric="mse", score=30.0, rows=14350):
-    return {"dataset": "bearings", "protocol": "paper", "model": "nac", "seed": 0, "fold": fold, "status": "ok",
-            "metric": metric, "metric_mode": "min", "group_hash": "g", "git_commit": "0" * 40,
-            "data": {"digest": "d" * 16, "files": {}}, "config": config, "test": {},
-            "tests": {"pronostia": {"mse": 0.01, "score": score + fold, "score_per_row": (score + fold) / rows}},
-            "dataset_meta": {"extra": {"bearing_sources": sources}}}
+    return {
+        "dataset": "bearings",
+        "protocol": "paper",
+        "model": "nac",
+        "seed": 0,
+        "fold": fold,
+        "status": "ok",
+        "metric": metric,
+        "metric_mode": "min",
+        "group_hash": "g",
+        "git_commit": "0" * 40,
+        "data": {"digest": "d" * 16, "files": {}},
+        "config": config,
+        "test": {},
+        "tests": {"pronostia": {"mse": 0.01, "score": score + fold, "score_per_row": (score + fold) / rows}},
+        "dataset_meta": {"extra": {"bearing_sources": sources}},
+    }
 
 
 @pytest.fixture(scope="module")
 def paper_config():
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=["experiment=bearings_paper", "model=nac"]),
-                                      resolve=True)
+        return OmegaConf.to_container(
+            compose("config", overrides=["experiment=bearings_paper", "model=nac"]), resolve=True
+        )
 
 
 def test_tables_name_mixed_sources_and_count_them_as_a_gap(paper_config):
     records = [_bearing_record(f, PAPER_SOURCES, paper_config) for f in range(5)]
     row = summary_table(records_frame(records)).iloc[0]
-    assert row["sources"] == ("mixed (extracted: pronostia/Bearing1_1, pronostia/Bearing1_5, "
-                              "pronostia/Bearing1_6)")
-    assert row["vs paper"] == ("extracted features for pronostia/Bearing1_1, pronostia/Bearing1_5, "
-                               "pronostia/Bearing1_6")
+    assert row["sources"] == ("mixed (extracted: pronostia/Bearing1_1, pronostia/Bearing1_5, pronostia/Bearing1_6)")
+    assert row["vs paper"] == (
+        "extracted features for pronostia/Bearing1_1, pronostia/Bearing1_5, pronostia/Bearing1_6"
+    )
     assert row["test S"] == "32.0000 ± 1.5811"  # S of folds 30..34: sample std sqrt(2.5)
     assert row["test S/row"] == f"{32.0 / 14350:.6f} ± {math.sqrt(2.5) / 14350:.6f}"
 
@@ -267,12 +314,29 @@ def test_tables_compare_the_papers_s_where_like_for_like(paper_config):
 
 # ---------------------------------------------------------------- the Time-only reference
 
+
 @needs_extracted
 def test_time_reference_writes_csv_and_markdown_with_s_per_row(tmp_path):
     out = tmp_path / "results" / "time_only.csv"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bearing_time_reference.py"), "--limit", "40",
-                           "--folds", "3", "--cache-dir", str(tmp_path / "cache"), "--data-root", str(SHARED_DATA),
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bearing_time_reference.py"),
+            "--limit",
+            "40",
+            "--folds",
+            "3",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--data-root",
+            str(SHARED_DATA),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pd.read_csv(out)
     assert list(table.test) == ["pronostia", "xjtu", "hust"] and (table.folds == 3).all() and (table.rows == 40).all()
@@ -280,4 +344,8 @@ def test_time_reference_writes_csv_and_markdown_with_s_per_row(tmp_path):
     np.testing.assert_allclose(table["S/row mean"], table["S mean"] / table["rows"], rtol=1e-12)
     text = out.with_suffix(".md").read_text()
     assert "- command: `python scripts/bearing_time_reference.py --limit 40 --folds 3" in text
-    assert "- commit: " in text and "- date: 20" in text and "| pronostia | pronostia/Bearing1_1 | extracted | 40 |" in text
+    assert (
+        "- commit: " in text
+        and "- date: 20" in text
+        and "| pronostia | pronostia/Bearing1_1 | extracted | 40 |" in text
+    )

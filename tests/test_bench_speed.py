@@ -25,8 +25,14 @@ HEAD = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=Tru
 
 def _bench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "scripts/bench_nac.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "scripts/bench_nac.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ------------------------------------------------------------------------------------------- pieces
@@ -60,16 +66,25 @@ def test_fresh_process_returns_the_result_or_says_why():
 
 
 def test_ratios_use_the_reference_at_the_same_length_else_the_longest():
-    refs = [Row("reference", f"step {name} T={t}", "", median=m)
-            for name, t, m in [("LSTM", 11, 0.01), ("MHA", 11, 0.02), ("LSTM", 256, 0.1), ("MHA", 256, 0.5)]]
-    rows = [Row("step", "step paper T=11", "", median=0.03), Row("step", "step paper T=256", "", median=0.2),
-            Row("long", "long paper fwd+bwd T=4096", "", median=1.0),
-            Row("long", "long paper memory increment T=4096", "", unit="MiB", median=300.0),
-            Row("epoch", "epoch emnist_clean paper", "", median=None)]
+    refs = [
+        Row("reference", f"step {name} T={t}", "", median=m)
+        for name, t, m in [("LSTM", 11, 0.01), ("MHA", 11, 0.02), ("LSTM", 256, 0.1), ("MHA", 256, 0.5)]
+    ]
+    rows = [
+        Row("step", "step paper T=11", "", median=0.03),
+        Row("step", "step paper T=256", "", median=0.2),
+        Row("long", "long paper fwd+bwd T=4096", "", median=1.0),
+        Row("long", "long paper memory increment T=4096", "", unit="MiB", median=300.0),
+        Row("epoch", "epoch emnist_clean paper", "", median=None),
+    ]
     attach_ratios(rows, refs, 256)
     assert [(r.x_lstm, r.x_mha) for r in rows] == [
-        (pytest.approx(3.0), pytest.approx(1.5)), (pytest.approx(2.0), pytest.approx(0.4)),
-        (pytest.approx(10.0), pytest.approx(2.0)), (None, None), (None, None)]
+        (pytest.approx(3.0), pytest.approx(1.5)),
+        (pytest.approx(2.0), pytest.approx(0.4)),
+        (pytest.approx(10.0), pytest.approx(2.0)),
+        (None, None),
+        (None, None),
+    ]
 
 
 def test_verdicts():
@@ -93,8 +108,9 @@ def test_options_aliases_and_defaults():
     full = parse_args([])
     assert full.parts == list(PARTS) and full.step_lengths == [11, 256] and full.long_lengths == [1024, 4096, 16384]
     assert (full.threads, full.warmup, full.repeats, full.long_repeats) == (2, 2, 10, 3)
-    assert output_path(full, pd.Timestamp("2030-01-02").to_pydatetime()) == \
-        ROOT / "results" / "speed_2030-01-02_cpu2t.md"
+    assert (
+        output_path(full, pd.Timestamp("2030-01-02").to_pydatetime()) == ROOT / "results" / "speed_2030-01-02_cpu2t.md"
+    )
     old = parse_args(["--part", "memory", "--lengths", "64", "128", "--variants", "official"])
     assert old.parts == ["long"] and old.long_lengths == [64, 128] and old.variants == ["official"]
     subset = parse_args(["--parts", "step,long", "--quick"])
@@ -110,8 +126,21 @@ def test_report_files_carry_the_provenance(tmp_path):
     prov = Provenance.now("scripts/bench_nac.py", ["--quick", "--out-dir", "a b"], threads=2, device="cpu")
     assert prov.command == "python scripts/bench_nac.py --quick --out-dir 'a b'"
     assert prov.commit.startswith(HEAD) and prov.date.startswith(pd.Timestamp.now("UTC").strftime("%Y-%m"))
-    rows = [Row("step", "step paper T=11", "B=32 T=11", median=0.0123, iqr=0.001, low=0.011, high=0.02, n=10,
-                target=0.012, result="fail", x_lstm=2.0)]
+    rows = [
+        Row(
+            "step",
+            "step paper T=11",
+            "B=32 T=11",
+            median=0.0123,
+            iqr=0.001,
+            low=0.011,
+            high=0.02,
+            n=10,
+            target=0.012,
+            result="fail",
+            x_lstm=2.0,
+        )
+    ]
     md, csv = Report(prov, ["settings line"], rows, "machine load: x").write(tmp_path / "s.md", "T")
     text = md.read_text()
     for line in prov.lines():
@@ -123,8 +152,11 @@ def test_report_files_carry_the_provenance(tmp_path):
 
 
 def _bearing_tree(root: Path, with_extracted: bool) -> None:
-    files = {"features/pronostia": ["Bearing1_4_features.csv.gz", "Bearing1_7_features.csv.gz"],
-             "features/xjtu": ["Bearing1_1_features_with_labels.csv.gz"], "features/hust": ["Bearing1_features.csv.gz"]}
+    files = {
+        "features/pronostia": ["Bearing1_4_features.csv.gz", "Bearing1_7_features.csv.gz"],
+        "features/xjtu": ["Bearing1_1_features_with_labels.csv.gz"],
+        "features/hust": ["Bearing1_features.csv.gz"],
+    }
     if with_extracted:
         files["extracted"] = [f"Bearing1_{i}_features.csv.gz" for i in (1, 5, 6)]
     for folder, names in files.items():
@@ -162,12 +194,17 @@ def test_quick_run_writes_files_with_command_commit_date_and_rows(quick_run):
     assert f"- commit: {HEAD}" in text and "- date: 20" in text and "torch threads 1" in text
     assert f"torch {torch.__version__}" in text and "- machine load: " in text and "QUICK RUN" in text
     table = pd.read_csv(csvs[0])
-    expected = ([f"step {m} T={t}" for t in (11, 32) for m in ("LSTM", "MHA")]
-                + [f"step {v} T={t}" for t in (11, 32) for v in ("paper", "official", "paper+all", "official+all")]
-                + [f"long {v} {f} T={t}" for v in ("paper", "official", "paper+all", "official+all")
-                   for t in (64, 128)
-                   for f in ("fwd+bwd", "memory increment")]
-                + ["epoch emnist_clean paper", "epoch emnist_clean official", "epoch bearings_paper paper"])
+    expected = (
+        [f"step {m} T={t}" for t in (11, 32) for m in ("LSTM", "MHA")]
+        + [f"step {v} T={t}" for t in (11, 32) for v in ("paper", "official", "paper+all", "official+all")]
+        + [
+            f"long {v} {f} T={t}"
+            for v in ("paper", "official", "paper+all", "official+all")
+            for t in (64, 128)
+            for f in ("fwd+bwd", "memory increment")
+        ]
+        + ["epoch emnist_clean paper", "epoch emnist_clean official", "epoch bearings_paper paper"]
+    )
     assert table.what.tolist() == expected
     timed = table[table.part.isin(["reference", "step", "long"])]
     assert (timed["median"] > 0).all() and timed.load_cores.notna().all()
@@ -175,7 +212,8 @@ def test_quick_run_writes_files_with_command_commit_date_and_rows(quick_run):
     nac_steps = table[table.part == "step"].set_index("what")
     lstm = table.set_index("what")["median"]
     assert nac_steps.loc["step paper T=32", "x_lstm"] == pytest.approx(
-        nac_steps.loc["step paper T=32", "median"] / lstm["step LSTM T=32"])
+        nac_steps.loc["step paper T=32", "median"] / lstm["step LSTM T=32"]
+    )
     assert (table[table.unit == "MiB"].x_lstm.isna()).all() and (table[table.unit == "MiB"]["median"] > 0).all()
     epochs = table[table.part == "epoch"]
     assert (epochs["median"].notna() | epochs.note.str.startswith("not run")).all()
@@ -196,12 +234,15 @@ def test_missing_data_is_a_row_not_a_failure(tmp_path):
     assert "bearing feature files missing" in epochs.loc["epoch bearings_paper paper", "note"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--parts", "step,warp"], "--parts: unknown 'warp'; choose from step,long,epoch"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--threads", "0"], "--threads must be positive, got 0"),
-    (["--device", "tpu"], "--device 'tpu' is not a device"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--parts", "step,warp"], "--parts: unknown 'warp'; choose from step,long,epoch"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--threads", "0"], "--threads must be positive, got 0"),
+        (["--device", "tpu"], "--device 'tpu' is not a device"),
+    ],
+)
 def test_a_bad_option_is_one_line(args, message, tmp_path):
     proc = _bench(*args, "--out-dir", str(tmp_path))
     assert proc.returncode == 2 and proc.stdout == ""
@@ -215,9 +256,11 @@ def test_module_entry_needs_a_command():
 
 
 def test_long_point_in_a_fresh_process_reports_time_and_memory():
-    done = fresh.call_fresh("nac.bench.workloads:long_point",
-                            dict(variant="official", length=32, device="cpu", threads=1, repeats=2,
-                                 shape=dict(heads=4, topk=4)), timeout=300)
+    done = fresh.call_fresh(
+        "nac.bench.workloads:long_point",
+        dict(variant="official", length=32, device="cpu", threads=1, repeats=2, shape=dict(heads=4, topk=4)),
+        timeout=300,
+    )
     result = done.result()
     assert result is not None, done.why()
     assert result["threads"] == 1 and len(result["times_s"]) == 2 and result["cold_s"] > 0

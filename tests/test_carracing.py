@@ -27,8 +27,13 @@ MAX_STEPS, WARMUP = 60, 5
 def recording(tmp_path_factory) -> Path:
     """Three 60-step expert episodes (5 warm-up steps); a low speed cap mixes gas, no-op and brake."""
     pytest.importorskip("gymnasium", reason="needs the optional extra: pip install -e '.[carracing]'")
-    arrays = cr.record_expert(SEEDS, max_steps=MAX_STEPS, warmup_steps=WARMUP, progress=False,
-                              expert=PurePursuitExpert(max_speed=12.0, brake_margin=2.0))
+    arrays = cr.record_expert(
+        SEEDS,
+        max_steps=MAX_STEPS,
+        warmup_steps=WARMUP,
+        progress=False,
+        expert=PurePursuitExpert(max_speed=12.0, brake_margin=2.0),
+    )
     return cr.save_recording(tmp_path_factory.mktemp("carracing") / "short.npz", arrays)
 
 
@@ -174,9 +179,17 @@ def test_missing_gymnasium_says_how_to_install(monkeypatch, tmp_path):
 def test_one_epoch_run_with_closed_loop(recording, make_cfg):
     from nac.harness.runner import run
 
-    cfg = make_cfg("dataset=carracing", "protocol=clean", "model=nac", "seed=0", "threads=1",
-                   f"dataset.builder.recording={recording}", "dataset.builder.closed_loop_episodes=1",
-                   f"dataset.builder.closed_loop_max_steps={WARMUP + 10}", "trainer.epochs=1")
+    cfg = make_cfg(
+        "dataset=carracing",
+        "protocol=clean",
+        "model=nac",
+        "seed=0",
+        "threads=1",
+        f"dataset.builder.recording={recording}",
+        "dataset.builder.closed_loop_episodes=1",
+        f"dataset.builder.closed_loop_max_steps={WARMUP + 10}",
+        "trainer.epochs=1",
+    )
     value = run(cfg)
     assert 0.0 <= value <= 1.0
     record = json.loads(next(Path(cfg.paths.records_dir).rglob("*.json")).read_text())
@@ -191,13 +204,19 @@ def write_synthetic_recording(path: Path, episodes: int = 3, per_episode: int = 
     """A recording without Gymnasium: flat-coloured frames, actions cycling 0..4 (6 per class for 3 x 10)."""
     n = episodes * per_episode
     frames = np.broadcast_to((np.arange(n, dtype=np.uint8) * 7)[:, None, None, None], (n, 96, 96, 3)).copy()
-    arrays = {"frames": frames, "actions": np.arange(n, dtype=np.int64) % 5,
-              "episode": np.repeat(np.arange(episodes), per_episode).astype(np.int32),
-              "step": np.tile(np.arange(per_episode), episodes).astype(np.int32),
-              "seeds": np.arange(episodes, dtype=np.int64), "returns": np.zeros(episodes),
-              "lap_completion": np.zeros(episodes), "lap_finished": np.zeros(episodes, bool),
-              "episode_steps": np.full(episodes, per_episode, np.int32), "warmup_steps": np.int64(0),
-              "max_steps": np.int64(per_episode)}
+    arrays = {
+        "frames": frames,
+        "actions": np.arange(n, dtype=np.int64) % 5,
+        "episode": np.repeat(np.arange(episodes), per_episode).astype(np.int32),
+        "step": np.tile(np.arange(per_episode), episodes).astype(np.int32),
+        "seeds": np.arange(episodes, dtype=np.int64),
+        "returns": np.zeros(episodes),
+        "lap_completion": np.zeros(episodes),
+        "lap_finished": np.zeros(episodes, bool),
+        "episode_steps": np.full(episodes, per_episode, np.int32),
+        "warmup_steps": np.int64(0),
+        "max_steps": np.int64(per_episode),
+    }
     return cr.save_recording(path, arrays)
 
 

@@ -22,15 +22,18 @@ from tests.conftest import CONFIGS, SHARED_DATA
 
 FOLDER = SHARED_DATA / "cmapss"
 HAVE_FD001 = all((FOLDER / f"{kind}_FD001.txt").is_file() for kind in ("train", "test", "RUL"))
-needs_fd001 = pytest.mark.skipif(not HAVE_FD001, reason=f"no C-MAPSS FD001 files under {FOLDER}; get them with "
-                                 "scripts/download_data.py cmapss")
+needs_fd001 = pytest.mark.skipif(
+    not HAVE_FD001, reason=f"no C-MAPSS FD001 files under {FOLDER}; get them with scripts/download_data.py cmapss"
+)
 HAVE = {s: all((FOLDER / f"{kind}_{s}.txt").is_file() for kind in ("train", "test", "RUL")) for s in cmapss.SUBSETS}
 
 
 def needs(*subsets: str):
     missing = [s for s in subsets if not HAVE[s]]
-    return pytest.mark.skipif(bool(missing), reason=f"no C-MAPSS {missing} files under {FOLDER}; get them with "
-                              "scripts/download_data.py cmapss")
+    return pytest.mark.skipif(
+        bool(missing),
+        reason=f"no C-MAPSS {missing} files under {FOLDER}; get them with scripts/download_data.py cmapss",
+    )
 
 
 CLEAN = {"name": "clean", "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
@@ -144,8 +147,9 @@ def write_fd002_like(folder: Path, seed: int = 0, short_test_engine: bool = True
     """A tiny FD002-like subset: 6 operating conditions with large sensor offsets, 8 train engines,
     3 test engines (one shorter than the window). Returns the arrays written."""
     rng = np.random.default_rng(seed)
-    conditions = np.array([[0, 0.0, 100], [10, 0.25, 100], [20, 0.70, 100], [25, 0.62, 60], [35, 0.84, 100],
-                           [42, 0.84, 100]])
+    conditions = np.array(
+        [[0, 0.0, 100], [10, 0.25, 100], [20, 0.70, 100], [25, 0.62, 60], [35, 0.84, 100], [42, 0.84, 100]]
+    )
 
     def engine(unit: int, cycles: int):
         cond = rng.integers(0, 6, cycles)
@@ -278,8 +282,9 @@ def test_source_files_are_the_three_files_read(tmp_path):
 
 def compose_cmapss(*overrides: str):
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return compose("config", overrides=["experiment=none", "dataset=cmapss", f"paths.data_root={SHARED_DATA}",
-                                            *overrides])
+        return compose(
+            "config", overrides=["experiment=none", "dataset=cmapss", f"paths.data_root={SHARED_DATA}", *overrides]
+        )
 
 
 def test_config_windows_follow_li_et_al_per_subset():
@@ -353,8 +358,9 @@ def test_real_multi_condition_subsets_are_scaled_per_condition(subset):
     engine = raw_test[raw_test[:, 0] == 1][-window:]
     keys = np.round(engine[:, [2, 4]]).astype(int)
     assert len({tuple(k) for k in keys}) > 1  # the window crosses conditions
-    expected = np.stack([(row[SENSOR_COLUMNS] - params[tuple(k)][0]) / params[tuple(k)][1]
-                         for row, k in zip(engine, keys)])
+    expected = np.stack(
+        [(row[SENSOR_COLUMNS] - params[tuple(k)][0]) / params[tuple(k)][1] for row, k in zip(engine, keys)]
+    )
     assert np.allclose(splits.test.x[0].numpy(), expected, atol=1e-5)
     # per-condition scaling removes the operating offsets: training values span [-1, 1] exactly
     assert splits.train.x.min() == -1 and splits.train.x.max() == 1
@@ -363,8 +369,9 @@ def test_real_multi_condition_subsets_are_scaled_per_condition(subset):
 
 def test_full_budget_experiment_settings():
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=cmapss_full", "dataset.builder.subset=FD004"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "config", overrides=["experiment=cmapss_full", "dataset.builder.subset=FD004"], return_hydra_config=True
+        )
         cheap = compose("config", overrides=["experiment=cmapss"])
     builder = cfg.dataset.builder
     assert (builder.subset, builder.window, builder.stride, builder.val_stride) == ("FD004", 15, 1, 1)
@@ -394,9 +401,17 @@ def test_tuning_experiments_search_on_validation_with_one_budget():
             assert cfg.paths.records_dir.endswith("tune/records") and cfg.model.name == model
             spaces[name] = dict(sweeper.params)
     assert all(space.pop("tag") == "tune" for space in spaces.values())
-    assert spaces["cmapss_tune"] == {"trainer.optimizer.lr": "tag(log, interval(2e-4, 5e-3))",
-                                     "dataset.width": "choice(16, 32, 64)"}
-    assert spaces["cmapss_tune_nac"] == {**spaces["cmapss_tune"], "model.topk": "range(2, 30)",
-                                         "model.mode": "choice(exact, euler, steady)"}
-    assert spaces["cmapss_tune_cnn1d"] == {"trainer.optimizer.lr": "tag(log, interval(2e-4, 5e-3))",
-                                           "dataset.width": "32", "dataset.cnn1d.units": "choice(50, 100, 200)"}
+    assert spaces["cmapss_tune"] == {
+        "trainer.optimizer.lr": "tag(log, interval(2e-4, 5e-3))",
+        "dataset.width": "choice(16, 32, 64)",
+    }
+    assert spaces["cmapss_tune_nac"] == {
+        **spaces["cmapss_tune"],
+        "model.topk": "range(2, 30)",
+        "model.mode": "choice(exact, euler, steady)",
+    }
+    assert spaces["cmapss_tune_cnn1d"] == {
+        "trainer.optimizer.lr": "tag(log, interval(2e-4, 5e-3))",
+        "dataset.width": "32",
+        "dataset.cnn1d.units": "choice(50, 100, 200)",
+    }

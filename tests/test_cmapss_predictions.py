@@ -19,8 +19,15 @@ from torch import nn
 from nac.data.base import DatasetMeta, SequenceTensorDataset
 from nac.harness.errors import SetupError
 from nac.harness.prediction_plots import collect, figure_for, sample_order
-from nac.harness.predictions import (SetPredictions, predictions_path, read_predictions, regression_metrics,
-                                     requested, save_predictions, write_predictions)
+from nac.harness.predictions import (
+    SetPredictions,
+    predictions_path,
+    read_predictions,
+    regression_metrics,
+    requested,
+    save_predictions,
+    write_predictions,
+)
 from nac.harness.runner import make_loader, run
 from nac.harness.train import evaluate
 from tests.conftest import ROOT, SHARED_DATA
@@ -64,19 +71,36 @@ def dataset(n: int, seed: int) -> SequenceTensorDataset:
     x = torch.rand(n, 4, 1, generator=g)
     mask = torch.ones(n, 4, dtype=torch.bool)
     mask[0, 2:] = False  # one padded sample
-    data = SequenceTensorDataset(x.numpy(), np.ones((n, 4), np.float32), mask.numpy(),
-                                 torch.rand(n, generator=g).numpy())
+    data = SequenceTensorDataset(
+        x.numpy(), np.ones((n, 4), np.float32), mask.numpy(), torch.rand(n, generator=g).numpy()
+    )
     data.windows = [(i + 1, 3) for i in range(n)]
     return data
 
 
 def test_named_test_sets_match_evaluate_and_hand_values(tmp_path):
     a, b = dataset(7, 0), dataset(5, 1)
-    meta = DatasetMeta(name="toy", input_dim=1, output_dim=1, task="regression", metric="rmse", metric_mode="min",
-                       protocol="clean", target_scale=125.0)
+    meta = DatasetMeta(
+        name="toy",
+        input_dim=1,
+        output_dim=1,
+        task="regression",
+        metric="rmse",
+        metric_mode="min",
+        protocol="clean",
+        target_scale=125.0,
+    )
     loader = lambda data: make_loader(data, 3, False, 0, 0)  # noqa: E731
-    path = save_predictions(tmp_path / "r.predictions.npz", LastStep(), {"test": a, "a": a, "b": b}, loader,
-                            torch.device("cpu"), meta, False, {"model": "toy"})
+    path = save_predictions(
+        tmp_path / "r.predictions.npz",
+        LastStep(),
+        {"test": a, "a": a, "b": b},
+        loader,
+        torch.device("cpu"),
+        meta,
+        False,
+        {"model": "toy"},
+    )
     info, sets = read_predictions(path)
     assert list(sets) == ["test", "a", "b"] and info["record"] == "r.json" and info["task"] == "regression"
     for name, data in (("a", a), ("b", b)):
@@ -113,9 +137,11 @@ def test_unreadable_file_names_itself(tmp_path):
 
 def write_example(folder, dataset: str, tag: str, sets: dict, seed: int = 0):
     info = {"dataset": dataset, "model": "nac", "seed": seed, "tag": tag, "task": "regression"}
-    return write_predictions(folder / f"{dataset}-{tag}-{seed}.predictions.npz",
-                             {name: SetPredictions(np.asarray(p, float), np.asarray(t, float))
-                              for name, (p, t) in sets.items()}, info)
+    return write_predictions(
+        folder / f"{dataset}-{tag}-{seed}.predictions.npz",
+        {name: SetPredictions(np.asarray(p, float), np.asarray(t, float)) for name, (p, t) in sets.items()},
+        info,
+    )
 
 
 def test_cmapss_panels_sort_engines_by_true_rul_and_rows_keep_file_order(tmp_path):
@@ -141,16 +167,28 @@ def test_cli_writes_one_png_per_set_with_a_panel_per_file(tmp_path):
         write_example(tmp_path / "in", "cmapss", tag, {"test": ([50, 10, 90], [60, 5, 125])}, seed)
     write_example(tmp_path / "in", "bearings", "", {"a": ([1, 2], [1, 3]), "b": ([0, 1], [0, 0])})
     script = ROOT / "scripts" / "plot_predictions.py"
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                           "--name", "x"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--name", "x"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["x_a.png", "x_b.png", "x_test.png"]
     assert all((tmp_path / "out" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in written)
     # panels sorted by dataset, tag, model, seed: FD001 before FD002
-    assert [info["tag"] for _, info, _ in collect([tmp_path / "in"]) if info["dataset"] == "cmapss"] == \
-        ["FD001", "FD002"]
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.npz")], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    assert [info["tag"] for _, info, _ in collect([tmp_path / "in"]) if info["dataset"] == "cmapss"] == [
+        "FD001",
+        "FD002",
+    ]
+    bad = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "missing.npz")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "missing.npz does not exist" in bad.stderr

@@ -65,7 +65,7 @@ def _reference_group_split(groups, val_fraction, test_fraction, seed):
             n_val -= 1
         else:
             n_test -= 1
-    return sorted(order[n_test + n_val:]), sorted(order[n_test:n_test + n_val]), sorted(order[:n_test])
+    return sorted(order[n_test + n_val :]), sorted(order[n_test : n_test + n_val]), sorted(order[:n_test])
 
 
 @pytest.mark.parametrize("n", [3, 4, 7, 25, 100])
@@ -109,8 +109,11 @@ def _reference_windows(groups, window, starts, label):
 def test_windows_against_plain_loops(kind, label):
     rng = np.random.default_rng(1)
     groups = [(f"r{i}", rng.normal(size=(n, 3)), rng.random(n), rng.normal(size=n)) for i, n in enumerate([11, 4, 23])]
-    starts = {"fit": lambda n: window_starts(n, 6, 4), "tile": lambda n: tiling_starts(n, 6),
-              "ends": lambda n: np.maximum(0, window_ends(n, 6, 3) - 5)}[kind]
+    starts = {
+        "fit": lambda n: window_starts(n, 6, 4),
+        "tile": lambda n: tiling_starts(n, 6),
+        "ends": lambda n: np.maximum(0, window_ends(n, 6, 3) - 5),
+    }[kind]
     origin = "end" if kind == "ends" else "start"
     got = windows_dataset(groups, 6, starts, label=label, origin=origin)
     ref = _reference_windows(groups, 6, starts, label)

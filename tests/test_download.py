@@ -22,10 +22,15 @@ from tests.conftest import ROOT, SHARED_DATA
 
 SCRIPT = ROOT / "scripts" / "download_data.py"
 SHARED_MNIST = SHARED_DATA / "mnist"
-MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-               "t10k-labels-idx1-ubyte.gz"]
-needs_mnist = pytest.mark.skipif(not all((SHARED_MNIST / f).is_file() for f in MNIST_FILES),
-                                 reason=f"MNIST files not found under {SHARED_MNIST}")
+MNIST_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+needs_mnist = pytest.mark.skipif(
+    not all((SHARED_MNIST / f).is_file() for f in MNIST_FILES), reason=f"MNIST files not found under {SHARED_MNIST}"
+)
 
 
 def _load_script():
@@ -74,8 +79,14 @@ def _fake_mnist(folder: Path) -> dict:
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_download_over_http_verifies_and_then_skips(server, tmp_path):
@@ -114,8 +125,14 @@ def test_mirrors_are_tried_in_order_and_a_bad_present_file_is_replaced(server, t
     folder.mkdir(parents=True)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
     out = io.StringIO()
-    dd.download("mnist", tmp_path / "root", urls=[base + "missing/", (served.as_uri() + "/")], checksums=sums,
-                progress=False, out=out)
+    dd.download(
+        "mnist",
+        tmp_path / "root",
+        urls=[base + "missing/", (served.as_uri() + "/")],
+        checksums=sums,
+        progress=False,
+        out=out,
+    )
     assert "downloading again" in out.getvalue()
     for name in MNIST_FILES:
         assert (folder / name).read_bytes() == (served / name).read_bytes()
@@ -124,8 +141,14 @@ def test_mirrors_are_tried_in_order_and_a_bad_present_file_is_replaced(server, t
 
 def test_all_sources_failing_is_a_clear_error(tmp_path):
     with pytest.raises(dd.DownloadError, match="every source failed") as err:
-        dd.download("mnist", tmp_path, urls=[(tmp_path / "none").as_uri() + "/"], checksums={"mnist": {}},
-                    progress=False, out=io.StringIO())
+        dd.download(
+            "mnist",
+            tmp_path,
+            urls=[(tmp_path / "none").as_uri() + "/"],
+            checksums={"mnist": {}},
+            progress=False,
+            out=io.StringIO(),
+        )
     assert "train-images-idx3-ubyte.gz" in str(err.value)
 
 
@@ -136,8 +159,14 @@ def test_person_activity_zip_is_extracted_and_reported_unverified(tmp_path):
         zf.writestr("ConfLongDemo_JSI.txt", content)
         zf.writestr("readme.txt", b"x")
     out = io.StringIO()
-    folder = dd.download("person_activity", tmp_path / "root", urls=[archive.as_uri()],
-                         checksums={"person_activity": {"ConfLongDemo_JSI.txt": None}}, progress=False, out=out)
+    folder = dd.download(
+        "person_activity",
+        tmp_path / "root",
+        urls=[archive.as_uri()],
+        checksums={"person_activity": {"ConfLongDemo_JSI.txt": None}},
+        progress=False,
+        out=out,
+    )
     assert (folder / "ConfLongDemo_JSI.txt").read_bytes() == content
     assert sorted(p.name for p in folder.iterdir()) == ["ConfLongDemo_JSI.txt"]  # zip and temp folder gone
     text = out.getvalue()
@@ -148,7 +177,8 @@ def test_checksum_file_holds_the_known_hashes():
     sums = dd.load_checksums()
     assert set(sums) == set(dd.SOURCES)
     assert sums["mnist"]["train-images-idx3-ubyte.gz"] == (
-        "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971")
+        "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971"
+    )
     assert set(sums["mnist"]) == set(MNIST_FILES) and sums["person_activity"]["ConfLongDemo_JSI.txt"] is None
 
 
@@ -194,8 +224,13 @@ def test_cli_mismatch_exits_non_zero(tmp_path):
     served.mkdir()
     for name in MNIST_FILES:
         (served / name).write_bytes(b"not mnist")
-    proc = _cli("mnist", "--root", str(tmp_path / "root"), "--no-progress",
-                env={"NAC_DOWNLOAD_URLS_MNIST": served.as_uri() + "/"})
+    proc = _cli(
+        "mnist",
+        "--root",
+        str(tmp_path / "root"),
+        "--no-progress",
+        env={"NAC_DOWNLOAD_URLS_MNIST": served.as_uri() + "/"},
+    )
     assert proc.returncode == 1 and "checksum mismatch" in proc.stderr and "deleted" in proc.stderr
     assert not list((tmp_path / "root" / "mnist").iterdir())
 
@@ -226,8 +261,9 @@ def test_files_in_a_zip_nested_in_the_archive_are_extracted_and_verified(tmp_pat
     sums["cmapss"]["test_FD004.txt"] = _sha(b"something else")
     (folder / "test_FD004.txt").unlink()
     with pytest.raises(dd.DownloadError, match="checksum mismatch for test_FD004.txt"):
-        dd.download("cmapss", tmp_path / "root", urls=[archive.as_uri()], checksums=sums, progress=False,
-                    out=io.StringIO())
+        dd.download(
+            "cmapss", tmp_path / "root", urls=[archive.as_uri()], checksums=sums, progress=False, out=io.StringIO()
+        )
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "cmapss" / "train_FD001.txt").is_file(), reason="no shared C-MAPSS copy")

@@ -19,14 +19,16 @@ from nac.data import emnist
 from nac.data.idx import MNIST_FILES, load_mnist, parse_idx, read_idx
 from nac.harness.records import load_records
 from nac.harness.runner import run
-from tests.conftest import CONFIGS, ROOT, SHARED_DATA
+from tests.conftest import CONFIGS, SHARED_DATA
 
 DATA_ROOT = SHARED_DATA
 MNIST = DATA_ROOT / "mnist"
-needs_mnist = pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").is_file(),
-                                 reason=f"MNIST files not found under {MNIST} (get them with "
-                                        "`python scripts/download_data.py mnist --root <dir>` and set "
-                                        "NAC_DATA_ROOT=<dir>)")
+needs_mnist = pytest.mark.skipif(
+    not (MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason=f"MNIST files not found under {MNIST} (get them with "
+    "`python scripts/download_data.py mnist --root <dir>` and set "
+    "NAC_DATA_ROOT=<dir>)",
+)
 PAPER = {"name": "paper", "n_folds": 5, "fold": 0, "split_seed": 42}
 CLEAN = {"name": "clean", "val_fraction": 0.2, "split_seed": 0}
 
@@ -39,6 +41,7 @@ def mnist():
 
 
 # ---------------------------------------------------------------- IDX reader
+
 
 @needs_mnist
 def test_idx_reader_real_files(mnist, tmp_path):
@@ -87,6 +90,7 @@ def test_idx_reader_synthetic_and_corrupt(tmp_path):
 
 # ---------------------------------------------------------------- encoding
 
+
 def _runs_by_hand(image: np.ndarray) -> list[tuple[int, int]]:
     """(value, run length) pairs of the binarised row-major image, counted with a plain loop."""
     runs: list[list[int]] = []
@@ -121,6 +125,7 @@ def test_encoding_matches_hand_counted_runs(mnist, tmp_path):
 
 
 # ---------------------------------------------------------------- protocols
+
 
 @needs_mnist
 def test_clean_protocol_sizes_disjoint_stratified(mnist, tmp_path):
@@ -184,6 +189,7 @@ def test_paper_protocol_folds_partition_the_pooled_set(tmp_path):
 
 # ---------------------------------------------------------------- cache and errors
 
+
 @needs_mnist
 def test_second_build_reads_the_cache(tmp_path, monkeypatch):
     first = emnist.build(CLEAN, DATA_ROOT, cache_dir=tmp_path / "cache", limit=100)
@@ -217,6 +223,7 @@ def test_missing_data_root_names_file_and_download_command(tmp_path):
 
 # ---------------------------------------------------------------- configs and the runner
 
+
 def _compose(*overrides: str):
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
@@ -228,7 +235,12 @@ def test_experiment_configs_compose(experiment, sweep):
     assert cfg.dataset.name == "emnist" and cfg.protocol.name == experiment.split("_")[1]
     assert cfg.model.name == "nac"
     assert (cfg.model.topk, cfg.model.mode, cfg.model.euler_steps, cfg.model.delta_t, cfg.model.sparsity) == (
-        10, "euler", 6, 1.5, 0.7)
+        10,
+        "euler",
+        6,
+        1.5,
+        0.7,
+    )
     assert (cfg.model.d_model, cfg.model.num_heads) == (64, 16)
     assert cfg.trainer.epochs == 75 and cfg.trainer.batch_size == 32
     assert cfg.trainer.optimizer.lr == 1e-3 and cfg.trainer.optimizer.weight_decay == 0.004
@@ -253,9 +265,19 @@ def test_emnist_stem_gives_the_papers_11_steps():
 
 @needs_mnist
 def test_end_to_end_tiny_run(make_cfg, tmp_path):
-    best = run(make_cfg("dataset=emnist", "dataset.builder.limit=300", f"paths.data_root={DATA_ROOT}",
-                        "protocol=paper", "protocol.fold=2", "trainer.batch_size=32", "trainer.epochs=1",
-                        "trainer.limit_train_batches=2", "dataset.nac.euler_steps=2"))
+    best = run(
+        make_cfg(
+            "dataset=emnist",
+            "dataset.builder.limit=300",
+            f"paths.data_root={DATA_ROOT}",
+            "protocol=paper",
+            "protocol.fold=2",
+            "trainer.batch_size=32",
+            "trainer.epochs=1",
+            "trainer.limit_train_batches=2",
+            "dataset.nac.euler_steps=2",
+        )
+    )
     (rec,) = load_records(tmp_path / "records")
     assert rec["status"] == "ok", rec.get("error")
     assert rec["dataset"] == "emnist" and rec["protocol"] == "paper" and rec["model"] == "nac"
@@ -279,8 +301,9 @@ def test_source_files_and_a_replaced_file_is_not_served_from_cache(tmp_path):
     folder = write_synthetic_mnist(tmp_path / "data" / "mnist")
     protocol = {"name": "paper", "n_folds": 2, "fold": 0, "split_seed": 42}
     first = emnist.build(protocol, tmp_path / "data", cache_dir=tmp_path / "cache")
-    assert sorted(first.meta.source_files) == sorted(str((folder / (stem + ".gz")).resolve())
-                                                     for stem in MNIST_FILES.values())
+    assert sorted(first.meta.source_files) == sorted(
+        str((folder / (stem + ".gz")).resolve()) for stem in MNIST_FILES.values()
+    )
     assert emnist.build(protocol, tmp_path / "data", cache_dir=tmp_path / "cache").meta.extra["from_cache"] is True
     # new test images under the same name (same size): the cache built from the old ones must not be served
     target = folder / (MNIST_FILES["test_images"] + ".gz")

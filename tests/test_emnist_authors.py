@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from nac.data import emnist
 from nac.harness.runner import build_model
 from nac.models.stems import ConvStem
 from tests.conftest import CONFIGS
-from tests.test_emnist import CLEAN, DATA_ROOT, PAPER, needs_mnist
+from tests.test_emnist import CLEAN, DATA_ROOT, needs_mnist
 
 
 def _compose(*overrides: str):
@@ -31,6 +29,7 @@ def _compose(*overrides: str):
 
 # ---------------------------------------------------------------- the data as the authors fed it
 
+
 @needs_mnist
 def test_authors_input_feeds_padding_as_data_with_unit_time(tmp_path):
     masked = emnist.build(CLEAN, DATA_ROOT, cache_dir=tmp_path, limit=50)
@@ -38,9 +37,9 @@ def test_authors_input_feeds_padding_as_data_with_unit_time(tmp_path):
     for split in ("train", "val", "test"):
         a, m = getattr(authors, split), getattr(masked, split)
         assert torch.equal(a.x, m.x) and torch.equal(a.y, m.y)  # the same events, padding (0, 0) included
-        assert bool(a.mask.all())                               # every one of the 256 events is data
-        assert torch.equal(a.t, torch.ones_like(a.t))           # t = 1 everywhere
-        assert not bool(m.mask.all())                           # the masked mode does mark padding
+        assert bool(a.mask.all())  # every one of the 256 events is data
+        assert torch.equal(a.t, torch.ones_like(a.t))  # t = 1 everywhere
+        assert not bool(m.mask.all())  # the masked mode does mark padding
     assert authors.meta.extra["input_mode"] == "authors" and masked.meta.extra["input_mode"] == "masked"
 
 
@@ -51,6 +50,7 @@ def test_unknown_input_mode_is_one_clear_error(tmp_path):
 
 
 # ---------------------------------------------------------------- the stem as Keras pads it
+
 
 def test_keras_same_padding_matches_the_hand_computed_pads():
     """Keras 'same' with kernel 5, stride 5: 256 -> 52 steps padded (2, 2), 52 -> 11 padded (1, 2)
@@ -76,8 +76,9 @@ def test_left_padding_differs_from_keras_on_the_second_layer():
     left.load_state_dict(keras.state_dict())
     x = torch.randn(2, 256, 2)
     assert not torch.allclose(keras(x)[0], left(x)[0])
-    assert torch.equal(keras.convs[0](F.pad(x.transpose(1, 2), (2, 2))),
-                       left.convs[0](F.pad(x.transpose(1, 2), (2, 2))))
+    assert torch.equal(
+        keras.convs[0](F.pad(x.transpose(1, 2), (2, 2))), left.convs[0](F.pad(x.transpose(1, 2), (2, 2)))
+    )
 
 
 def test_keras_init_is_glorot_uniform_with_zero_bias():
@@ -98,6 +99,7 @@ def test_keras_init_is_glorot_uniform_with_zero_bias():
 
 # ---------------------------------------------------------------- the composed pipeline
 
+
 def test_authors_experiment_has_every_setting_of_the_authors_script():
     cfg = _compose("experiment=emnist_authors")
     # protocol: StratifiedKFold(5, shuffle=True, random_state=42), checkpoint on the reported fold
@@ -107,7 +109,14 @@ def test_authors_experiment_has_every_setting_of_the_authors_script():
     m = cfg.model
     assert m.name == "nac_official" and m.variant == "official"
     assert (m.d_model, m.num_heads, m.topk, m.mode, m.euler_steps, m.delta_t, m.sparsity) == (
-        64, 16, 10, "euler", 6, 1.5, 0.7)
+        64,
+        16,
+        10,
+        "euler",
+        6,
+        1.5,
+        0.7,
+    )
     assert m.backbone_units == 64 + math.floor(64 / 0.6) == 170
     assert m.time_input == "constant" and m.t_const == 1.0
     # data: padded events as data, no time, Keras padding / init

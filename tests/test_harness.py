@@ -16,9 +16,26 @@ from nac.harness.runner import SetupError, run
 from nac.models.contract import last_valid_step
 from tests.conftest import ROOT, run_cli
 
-REQUIRED = {"status", "model", "dataset", "protocol", "seed", "test", "val", "parameters", "train_time_per_epoch_s",
-            "latency_per_sample_s", "peak_memory_mb", "peak_memory_method", "config", "versions", "git_commit",
-            "device", "history", "best_epoch"}
+REQUIRED = {
+    "status",
+    "model",
+    "dataset",
+    "protocol",
+    "seed",
+    "test",
+    "val",
+    "parameters",
+    "train_time_per_epoch_s",
+    "latency_per_sample_s",
+    "peak_memory_mb",
+    "peak_memory_method",
+    "config",
+    "versions",
+    "git_commit",
+    "device",
+    "history",
+    "best_epoch",
+}
 
 
 def _records(tmp_path: Path) -> list[dict]:
@@ -61,14 +78,16 @@ def test_runs_with_different_settings_get_different_records(make_cfg, tmp_path):
 
 
 def test_bad_config_value_is_a_setup_error_with_the_choices(make_cfg, tmp_path):
-    with pytest.raises(SetupError, match=r"model \(nac\): model.mode=.fast. is not valid; choose one of \[.euler., .exact., .steady.\]"):
+    with pytest.raises(
+        SetupError, match=r"model \(nac\): model.mode=.fast. is not valid; choose one of \[.euler., .exact., .steady.\]"
+    ):
         run(make_cfg("model.mode=fast"))
     (rec,) = _records(tmp_path)
     assert rec["status"] == "failed" and "mode='fast'" in rec["error"]
 
 
 def test_divergence_stops_with_message_and_record(make_cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "loss_fn", lambda task, pred, y: (pred.sum() * float("nan")))
+    monkeypatch.setattr(train_module, "loss_fn", lambda task, pred, y: pred.sum() * float("nan"))
     assert torch.isnan(torch.tensor(run(make_cfg())))
     (rec,) = _records(tmp_path)
     assert rec["status"] == "diverged" and "loss became nan" in rec["error"]
@@ -126,8 +145,15 @@ def test_cli_bad_value_is_one_clear_line(tmp_path):
 
 def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
     """The no-argument command, with a tiny budget: every model of the default sweep, one table."""
-    proc = run_cli("experiment=default", "trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=150",
-                   "trainer.latency_samples=2", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    proc = run_cli(
+        "experiment=default",
+        "trainer.epochs=1",
+        "trainer.limit_train_batches=2",
+        "dataset.builder.limit=150",
+        "trainer.latency_samples=2",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     tables = list((tmp_path / "multirun").rglob("table.csv"))
     assert len(tables) == 1
@@ -151,8 +177,15 @@ def test_bare_command_gets_the_default_benchmark_and_any_override_one_run():
 
 
 def test_cli_with_a_model_override_is_one_run(tmp_path):
-    proc = run_cli("model=cfc", "trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=100",
-                   "trainer.latency_samples=2", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    proc = run_cli(
+        "model=cfc",
+        "trainer.epochs=1",
+        "trainer.limit_train_batches=2",
+        "dataset.builder.limit=100",
+        "trainer.latency_samples=2",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (rec,) = _records(tmp_path)
     assert rec["config"]["model"]["name"] == "cfc" and not (tmp_path / "multirun").exists()
@@ -161,6 +194,7 @@ def test_cli_with_a_model_override_is_one_run(tmp_path):
 def test_finished_run_is_skipped_unless_forced(make_cfg, tmp_path, monkeypatch):
     run(make_cfg("seed=0"))
     (first,) = _records(tmp_path)
+
     def trains(*args, **kwargs):
         raise RuntimeError("trained again")
 
@@ -233,21 +267,24 @@ def test_bad_protocol_names_the_dataset_group_and_choices(make_cfg, tmp_path):
         run(make_cfg("protocol.name=leaky"))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("trainer.epochs=0", "trainer.epochs=0 is not valid; use an integer >= 1"),
-    ("trainer.epochs=-3", "trainer.epochs=-3 is not valid; use an integer >= 1"),
-    ("trainer.batch_size=0", "trainer.batch_size=0 is not valid; use an integer >= 1"),
-    ("trainer.eval_batch_size=2.5", "trainer.eval_batch_size=2.5 is not valid; use an integer >= 1"),
-    ("trainer.optimizer.lr=0", "trainer.optimizer.lr=0 is not valid; use a number > 0"),
-    ("trainer.optimizer.weight_decay=-1", "trainer.optimizer.weight_decay=-1 is not valid; use a number >= 0"),
-    ("trainer.grad_clip=0", "trainer.grad_clip=0 is not valid; use a number > 0 or null"),
-    ("trainer.early_stopping_patience=-1", "trainer.early_stopping_patience=-1 is not valid; use an integer >= 0"),
-    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is not valid; use an integer >= 1 or null"),
-    ("trainer.num_workers=-1", "trainer.num_workers=-1 is not valid; use an integer >= 0"),
-    ("trainer.latency_samples=-1", "trainer.latency_samples=-1 is not valid; use an integer >= 0"),
-    ("trainer.progress=maybe", "trainer.progress='maybe' is not valid; use true or false"),
-    ("threads=0", "threads=0 is not valid; use an integer >= 1 or null"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.epochs=0", "trainer.epochs=0 is not valid; use an integer >= 1"),
+        ("trainer.epochs=-3", "trainer.epochs=-3 is not valid; use an integer >= 1"),
+        ("trainer.batch_size=0", "trainer.batch_size=0 is not valid; use an integer >= 1"),
+        ("trainer.eval_batch_size=2.5", "trainer.eval_batch_size=2.5 is not valid; use an integer >= 1"),
+        ("trainer.optimizer.lr=0", "trainer.optimizer.lr=0 is not valid; use a number > 0"),
+        ("trainer.optimizer.weight_decay=-1", "trainer.optimizer.weight_decay=-1 is not valid; use a number >= 0"),
+        ("trainer.grad_clip=0", "trainer.grad_clip=0 is not valid; use a number > 0 or null"),
+        ("trainer.early_stopping_patience=-1", "trainer.early_stopping_patience=-1 is not valid; use an integer >= 0"),
+        ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 is not valid; use an integer >= 1 or null"),
+        ("trainer.num_workers=-1", "trainer.num_workers=-1 is not valid; use an integer >= 0"),
+        ("trainer.latency_samples=-1", "trainer.latency_samples=-1 is not valid; use an integer >= 0"),
+        ("trainer.progress=maybe", "trainer.progress='maybe' is not valid; use true or false"),
+        ("threads=0", "threads=0 is not valid; use an integer >= 1 or null"),
+    ],
+)
 def test_bad_trainer_setting_stops_before_anything_runs(make_cfg, tmp_path, override, message):
     with pytest.raises(SetupError, match=f"^{message}"):
         run(make_cfg(override))
@@ -266,11 +303,10 @@ def test_bad_scheduler_setting_stops_before_training(make_cfg, tmp_path, monkeyp
 
 def test_every_shipped_experiment_passes_the_settings_check():
     from hydra import compose, initialize_config_dir
+    from hydra.errors import MissingConfigException
     from omegaconf import OmegaConf
 
     from nac.harness.settings import validate_settings
-
-    from hydra.errors import MissingConfigException
 
     checked = 0
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -293,8 +329,15 @@ def test_cli_bad_trainer_setting_is_one_line_exit_2_and_no_record(tmp_path, over
     assert not (tmp_path / "records").exists()
 
 
-TINY_CLI = ["experiment=none", "model=lstm", "trainer.epochs=2", "trainer.limit_train_batches=3",
-            "dataset.builder.limit=200", "trainer.progress=false", "trainer.latency_samples=2"]
+TINY_CLI = [
+    "experiment=none",
+    "model=lstm",
+    "trainer.epochs=2",
+    "trainer.limit_train_batches=3",
+    "dataset.builder.limit=200",
+    "trainer.progress=false",
+    "trainer.latency_samples=2",
+]
 
 
 def test_cli_diverged_single_run_exits_3_with_one_line(tmp_path):
@@ -328,8 +371,15 @@ def test_progress_bar_is_not_redrawn_on_every_step(make_cfg, tmp_path, monkeypat
         return shown(iterable, disable=False, **kwargs)
 
     monkeypatch.setattr(train_module, "tqdm", on_a_terminal)
-    run(make_cfg("model=lstm", "trainer.epochs=1", "trainer.limit_train_batches=null", "trainer.batch_size=8",
-                 "trainer.progress=true"))
+    run(
+        make_cfg(
+            "model=lstm",
+            "trainer.epochs=1",
+            "trainer.limit_train_batches=null",
+            "trainer.batch_size=8",
+            "trainer.progress=true",
+        )
+    )
     (rec,) = _records(tmp_path)
     assert -(-rec["n_train"] // 8) >= 10  # steps
     assert screen.getvalue().count("\r") <= 3  # the first draw, the close; not one per step

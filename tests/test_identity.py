@@ -36,6 +36,7 @@ def _data_root(tmp_path: Path, name: str, content: str) -> Path:
 
 def _trains_again(make_cfg, monkeypatch, *overrides) -> bool:
     """Whether running the config trains (True) or is skipped as already finished (False)."""
+
     def trains(*args, **kwargs):
         raise RuntimeError("trained")
 
@@ -74,8 +75,9 @@ def test_threads_are_in_the_identity_progress_bars_are_not(make_cfg, tmp_path, m
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 def test_commit_id_tells_uncommitted_states_apart(tmp_path):

@@ -16,16 +16,27 @@ from nac.harness.records import load_records
 from nac.harness.runner import run
 from tests.conftest import ROOT
 
-LONG = ["experiment=none", "dataset.builder.limit=200", "trainer.progress=false",
-        "trainer.latency_samples=2", "threads=1"]
+LONG = [
+    "experiment=none",
+    "dataset.builder.limit=200",
+    "trainer.progress=false",
+    "trainer.latency_samples=2",
+    "threads=1",
+]
 
 
 def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / "out.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nac", *args, f"paths.output_root={tmp_path}"], cwd=tmp_path,
-                            env=env, stdout=open(log, "w"), stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nac", *args, f"paths.output_root={tmp_path}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # as in a terminal
     return proc, log
 
 
@@ -76,8 +87,9 @@ def restore_signals():
         signal.signal(s, handler)
 
 
-def test_sigterm_under_submitit_saves_a_record_and_leaves_the_decision_to_submitit(make_cfg, tmp_path, monkeypatch,
-                                                                                    restore_signals):
+def test_sigterm_under_submitit_saves_a_record_and_leaves_the_decision_to_submitit(
+    make_cfg, tmp_path, monkeypatch, restore_signals
+):
     """submitit's job process logs and ignores SIGTERM (and SLURM kills the job soon after a
     scancel): the runner saves an interrupted record first, then calls submitit's handler; when the
     job still finishes, its ok record replaces the interrupted one."""
@@ -102,6 +114,7 @@ def test_sigterm_under_submitit_saves_a_record_and_leaves_the_decision_to_submit
 
 def test_submitit_requeue_exit_leaves_an_interrupted_record(make_cfg, tmp_path, monkeypatch, restore_signals):
     """On SIGUSR2 submitit checkpoints, requeues and leaves with SystemExit: kept as it is, and recorded."""
+
     def requeue_and_exit(signum, frame):
         raise SystemExit(-1)  # what submitit's checkpoint_and_try_requeue ends with
 

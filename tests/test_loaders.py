@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader
 
 from nac.data.base import SequenceTensorDataset, collate_sequences
 from nac.harness import runner as runner_module
-from nac.harness.runner import TensorBatches, make_loader, run
 from nac.harness.records import load_records
+from nac.harness.runner import TensorBatches, make_loader, run
 from tests.conftest import SHARED_DATA
 
 
@@ -28,8 +28,14 @@ def _dataset(n: int = 103, length: int = 5, per_step: bool = False, classes: boo
 
 def _per_item_loader(dataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """What the runner built before batched reading: one __getitem__ per item, then collate_sequences."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_sequences,
-                      generator=torch.Generator().manual_seed(seed), drop_last=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_sequences,
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=False,
+    )
 
 
 def _assert_same_batches(loader, reference, epochs: int = 3) -> None:
@@ -91,10 +97,13 @@ def _history_and_test(make_cfg, tmp_path, monkeypatch, batched: bool, *overrides
     return history, record["val"], record["test"], record.get("tests")
 
 
-@pytest.mark.parametrize("overrides", [
-    ("model=nac_official", "trainer.limit_train_batches=null"),
-    ("model=lstm", "trainer.limit_train_batches=5"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model=nac_official", "trainer.limit_train_batches=null"),
+        ("model=lstm", "trainer.limit_train_batches=5"),
+    ],
+)
 def test_a_run_gives_the_same_numbers_with_batched_and_per_item_loading(make_cfg, tmp_path, monkeypatch, overrides):
     before = _history_and_test(make_cfg, tmp_path, monkeypatch, False, *overrides)
     after = _history_and_test(make_cfg, tmp_path, monkeypatch, True, *overrides)
@@ -104,10 +113,18 @@ def test_a_run_gives_the_same_numbers_with_batched_and_per_item_loading(make_cfg
 def test_a_bearings_paper_run_gives_the_same_numbers_with_batched_loading(make_cfg, tmp_path, monkeypatch):
     if not (SHARED_DATA / "bearings" / "features" / "pronostia").is_dir():
         pytest.skip(f"no bearing features under {SHARED_DATA}")
-    overrides = ("dataset=bearings", "protocol=paper", "trainer=bearings", "model=nac", "model.activation=relu",
-                 "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]", "dataset.builder.limit=300",
-                 "dataset.builder.test_bearings.pronostia=Bearing1_2", "trainer.limit_train_batches=null",
-                 f"paths.data_root={SHARED_DATA}")
+    overrides = (
+        "dataset=bearings",
+        "protocol=paper",
+        "trainer=bearings",
+        "model=nac",
+        "model.activation=relu",
+        "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]",
+        "dataset.builder.limit=300",
+        "dataset.builder.test_bearings.pronostia=Bearing1_2",
+        "trainer.limit_train_batches=null",
+        f"paths.data_root={SHARED_DATA}",
+    )
     before = _history_and_test(make_cfg, tmp_path, monkeypatch, False, *overrides)
     after = _history_and_test(make_cfg, tmp_path, monkeypatch, True, *overrides)
     assert after == before

@@ -23,8 +23,10 @@ ZERO_GRAD_AT_INIT = {"nac_official": {"gate_out_w"}}
 
 def build(name: str, seed: int = 0, **overrides):
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=none", f"model={name}", "dataset.width=16", "dataset.heads=4",
-                                           f"seed={seed}"])
+        cfg = compose(
+            "config",
+            overrides=["experiment=none", f"model={name}", "dataset.width=16", "dataset.heads=4", f"seed={seed}"],
+        )
     torch.manual_seed(seed)
     return make_sequence_model(cfg.model, INPUT_DIM, **overrides).double()
 
@@ -58,13 +60,19 @@ def test_padded_batch_equals_samples_run_alone(name):
     x = torch.where(mask[..., None], x, torch.full_like(x, 7.0))  # junk in the padding
     with torch.no_grad():
         out, seq = model(x, t, mask), seq_model(x, t, mask)
-        alone = [(model(x[i:i + 1, :n], t[i:i + 1, :n], None), seq_model(x[i:i + 1, :n], t[i:i + 1, :n], None), n)
-                 for i, n in enumerate(mask.sum(1).tolist())]
-    same = all(torch.allclose(out[i:i + 1], last, rtol=1e-6, atol=1e-8)
-               and torch.allclose(seq[i:i + 1, :n], full, rtol=1e-6, atol=1e-8)
-               for i, (last, full, n) in enumerate(alone))
-    assert same == model.padding_invariant, f"padding_invariant={model.padding_invariant} but padding " \
+        alone = [
+            (model(x[i : i + 1, :n], t[i : i + 1, :n], None), seq_model(x[i : i + 1, :n], t[i : i + 1, :n], None), n)
+            for i, n in enumerate(mask.sum(1).tolist())
+        ]
+    same = all(
+        torch.allclose(out[i : i + 1], last, rtol=1e-6, atol=1e-8)
+        and torch.allclose(seq[i : i + 1, :n], full, rtol=1e-6, atol=1e-8)
+        for i, (last, full, n) in enumerate(alone)
+    )
+    assert same == model.padding_invariant, (
+        f"padding_invariant={model.padding_invariant} but padding "
         f"{'did not change' if same else 'changed'} valid outputs"
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -213,7 +213,7 @@ def assert_same(layer, x, t, mask, causal_after_mask=False, rtol=1e-10, atol=1e-
     assert out.shape == ref.shape
     assert torch.isfinite(ref).all() and torch.isfinite(out).all()
     torch.testing.assert_close(out, ref, rtol=rtol, atol=atol)
-    names = [n for n, _ in layer.named_parameters()] + ["x", "t"][:len(inputs)]
+    names = [n for n, _ in layer.named_parameters()] + ["x", "t"][: len(inputs)]
     for name, a, r in zip(names, grads(out, layer, inputs), grads(ref, layer, inputs)):
         torch.testing.assert_close(a, r, rtol=rtol, atol=atol, msg=lambda m, n=name: f"gradient of {n}: {m}")
     return out
@@ -232,8 +232,11 @@ LAYER_CASES = {  # ablations x modes x time handling, for both variants
     "official_pwfc": dict(variant="official", pairwise=True, dense=True, use_bias=False),
     "official_pair_time": dict(variant="official", time_input="pair", activation="relu"),
 }
-MODES = {"exact": dict(mode="exact"), "euler": dict(mode="euler", euler_steps=4, delta_t=0.3),
-         "steady": dict(mode="steady")}
+MODES = {
+    "exact": dict(mode="exact"),
+    "euler": dict(mode="euler", euler_steps=4, delta_t=0.3),
+    "steady": dict(mode="steady"),
+}
 
 
 @pytest.mark.parametrize("with_mask", [False, True])
@@ -249,14 +252,17 @@ def test_fast_forward_equals_plain_forward(monkeypatch, path, case, mode, sequen
     monkeypatch.setattr(nac_module, "DENSE_SELECTION_RATIO", 1.5)
     used = []
     dense_selection = nac_module.NeuronalAttentionCircuit._dense_selection
-    monkeypatch.setattr(nac_module.NeuronalAttentionCircuit, "_dense_selection",
-                        staticmethod(lambda *a: used.append(1) or dense_selection(*a)))
+    monkeypatch.setattr(
+        nac_module.NeuronalAttentionCircuit,
+        "_dense_selection",
+        staticmethod(lambda *a: used.append(1) or dense_selection(*a)),
+    )
     kw = {**LAYER_CASES[case], **MODES[mode]}
-    layer = make(seed=3, topk=3 if path == "gathered" else 5, causal=causal, return_sequences=sequences,
-                 dt=0.7, **kw)
+    layer = make(seed=3, topk=3 if path == "gathered" else 5, causal=causal, return_sequences=sequences, dt=0.7, **kw)
     x, t, mask = data(3, 7, seed=4)
-    assert_same(layer, x, t, mask if with_mask else None,
-                causal_after_mask=kw["variant"] == "official" and causal and with_mask)
+    assert_same(
+        layer, x, t, mask if with_mask else None, causal_after_mask=kw["variant"] == "official" and causal and with_mask
+    )
     assert bool(used) == (path == "mask_form" and not kw.get("pairwise", False))
 
 
@@ -269,8 +275,9 @@ def test_every_key_path_equals_plain_forward(case, topk, sequences, causal, with
     """K >= T = 5: every key is used, no score is computed, nothing is gathered."""
     layer = make(seed=5, topk=topk, causal=causal, return_sequences=sequences, **LAYER_CASES[case])
     x, t, mask = data(3, 5, seed=6)
-    assert_same(layer, x, t, mask if with_mask else None,
-                causal_after_mask=layer.variant == "official" and causal and with_mask)
+    assert_same(
+        layer, x, t, mask if with_mask else None, causal_after_mask=layer.variant == "official" and causal and with_mask
+    )
 
 
 @pytest.mark.parametrize("time", ["none", "scalar", "per_sample", "steps"])
@@ -279,8 +286,12 @@ def test_every_key_path_equals_plain_forward(case, topk, sequences, causal, with
 def test_time_inputs_equal_plain_forward(variant, time_input, time):
     layer = make(seed=7, variant=variant, topk=3, time_input=time_input, t_const=0.6)
     x, t, mask = data(2, 6, seed=8)
-    t = {"none": None, "scalar": torch.tensor(0.8, dtype=F64, requires_grad=True),
-         "per_sample": t[:, 0].detach().requires_grad_(), "steps": t}[time]
+    t = {
+        "none": None,
+        "scalar": torch.tensor(0.8, dtype=F64, requires_grad=True),
+        "per_sample": t[:, 0].detach().requires_grad_(),
+        "steps": t,
+    }[time]
     assert_same(layer, x, t, mask)
 
 
@@ -294,8 +305,13 @@ def test_block_topk_path_equals_plain_forward(monkeypatch, case):
     for sequences, causal, with_mask in itertools.product([False, True], repeat=3):
         layer = make(seed=9, topk=3, causal=causal, return_sequences=sequences, chunk_size=7, **LAYER_CASES[case])
         x, t, mask = data(3, 40, seed=10)
-        assert_same(layer, x, t, mask if with_mask else None,
-                    causal_after_mask=layer.variant == "official" and causal and with_mask)
+        assert_same(
+            layer,
+            x,
+            t,
+            mask if with_mask else None,
+            causal_after_mask=layer.variant == "official" and causal and with_mask,
+        )
     assert (not calls) == LAYER_CASES[case].get("pairwise", False)
     assert all(block == 16 for block in calls)  # sqrt(40) rounded to a multiple of 16: T is padded
 
@@ -310,9 +326,11 @@ def test_attention_record_equals_plain_forward(case):
         _, ref_w, ref_idx, ref_valid = plain_forward(layer, x, t, mask)
     b, h, tq, k = ref_w.shape
     for bi, hi, i in itertools.product(range(b), range(h), range(tq)):
+
         def keyed(w, idx, valid):
             idx, valid = idx.expand(b, h, tq, k)[bi, hi, i], valid.expand(b, h, tq, k)[bi, hi, i]
             return {int(j): float(wj) for j, wj, ok in zip(idx, w[bi, hi, i], valid) if ok}
+
         got, want = keyed(att.weights, att.indices, att.valid), keyed(ref_w, ref_idx, ref_valid)
         assert got.keys() == want.keys()
         assert all(got[j] == pytest.approx(want[j], rel=1e-12, abs=1e-14) for j in want)

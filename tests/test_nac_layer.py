@@ -91,25 +91,37 @@ def test_ode_exact_large_t_equals_steady():
     assert (ode_logits(phi, w, 1.0, "exact") - hand_steady).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("variant,kw", [("paper", {}), ("paper", {"dense": True}),
-                                        ("official", {"time_interpolation": False, "dense": True})])
+@pytest.mark.parametrize(
+    "variant,kw",
+    [("paper", {}), ("paper", {"dense": True}), ("official", {"time_interpolation": False, "dense": True})],
+)
 def test_layer_exact_large_t_equals_steady(variant, kw):
     big = 1e6  # exactly representable in float32 too
-    layer = make(variant=variant, topk=3, mode="exact", time_input="constant", t_const=big,
-                 return_sequences=True, return_attention=True, **kw)
+    layer = make(
+        variant=variant,
+        topk=3,
+        mode="exact",
+        time_input="constant",
+        t_const=big,
+        return_sequences=True,
+        return_attention=True,
+        **kw,
+    )
     x = rand_x(2, 6, 3)
     out_exact, att = layer(x)
     with torch.no_grad():
         _, w_tau = layer.gates(hand_pairs(layer, x, att.indices))
     assert w_tau.min() * big > 50  # exp(-w t) is negligible for every pair used
-    steady = clone_with(layer, variant=variant, topk=3, mode="steady", return_sequences=True,
-                        return_attention=True, **kw)
+    steady = clone_with(
+        layer, variant=variant, topk=3, mode="steady", return_sequences=True, return_attention=True, **kw
+    )
     out_steady, att_s = steady(x)
     torch.testing.assert_close(out_exact, out_steady, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(att.weights, att_s.weights, rtol=1e-12, atol=1e-12)
     # at t = 1 the two modes differ
-    small = clone_with(layer, variant=variant, topk=3, mode="exact", time_input="constant",
-                       t_const=1.0, return_sequences=True, **kw)
+    small = clone_with(
+        layer, variant=variant, topk=3, mode="exact", time_input="constant", t_const=1.0, return_sequences=True, **kw
+    )
     assert (small(x) - out_steady).abs().max() > 1e-6
 
 
@@ -153,8 +165,7 @@ def test_euler_many_steps_equals_steady():
 
 
 def test_layer_euler_many_steps_equals_steady():
-    layer = make(topk=3, mode="steady", time_input="constant", return_sequences=True,
-                 return_attention=True)
+    layer = make(topk=3, mode="steady", time_input="constant", return_sequences=True, return_attention=True)
     x = rand_x(2, 6, 3, seed=4)
     out_steady, att = layer(x)
     with torch.no_grad():
@@ -162,16 +173,25 @@ def test_layer_euler_many_steps_equals_steady():
     delta_t = 1.0 / float(w_tau.max())  # dt_e * w_tau in (0, 1] for every pair used
     n = math.ceil(80.0 / (delta_t * float(w_tau.min())))
     assert 0 < delta_t * w_tau.min() and delta_t * w_tau.max() < 2
-    euler = clone_with(layer, topk=3, mode="euler", euler_steps=n, delta_t=delta_t,
-                       time_input="constant", return_sequences=True)
+    euler = clone_with(
+        layer, topk=3, mode="euler", euler_steps=n, delta_t=delta_t, time_input="constant", return_sequences=True
+    )
     torch.testing.assert_close(euler(x), out_steady, rtol=1e-11, atol=1e-12)
-    few = clone_with(layer, topk=3, mode="euler", euler_steps=1, delta_t=delta_t,
-                     time_input="constant", return_sequences=True)
+    few = clone_with(
+        layer, topk=3, mode="euler", euler_steps=1, delta_t=delta_t, time_input="constant", return_sequences=True
+    )
     assert (few(x) - out_steady).abs().max() > 1e-6
 
 
-@pytest.mark.parametrize("kw", [dict(variant="paper"), dict(variant="paper", dense=True),
-                                dict(variant="official"), dict(variant="official", dense=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(variant="paper"),
+        dict(variant="paper", dense=True),
+        dict(variant="official"),
+        dict(variant="official", dense=True),
+    ],
+)
 def test_exact_logits_lie_between_zero_and_steady(kw):
     layer = make(**kw)
     gen = torch.Generator().manual_seed(5)
@@ -272,8 +292,15 @@ def test_topk_at_least_t_uses_all_keys(variant, extra):
     assert att.valid.all()
 
 
-@pytest.mark.parametrize("kw", [dict(variant="paper"), dict(variant="paper", pairwise=True),
-                                dict(variant="paper", dense=True), dict(variant="official")])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(variant="paper"),
+        dict(variant="paper", pairwise=True),
+        dict(variant="paper", dense=True),
+        dict(variant="official"),
+    ],
+)
 def test_permutation_equivariance_in_keys(kw):
     t_len = 6
     layer = make(topk=t_len, time_input="constant", return_sequences=True, **kw)
@@ -343,8 +370,7 @@ def test_chunked_topk_without_mask_equals_dense_topk_exactly():
 def test_paper_masked_key_gets_no_weight(kw):
     layer = make(variant="paper", topk=3, return_sequences=True, return_attention=True, **kw)
     x = rand_x(2, 6, 3, seed=15)
-    mask = torch.tensor([[True, False, True, True, False, True],
-                         [True, True, True, False, False, False]])
+    mask = torch.tensor([[True, False, True, True, False, True], [True, True, True, False, False, False]])
     gen = torch.Generator().manual_seed(15)
     t = 0.1 + torch.rand(2, 6, generator=gen, dtype=F64)
     _, att = layer(x, t, mask)
@@ -374,18 +400,18 @@ def test_padding_does_not_change_valid_outputs(causal):
     out = layer(x, t, mask)
     seq = seq_layer(x, t, mask)
     for i, n in enumerate(lengths):
-        xi, ti = x[i:i + 1, :n], t[i:i + 1, :n]
+        xi, ti = x[i : i + 1, :n], t[i : i + 1, :n]
         torch.testing.assert_close(out[i], layer(xi, ti)[0], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(seq[i, :n], seq_layer(xi, ti)[0], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("variant,pairwise", [("paper", False), ("paper", True),
-                                              ("official", False), ("official", True)])
+@pytest.mark.parametrize(
+    "variant,pairwise", [("paper", False), ("paper", True), ("official", False), ("official", True)]
+)
 def test_causal_output_does_not_see_future(variant, pairwise):
     """Regression (an earlier official branch ignored ``valid`` under causal=True, so early queries,
     with fewer than K past keys, attended to future keys): no output depends on a future step."""
-    layer = make(variant=variant, topk=4, causal=True, pairwise=pairwise, time_input="constant",
-                 return_sequences=True)
+    layer = make(variant=variant, topk=4, causal=True, pairwise=pairwise, time_input="constant", return_sequences=True)
     x = rand_x(1, 7, 3, seed=17)
     y = x.clone()
     y[:, 4:] += 3.0 * torch.randn(1, 3, 3, generator=torch.Generator().manual_seed(17), dtype=F64)
@@ -412,8 +438,7 @@ def test_official_mask_multiplies_logits_steady():
 
 # ----------------------------------------------------------------------------- time input
 def test_pair_time_uses_elapsed_time_between_observations():
-    layer = make(variant="paper", topk=3, mode="exact", time_input="pair",
-                 return_sequences=True, return_attention=True)
+    layer = make(variant="paper", topk=3, mode="exact", time_input="pair", return_sequences=True, return_attention=True)
     x = rand_x(1, 3, 3, seed=19)
     t = torch.tensor([[0.5, 1.25, 2.0]], dtype=F64)  # exact in float32 as well
     out, att = layer(x, t)
@@ -459,16 +484,25 @@ def test_float64_layer_uses_float64_time():
     t_len = 4
     x = rand_x(1, t_len, 3, seed=21)
     # (a) a (B, T) step time
-    layer = make(variant="paper", topk=t_len, mode="exact", time_input="step",
-                 return_sequences=True, return_attention=True)
+    layer = make(
+        variant="paper", topk=t_len, mode="exact", time_input="step", return_sequences=True, return_attention=True
+    )
     t = torch.tensor([[0.1, 0.7, 1.3, 2.9]], dtype=F64)  # not representable in float32
     _, att = layer(x, t)
     phi, w = layer.gates(hand_pairs(layer, x, att.indices))
     logits = phi / w * (1 - torch.exp(-w * t[:, None, :, None]))
     torch.testing.assert_close(att.weights, torch.softmax(logits, -1), rtol=1e-12, atol=1e-14)
     # (b) the constant time t_const
-    layer = clone_with(layer, variant="paper", topk=t_len, mode="exact", time_input="constant",
-                       t_const=0.37, return_sequences=True, return_attention=True)
+    layer = clone_with(
+        layer,
+        variant="paper",
+        topk=t_len,
+        mode="exact",
+        time_input="constant",
+        t_const=0.37,
+        return_sequences=True,
+        return_attention=True,
+    )
     _, att = layer(x)
     logits = phi / w * (1 - torch.exp(-w * 0.37))
     torch.testing.assert_close(att.weights, torch.softmax(logits, -1), rtol=1e-12, atol=1e-14)
@@ -479,8 +513,9 @@ def test_bfloat16_layer_accepts_time_input():
     logits to float32, so the einsum with the bfloat16 values failed): low-precision layers run."""
     torch.manual_seed(0)
     for time_input in ("step", "pair"):
-        layer = NeuronalAttentionCircuit(3, 4, 2, topk=3, time_input=time_input,
-                                         return_sequences=True).to(torch.bfloat16)
+        layer = NeuronalAttentionCircuit(3, 4, 2, topk=3, time_input=time_input, return_sequences=True).to(
+            torch.bfloat16
+        )
         x = torch.randn(2, 5, 3).to(torch.bfloat16)
         out = layer(x, torch.rand(2, 5))
         assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
@@ -522,8 +557,20 @@ def official_reference(layer, x, t_const=1.0, mask=None, dt=1.0, pairwise=False)
 @pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("pairwise", [False, True])
 def test_official_forward_matches_hand_reference(t_const, dt, with_mask, pairwise):
-    layer = make(input_dim=3, d_model=4, num_heads=2, variant="official", topk=3, mode="exact", pairwise=pairwise,
-                 t_const=t_const, dt=dt, return_sequences=True, return_attention=True, seed=22)
+    layer = make(
+        input_dim=3,
+        d_model=4,
+        num_heads=2,
+        variant="official",
+        topk=3,
+        mode="exact",
+        pairwise=pairwise,
+        t_const=t_const,
+        dt=dt,
+        return_sequences=True,
+        return_attention=True,
+        seed=22,
+    )
     x = rand_x(2, 5, 3, seed=22)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]]) if with_mask else None
     out, att = layer(x, mask=mask)
@@ -538,10 +585,15 @@ def test_official_forward_matches_hand_reference(t_const, dt, with_mask, pairwis
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("arg,valid", [("mode", ["exact", "euler", "steady"]),
-                                       ("variant", ["paper", "official"]),
-                                       ("time_input", ["constant", "step", "pair"]),
-                                       ("activation", ["relu", "tanh", "gelu", "elu", "sigmoid"])])
+@pytest.mark.parametrize(
+    "arg,valid",
+    [
+        ("mode", ["exact", "euler", "steady"]),
+        ("variant", ["paper", "official"]),
+        ("time_input", ["constant", "step", "pair"]),
+        ("activation", ["relu", "tanh", "gelu", "elu", "sigmoid"]),
+    ],
+)
 def test_unknown_choice_raises_with_valid_choices(arg, valid):
     with pytest.raises(ValueError) as err:
         NeuronalAttentionCircuit(3, 4, 2, **{arg: "bogus"})
@@ -567,8 +619,11 @@ def test_bad_sizes_raise_with_the_setting_named():
 @pytest.mark.parametrize("kw", [dict(), dict(dense=True), dict(pairwise=True)])
 @pytest.mark.parametrize("sparsity", [0.0, 0.05, 0.95, 1.5])
 def test_sparsity_out_of_range_raises(kw, sparsity):
-    with pytest.raises(ValueError, match=rf"^sparsity={sparsity} is outside .*\]\. For a dense \(fully connected\) NAC "
-                                         r"use the NAC-FC ablation \(model=nac_fc\)\.$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^sparsity={sparsity} is outside .*\]\. For a dense \(fully connected\) NAC "
+        r"use the NAC-FC ablation \(model=nac_fc\)\.$",
+    ):
         NeuronalAttentionCircuit(3, 4, 2, variant="paper", sparsity=sparsity, **kw)
 
 
@@ -599,7 +654,9 @@ def test_wrong_t_shape_raises():
     with pytest.raises(ValueError, match=r"one value per sample \(2\), got \(3,\)"):
         layer(x, torch.rand(3))
     for t in (torch.rand(2, 4), torch.rand(2, 5, 1)):
-        with pytest.raises(ValueError, match=rf"scalar, \(B,\) or \(B, T\) = \(2, 5\); got {re.escape(str(tuple(t.shape)))}"):
+        with pytest.raises(
+            ValueError, match=rf"scalar, \(B,\) or \(B, T\) = \(2, 5\); got {re.escape(str(tuple(t.shape)))}"
+        ):
             layer(x, t)
 
 
@@ -608,8 +665,7 @@ def test_wrong_t_shape_raises():
 def test_same_seeds_give_identical_outputs(variant):
     def build_and_run():
         torch.manual_seed(123)
-        layer = NeuronalAttentionCircuit(6, 8, 2, variant=variant, topk=3, wiring_seed=7,
-                                         return_sequences=True)
+        layer = NeuronalAttentionCircuit(6, 8, 2, variant=variant, topk=3, wiring_seed=7, return_sequences=True)
         x = torch.randn(2, 5, 6)
         return layer(x, torch.rand(2, 5))
 
@@ -630,15 +686,32 @@ def test_different_wiring_seed_gives_different_masks():
 
 
 # ----------------------------------------------------------------------------- defaults (docs/NAC.md 2, 5)
-@pytest.mark.parametrize("variant,time_kw", [("paper", dict(time_input="pair", time_interpolation=False)),
-                                             ("official", dict(time_input="constant", time_interpolation=True))])
+@pytest.mark.parametrize(
+    "variant,time_kw",
+    [
+        ("paper", dict(time_input="pair", time_interpolation=False)),
+        ("official", dict(time_input="constant", time_interpolation=True)),
+    ],
+)
 @pytest.mark.parametrize("mode", ["exact", "euler"])
 def test_defaults_are_the_documented_settings(variant, time_kw, mode):
     """docs/NAC.md: topk 8, euler_steps 5, delta_t 0.5, sparsity 0.5, dt 1, tau_epsilon 1e-6, use_bias, t = 1;
     d_model 64 with 16 heads; paper: real (pair) time, official: constant time through the interpolation.
     The wiring seed stays AutoNCP's default, 22222, so that default models keep their recorded wirings."""
-    documented = dict(d_model=64, num_heads=16, topk=8, euler_steps=5, delta_t=0.5, sparsity=0.5, dt=1.0,
-                      tau_epsilon=1e-6, use_bias=True, t_const=1.0, wiring_seed=22222, **time_kw)
+    documented = dict(
+        d_model=64,
+        num_heads=16,
+        topk=8,
+        euler_steps=5,
+        delta_t=0.5,
+        sparsity=0.5,
+        dt=1.0,
+        tau_epsilon=1e-6,
+        use_bias=True,
+        t_const=1.0,
+        wiring_seed=22222,
+        **time_kw,
+    )
     x = rand_x(2, 12, 3, seed=30)
     t = 0.2 + torch.rand(2, 12, generator=torch.Generator().manual_seed(30), dtype=F64)
     outs = []
@@ -655,8 +728,15 @@ def test_ode_logits_euler_defaults_are_five_steps_of_half():
     torch.testing.assert_close(ode_logits(phi, w, 1.0, "euler"), euler_loop(phi, w, 0.5, 5), rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("kw", [dict(variant="paper"), dict(variant="paper", causal=True),
-                                dict(variant="official"), dict(variant="official", pairwise=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(variant="paper"),
+        dict(variant="paper", causal=True),
+        dict(variant="official"),
+        dict(variant="official", pairwise=True),
+    ],
+)
 def test_integer_and_float_masks_act_as_boolean_masks(kw):
     layer = make(topk=3, time_input="step", return_sequences=True, **kw)
     x = rand_x(2, 6, 3, seed=31)

@@ -28,9 +28,15 @@ def _cfg(*overrides: str):
 def _batches(n: int, seed: int = 0) -> list[dict]:
     """E-MNIST-shaped batches (32 images of 28 rows of 28 pixels, 47 classes), random."""
     g = torch.Generator().manual_seed(seed)
-    return [{"x": torch.rand(32, 28, 28, generator=g), "t": torch.ones(32, 28),
-             "mask": torch.ones(32, 28, dtype=torch.bool), "y": torch.randint(0, 47, (32,), generator=g)}
-            for _ in range(n)]
+    return [
+        {
+            "x": torch.rand(32, 28, 28, generator=g),
+            "t": torch.ones(32, 28),
+            "mask": torch.ones(32, 28, dtype=torch.bool),
+            "y": torch.randint(0, 47, (32,), generator=g),
+        }
+        for _ in range(n)
+    ]
 
 
 def _model(cfg) -> torch.nn.Module:
@@ -51,8 +57,18 @@ def _reference(model: torch.nn.Module, batches: list[dict]) -> torch.nn.Module:
 
 
 def _fit(model: torch.nn.Module, cfg, batches: list[dict]) -> torch.nn.Module:
-    fit(model, batches, batches[:1], device=torch.device("cpu"), task="classification", metric="accuracy",
-        mode="max", epochs=1, optimizer_factory=instantiate(cfg.trainer.optimizer), progress=False)
+    fit(
+        model,
+        batches,
+        batches[:1],
+        device=torch.device("cpu"),
+        task="classification",
+        metric="accuracy",
+        mode="max",
+        epochs=1,
+        optimizer_factory=instantiate(cfg.trainer.optimizer),
+        progress=False,
+    )
     return model
 
 
@@ -80,14 +96,22 @@ def test_fused_opt_in_is_fused_and_equal_to_round_off() -> None:
     assert 0.0 < _max_diff(_fit(model, cfg, batches), reference) < 1e-4
 
 
-@pytest.mark.parametrize("cls,kwargs", [(torch.optim.Adam, {"lr": 1e-3}), (torch.optim.RMSprop, {"lr": 1e-3}),
-                                        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4})])
+@pytest.mark.parametrize(
+    "cls,kwargs",
+    [
+        (torch.optim.Adam, {"lr": 1e-3}),
+        (torch.optim.RMSprop, {"lr": 1e-3}),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}),
+    ],
+)
 def test_other_torch_optimizers_get_foreach_with_the_same_weights(cls, kwargs) -> None:
     cfg = _cfg()
     model, batches = _model(cfg), _batches(4)
     weights = []
-    for optimizer in (make_optimizer(functools.partial(cls, **kwargs), model.parameters()),
-                      cls(copy.deepcopy(model).parameters(), foreach=False, **kwargs)):
+    for optimizer in (
+        make_optimizer(functools.partial(cls, **kwargs), model.parameters()),
+        cls(copy.deepcopy(model).parameters(), foreach=False, **kwargs),
+    ):
         params = optimizer.param_groups[0]["params"]
         g = torch.Generator().manual_seed(1)
         for _ in range(len(batches)):
@@ -100,5 +124,10 @@ def test_other_torch_optimizers_get_foreach_with_the_same_weights(cls, kwargs) -
 
 def test_a_config_that_sets_foreach_is_left_as_it_is() -> None:
     params = [torch.nn.Parameter(torch.zeros(3))]
-    assert make_optimizer(functools.partial(torch.optim.AdamW, lr=1e-3, foreach=False), params).defaults["foreach"] is False
-    assert make_optimizer(functools.partial(torch.optim.LBFGS, lr=1.0), params).defaults["lr"] == 1.0  # takes no foreach
+    assert (
+        make_optimizer(functools.partial(torch.optim.AdamW, lr=1e-3, foreach=False), params).defaults["foreach"]
+        is False
+    )
+    assert (
+        make_optimizer(functools.partial(torch.optim.LBFGS, lr=1.0), params).defaults["lr"] == 1.0
+    )  # takes no foreach

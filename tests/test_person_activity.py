@@ -6,12 +6,10 @@ Uses the shared person-A development copy ($NAC_DATA_ROOT or ../shared/data); sk
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from sklearn.model_selection import StratifiedKFold
 
 from nac.data import person_activity as par
@@ -22,13 +20,25 @@ DATA_ROOT = SHARED_DATA
 RAW_FILES = sorted((DATA_ROOT / "person_activity").glob("ConfLongDemo_JSI*.txt"))
 
 pytestmark = pytest.mark.skipif(
-    not RAW_FILES, reason=f"no ConfLongDemo_JSI*.txt under {DATA_ROOT / 'person_activity'} (the shared Person "
-    "Activity copy); get it with scripts/download_data.py person_activity")
+    not RAW_FILES,
+    reason=f"no ConfLongDemo_JSI*.txt under {DATA_ROOT / 'person_activity'} (the shared Person "
+    "Activity copy); get it with scripts/download_data.py person_activity",
+)
 
 #: the activity order of the authors' PAR_balancer.py (their activity_id), typed here from their script
-AUTHORS_ORDER = ["walking", "falling", "lying down", "lying", "sitting down", "sitting", "standing up from lying",
-                 "on all fours", "sitting on the ground", "standing up from sitting",
-                 "standing up from sitting on the ground"]
+AUTHORS_ORDER = [
+    "walking",
+    "falling",
+    "lying down",
+    "lying",
+    "sitting down",
+    "sitting",
+    "standing up from lying",
+    "on all fours",
+    "sitting on the ground",
+    "standing up from sitting",
+    "standing up from sitting on the ground",
+]
 PAPER = {"name": "paper", "n_folds": 5, "fold": 0, "split_seed": 42}
 CLEAN = {"name": "clean", "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
 
@@ -91,8 +101,13 @@ def test_paper_balancing_time_scaling_and_folds(raw):
     for fold in range(5):
         splits = par.build({**PAPER, "fold": fold}, DATA_ROOT, person="A")
         meta = splits.meta
-        assert (meta.name, meta.input_dim, meta.output_dim, meta.label_granularity, meta.fold) == \
-            ("par", 4, 11, "sequence", fold)
+        assert (meta.name, meta.input_dim, meta.output_dim, meta.label_granularity, meta.fold) == (
+            "par",
+            4,
+            11,
+            "sequence",
+            fold,
+        )
         assert torch_equal(splits.val.x, splits.test.x)
         assert splits.train.x.shape[1:] == (1, 4) and splits.test.x.shape[1:] == (1, 4)  # one row per sample
         assert len(splits.train) + len(splits.test) == len(expected_rows)
@@ -118,8 +133,10 @@ def authors_folds(raw: pd.DataFrame, person: str) -> list[set[int]]:
     n = rows["activity_id"].value_counts().min()
     balanced = pd.concat([group.iloc[:n] for _, group in rows.groupby("activity_id")], ignore_index=True)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=42)
-    return [set(balanced["row"].to_numpy()[held_out])
-            for _, held_out in folds.split(balanced[["x", "y", "z"]].to_numpy(), balanced["activity_id"].to_numpy())]
+    return [
+        set(balanced["row"].to_numpy()[held_out])
+        for _, held_out in folds.split(balanced[["x", "y", "z"]].to_numpy(), balanced["activity_id"].to_numpy())
+    ]
 
 
 def test_paper_folds_are_the_authors(raw):
@@ -170,11 +187,11 @@ def test_clean_windows_match_raw_rows(clean, raw):
             rec, start = split.windows[i]
             rows = raw[raw["seq"] == rec].sort_values("ticks", kind="stable")
             ticks = rows["ticks"].to_numpy()
-            block = rows.iloc[start:start + 32]
+            block = rows.iloc[start : start + 32]
             assert np.array_equal(split.y[i].numpy(), [par.ACTIVITIES.index(a) for a in block["act"]])
             onehot = split.x[i, :, :4].numpy().argmax(-1)
             assert [par.TAGS[k] for k in onehot] == list(block["tag"])
-            prev = ticks[start - 1:start + 31] if start > 0 else np.concatenate([[ticks[0]], ticks[:31]])
+            prev = ticks[start - 1 : start + 31] if start > 0 else np.concatenate([[ticks[0]], ticks[:31]])
             assert np.allclose(split.t[i].numpy(), (block["ticks"].to_numpy() - prev) / 1e7, atol=1e-6)
             assert (split.t[i].numpy() >= 0).all()
             mean, std = np.array(clean.meta.extra["scaler_mean"]), np.array(clean.meta.extra["scaler_std"])
@@ -193,8 +210,13 @@ def test_split_recordings_rule():
 @pytest.mark.parametrize("protocol, model", [("paper", "lstm"), ("clean", "lstm"), ("clean", "nac")])
 def test_end_to_end_run(make_cfg, tmp_path, protocol, model):
     """Per-step labels (clean) need no model setting: the runner asks the model for every step."""
-    cfg = make_cfg("dataset=par", "dataset.builder.person=A", f"paths.data_root={DATA_ROOT}", f"protocol={protocol}",
-                   f"model={model}")
+    cfg = make_cfg(
+        "dataset=par",
+        "dataset.builder.person=A",
+        f"paths.data_root={DATA_ROOT}",
+        f"protocol={protocol}",
+        f"model={model}",
+    )
     run(cfg)
     (record_file,) = (tmp_path / "records").rglob("*.json")
     record = json.loads(record_file.read_text())
@@ -224,17 +246,28 @@ def test_paper_experiment_is_the_authors_script():
         nac_cfg = compose("config", overrides=["experiment=par_paper_a", "model=nac"])
         lstm_cfg = compose("config", overrides=["experiment=par_paper_a", "model=lstm"])
         person_b = compose("config", overrides=["experiment=par_paper"])
-    assert dict(sweep.hydra.sweeper.params) == {"model": "nac,nac_official,lstm,cfc,transformer",
-                                                 "protocol.fold": "0,1,2,3,4"}
+    assert dict(sweep.hydra.sweeper.params) == {
+        "model": "nac,nac_official,lstm,cfc,transformer",
+        "protocol.fold": "0,1,2,3,4",
+    }
     assert nac_cfg.dataset.builder.person == "A" and person_b.dataset.builder.person == "B"
     assert (nac_cfg.protocol.name, nac_cfg.protocol.n_folds, nac_cfg.protocol.split_seed) == ("paper", 5, 42)
     trainer = nac_cfg.trainer
     assert (trainer.epochs, trainer.batch_size, trainer.scheduler) == (100, 20, None)
     assert (trainer.optimizer.lr, trainer.optimizer.weight_decay, trainer.optimizer.eps) == (1e-3, 0.004, 1e-7)
-    assert (nac_cfg.dataset.stem.init, nac_cfg.dataset.head.init, nac_cfg.dataset.stem.keep_time) == \
-        ("keras", "keras", False)
-    assert (nac_cfg.model.d_model, nac_cfg.model.num_heads, nac_cfg.model.mode, nac_cfg.model.topk,
-            nac_cfg.model.sparsity, nac_cfg.model.backbone_units) == (64, 16, "exact", 8, 0.5, 170)
+    assert (nac_cfg.dataset.stem.init, nac_cfg.dataset.head.init, nac_cfg.dataset.stem.keep_time) == (
+        "keras",
+        "keras",
+        False,
+    )
+    assert (
+        nac_cfg.model.d_model,
+        nac_cfg.model.num_heads,
+        nac_cfg.model.mode,
+        nac_cfg.model.topk,
+        nac_cfg.model.sparsity,
+        nac_cfg.model.backbone_units,
+    ) == (64, 16, "exact", 8, 0.5, 170)
     assert lstm_cfg.model.time_as_input is False
 
 
@@ -244,27 +277,38 @@ def test_clean_experiments_sweep_the_campaign():
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        sweeps = {name: compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
-                  for name in ("par_clean", "par_clean_noncausal")}
-    assert [("par_clean", model) for model in sweeps["par_clean"].hydra.sweeper.params.model.split(",")] == \
-        CLEAN_CAMPAIGN
+        sweeps = {
+            name: compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+            for name in ("par_clean", "par_clean_noncausal")
+        }
+    assert [
+        ("par_clean", model) for model in sweeps["par_clean"].hydra.sweeper.params.model.split(",")
+    ] == CLEAN_CAMPAIGN
     assert sweeps["par_clean_noncausal"].hydra.sweeper.params.model == "nac,nac_official,transformer"
     assert (sweeps["par_clean"].dataset.causal, sweeps["par_clean_noncausal"].dataset.causal) == (True, False)
     for cfg in sweeps.values():
         assert cfg.hydra.sweeper.params.seed == "0,1,2" and cfg.protocol.name == "clean"
         assert cfg.dataset.stem.kernel_size == 1
-        assert (cfg.trainer.epochs, cfg.trainer.scheduler.patience, cfg.trainer.early_stopping_patience) == (100, 10, 20)
+        assert (cfg.trainer.epochs, cfg.trainer.scheduler.patience, cfg.trainer.early_stopping_patience) == (
+            100,
+            10,
+            20,
+        )
 
 
-@pytest.mark.parametrize("model", ["nac", "nac_official", "nac_pw", "transformer", "fna", "fna_gauss", "mha",
-                                   "odeformer", "dot_attention", "cta"])
+@pytest.mark.parametrize(
+    "model",
+    ["nac", "nac_official", "nac_pw", "transformer", "fna", "fna_gauss", "mha", "odeformer", "dot_attention", "cta"],
+)
 def test_attention_causal_follows_dataset(model):
     """model.causal reads dataset.causal (false where a dataset has none, as digits); cta is always causal."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        got = [compose("config", overrides=[f"model={model}", *extra]).model.causal
-               for extra in (["dataset=digits"], ["dataset=par"], ["dataset=par", "dataset.causal=true"])]
+        got = [
+            compose("config", overrides=[f"model={model}", *extra]).model.causal
+            for extra in (["dataset=digits"], ["dataset=par"], ["dataset=par", "dataset.causal=true"])
+        ]
     assert got == ([True] * 3 if model == "cta" else [False, False, True])
 
 
@@ -299,8 +343,8 @@ def future_changes(predictor, cut: int, seed: int = 0):
     x = torch.randn(3, 20, 7, generator=g, dtype=torch.float64)
     t = 0.01 + 0.2 * torch.rand(3, 20, generator=g, dtype=torch.float64)
     x2, t2 = x.clone(), t.clone()
-    x2[:, cut + 1:] += 2.0 * torch.randn(3, 20 - cut - 1, 7, generator=g, dtype=torch.float64)
-    t2[:, cut + 1:] = 0.01 + 0.5 * torch.rand(3, 20 - cut - 1, generator=g, dtype=torch.float64)
+    x2[:, cut + 1 :] += 2.0 * torch.randn(3, 20 - cut - 1, 7, generator=g, dtype=torch.float64)
+    t2[:, cut + 1 :] = 0.01 + 0.5 * torch.rand(3, 20 - cut - 1, generator=g, dtype=torch.float64)
     mask = torch.ones(3, 20, dtype=torch.bool)
     with torch.no_grad():
         return predictor(x, t, mask), predictor(x2, t2, mask)
@@ -314,9 +358,9 @@ def test_clean_campaign_models_are_causal(experiment, model):
     for cut in (0, 3, 9, 18):
         before, after = future_changes(predictor, cut)
         assert before.shape == (3, 20, len(par.ACTIVITIES))
-        torch_close = (before[:, :cut + 1] - after[:, :cut + 1]).abs().max().item()
+        torch_close = (before[:, : cut + 1] - after[:, : cut + 1]).abs().max().item()
         assert torch_close < 1e-12, f"{model}: step <= {cut} moved by {torch_close:.3g} when later steps changed"
-        assert (before[:, cut + 1:] - after[:, cut + 1:]).abs().max().item() > 1e-3
+        assert (before[:, cut + 1 :] - after[:, cut + 1 :]).abs().max().item() > 1e-3
 
 
 @pytest.mark.parametrize("model", ["nac", "nac_official", "transformer"])
@@ -324,9 +368,11 @@ def test_non_causal_attention_sees_the_future(model):
     """The check above can fail: the same models left non-causal (par_clean_noncausal, or par_clean with
     dataset.causal=false), or with the dataset's kernel-3 'same' stem, change their early steps when later
     inputs change."""
-    for predictor in (clean_predictor("par_clean_noncausal", model),
-                      clean_predictor("par_clean", model, "dataset.causal=false"),
-                      clean_predictor("par_clean", model, "dataset.stem.kernel_size=3")):
+    for predictor in (
+        clean_predictor("par_clean_noncausal", model),
+        clean_predictor("par_clean", model, "dataset.causal=false"),
+        clean_predictor("par_clean", model, "dataset.stem.kernel_size=3"),
+    ):
         before, after = future_changes(predictor, 3)
         assert (before[:, :4] - after[:, :4]).abs().max().item() > 1e-6
 
@@ -341,12 +387,12 @@ def test_clean_tags_say_causal():
 
     parser = OverridesParser.create()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        for experiment, model, extra, expected in [*[(e, m, [], "causal=True") for e, m in CLEAN_CAMPAIGN],
-                                                   *[("par_clean_noncausal", m, [], "causal=False")
-                                                     for m in ("nac", "nac_official", "transformer")],
-                                                   ("par_clean", "transformer", ["dataset.causal=false"],
-                                                    "causal=False"),
-                                                   ("par_clean", "lstm", ["dataset.causal=false"], "causal=True")]:
+        for experiment, model, extra, expected in [
+            *[(e, m, [], "causal=True") for e, m in CLEAN_CAMPAIGN],
+            *[("par_clean_noncausal", m, [], "causal=False") for m in ("nac", "nac_official", "transformer")],
+            ("par_clean", "transformer", ["dataset.causal=false"], "causal=False"),
+            ("par_clean", "lstm", ["dataset.causal=false"], "causal=True"),
+        ]:
             sweep = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
             tag = f"tag={sweep.hydra.sweeper.params.tag}"  # the override the sweeper adds to every job
             assert not parser.parse_override(tag).is_sweep_override()

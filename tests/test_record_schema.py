@@ -13,14 +13,38 @@ from nac.harness.runner import execute
 from tests.conftest import ROOT
 
 #: what a record written at the start of a run holds, before anything is measured
-START = dict(model="lstm", dataset="digits", protocol="clean", fold=None, seed=0, tag="", started="2026-01-01T00:00:00",
-             device="cpu", git_commit="abc", versions={"torch": "2"}, config={"seed": 0})
+START = dict(
+    model="lstm",
+    dataset="digits",
+    protocol="clean",
+    fold=None,
+    seed=0,
+    tag="",
+    started="2026-01-01T00:00:00",
+    device="cpu",
+    git_commit="abc",
+    versions={"torch": "2"},
+    config={"seed": 0},
+)
 
 
 def test_new_record_writes_the_start_fields_only_and_fold_even_when_none():
     out = RunRecord(**START).to_dict()
-    assert list(out) == ["schema", "status", "model", "dataset", "protocol", "fold", "seed", "tag", "started",
-                         "device", "git_commit", "versions", "config"]
+    assert list(out) == [
+        "schema",
+        "status",
+        "model",
+        "dataset",
+        "protocol",
+        "fold",
+        "seed",
+        "tag",
+        "started",
+        "device",
+        "git_commit",
+        "versions",
+        "config",
+    ]
     assert out["schema"] == RECORD_SCHEMA and out["status"] == "failed" and out["fold"] is None
 
 

@@ -81,9 +81,17 @@ def test_second_process_of_the_same_run_does_not_train(make_cfg, tmp_path, monke
     (ok_file,) = _files(tmp_path)
     before = ok_file.read_text()
     with run_lock(ok_file):  # this test process plays the one that is training
-        proc = run_cli("experiment=none", f"paths.output_root={tmp_path}", "trainer.epochs=2",
-                       "trainer.limit_train_batches=3", "dataset.builder.limit=200", "trainer.progress=false",
-                       "trainer.latency_samples=4", "force=true", cwd=tmp_path)
+        proc = run_cli(
+            "experiment=none",
+            f"paths.output_root={tmp_path}",
+            "trainer.epochs=2",
+            "trainer.limit_train_batches=3",
+            "dataset.builder.limit=200",
+            "trainer.progress=false",
+            "trainer.latency_samples=4",
+            "force=true",
+            cwd=tmp_path,
+        )
     assert proc.returncode == 4, proc.stderr[-2000:]
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("nac-bench: error:") and f"pid {os.getpid()}" in line and "already running" in line

@@ -25,8 +25,11 @@ def batches(task: str):
     gen = torch.Generator().manual_seed(0)
     for n in (5, 3, 8):
         pred = torch.randn(n, 4 if task == "classification" else 1, generator=gen, dtype=torch.float64)
-        y = torch.randint(0, 4, (n,), generator=gen) if task == "classification" else \
-            torch.randn(n, generator=gen, dtype=torch.float64)
+        y = (
+            torch.randint(0, 4, (n,), generator=gen)
+            if task == "classification"
+            else torch.randn(n, generator=gen, dtype=torch.float64)
+        )
         yield pred, y
 
 
@@ -55,7 +58,7 @@ def test_regression_accumulator_equals_per_sample_loop(scale):
             errors.append((p - t) * scale)
     out = acc.result()
     assert out["loss"] == pytest.approx(sq / n, rel=1e-12)  # training units
-    assert out["mse"] == pytest.approx(sq * scale ** 2 / n, rel=1e-12)
+    assert out["mse"] == pytest.approx(sq * scale**2 / n, rel=1e-12)
     assert out["rmse"] == pytest.approx(math.sqrt(sq / n) * scale, rel=1e-12)
     assert out["mae"] == pytest.approx(ab * scale / n, rel=1e-12)
     assert out["score"] == pytest.approx(score_by_hand(errors), rel=1e-12)

@@ -44,8 +44,7 @@ def masked_affine(x: list[float], linear, synapse, bias: bool = True) -> list[fl
     return [bias[j] + sum(weight[i][j] * x[i] for i in range(len(x)) if synapse(i, j)) for j in range(len(bias))]
 
 
-def backbone_by_hand(layer, pair: list[float], units: int, sparsity: float, dense: bool,
-                     act=math.tanh) -> list[float]:
+def backbone_by_hand(layer, pair: list[float], units: int, sparsity: float, dense: bool, act=math.tanh) -> list[float]:
     """inter -> command -> motor(2) with ``act`` between layers, synapses from the wiring's adjacency."""
     wiring = AutoNCP(units, 2, sparsity_level=sparsity, seed=SEED + 3)
     wiring.build(len(pair))
@@ -88,8 +87,16 @@ def time_by_hand(t, cfg: dict, b: int, i: int, j: int, elapsed: list[float], sta
 
 
 # ----------------------------------------------------------------------------- the layer by hand
-def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask: torch.Tensor | None,
-                act=math.tanh, dense_backbone: bool | None = None, dt: float | None = None):
+def nac_by_hand(
+    layer,
+    cfg: dict,
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    act=math.tanh,
+    dense_backbone: bool | None = None,
+    dt: float | None = None,
+):
     """(outputs (B, T, d_model) as nested lists, weights {(b, h, i): {key j: weight}})."""
     b_size, length, c_in = x.shape
     d_model, heads = layer.d_model, layer.num_heads
@@ -109,14 +116,15 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
             wiring = inter_wiring(d_model, SEED + n, c_in, sparsity)
             inter = wiring.get_neurons_of_layer(0)
             synapse = (lambda m, nodes: lambda i, j: m[i, nodes[j]] != 0)(wiring.sensory_adjacency_matrix, inter)
-        qkv.append([[masked_affine(x[b, s].tolist(), proj, synapse, use_bias) for s in range(length)]
-                    for b in range(b_size)])
+        qkv.append(
+            [[masked_affine(x[b, s].tolist(), proj, synapse, use_bias) for s in range(length)] for b in range(b_size)]
+        )
     q, k, v = qkv
 
     out, weights = [], {}
     for b in range(b_size):
         elapsed = [float(t[b, s]) if (t is not None and t.dim() == 2 and ok[b][s]) else 0.0 for s in range(length)]
-        stamps = [sum(elapsed[:s + 1]) for s in range(length)]
+        stamps = [sum(elapsed[: s + 1]) for s in range(length)]
         rows = []
         for i in range(length):
             concat = []
@@ -125,7 +133,7 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
                 qi = q[b][i][sl]
                 allowed = [j for j in range(length) if ok[b][j] and (j <= i or not cfg.get("causal"))]
                 score = {j: sum(a * c for a, c in zip(qi, k[b][j][sl])) for j in allowed}
-                chosen = allowed if cfg.get("pairwise") else sorted(allowed, key=lambda j: -score[j])[:cfg["topk"]]
+                chosen = allowed if cfg.get("pairwise") else sorted(allowed, key=lambda j: -score[j])[: cfg["topk"]]
                 logits = {}
                 for j in chosen:
                     pair = qi + k[b][j][sl]
@@ -134,10 +142,13 @@ def nac_by_hand(layer, cfg: dict, x: torch.Tensor, t: torch.Tensor | None, mask:
                     w = math.log1p(math.exp(motor[1])) + cfg.get("tau_epsilon", 1e-6)
                     t_ode = time_by_hand(t, cfg, b, i, j, elapsed, stamps)
                     if cfg.get("time_interpolation"):  # docs/NAC.md 2.3: t_ij = sigmoid(a(u) t + b(u))
-                        a_u, b_u = (masked_affine(pair, lin, lambda *_: True)[0] for lin in (layer.time_a, layer.time_b))
+                        a_u, b_u = (
+                            masked_affine(pair, lin, lambda *_: True)[0] for lin in (layer.time_a, layer.time_b)
+                        )
                         t_ode = sigmoid(a_u * t_ode + b_u)
-                    logits[j] = logit_by_hand(phi, w, t_ode, cfg.get("mode", "exact"), cfg.get("euler_steps", 5),
-                                              cfg.get("delta_t", 0.5))
+                    logits[j] = logit_by_hand(
+                        phi, w, t_ode, cfg.get("mode", "exact"), cfg.get("euler_steps", 5), cfg.get("delta_t", 0.5)
+                    )
                 total = sum(math.exp(a) for a in logits.values())
                 wts = {j: math.exp(a) / total for j, a in logits.items()}
                 weights[b, h, i] = wts
@@ -155,20 +166,33 @@ def layer_weights(att, b: int, h: int, i: int) -> dict[int, float]:
     return {j: float(w) for j, w, v in zip(idx, att.weights[b, h, i].tolist(), ok) if v}
 
 
-MASK = torch.tensor([[False, True, True, False, True, True],  # a leading gap: under `causal` query 0 sees no key
-                     [True, True, True, True, False, False]])
+MASK = torch.tensor(
+    [
+        [False, True, True, False, True, True],  # a leading gap: under `causal` query 0 sees no key
+        [True, True, True, True, False, False],
+    ]
+)
 CASES = {  # every case has dt != 1; times are (B, T) unless TIME_SHAPE says otherwise
     "exact_pair_topk": dict(topk=3, mode="exact", time_input="pair", dt=0.37, sparsity=0.3),
     "exact_step_fc": dict(topk=2, mode="exact", time_input="step", dense=True, dt=2.5, backbone_units=12),
-    "euler_pair_causal": dict(topk=3, mode="euler", euler_steps=4, delta_t=0.3, time_input="pair", causal=True,
-                              dt=0.6, tau_epsilon=1e-3),
-    "steady_constant_tanh_nobias": dict(topk=4, mode="steady", time_input="constant", t_const=0.7, dt=1.7,
-                                        activation="tanh", backbone_units=11, use_bias=False),
-    "exact_constant_pairwise": dict(topk=2, mode="exact", time_input="constant", t_const=0.45, pairwise=True,
-                                    dt=0.8),
+    "euler_pair_causal": dict(
+        topk=3, mode="euler", euler_steps=4, delta_t=0.3, time_input="pair", causal=True, dt=0.6, tau_epsilon=1e-3
+    ),
+    "steady_constant_tanh_nobias": dict(
+        topk=4,
+        mode="steady",
+        time_input="constant",
+        t_const=0.7,
+        dt=1.7,
+        activation="tanh",
+        backbone_units=11,
+        use_bias=False,
+    ),
+    "exact_constant_pairwise": dict(topk=2, mode="exact", time_input="constant", t_const=0.45, pairwise=True, dt=0.8),
     "exact_pair_pairwise_causal": dict(topk=2, mode="exact", time_input="pair", pairwise=True, causal=True, dt=3.0),
-    "exact_per_sample_time_interpolated": dict(topk=3, mode="exact", time_input="step", time_interpolation=True,
-                                               dt=0.9, sparsity=0.7),
+    "exact_per_sample_time_interpolated": dict(
+        topk=3, mode="exact", time_input="step", time_interpolation=True, dt=0.9, sparsity=0.7
+    ),
     "exact_pair_top1": dict(topk=1, mode="exact", time_input="pair", dt=1.9),
     "exact_scalar_time_fc_nobias": dict(topk=3, mode="exact", time_input="pair", dense=True, use_bias=False, dt=1.3),
 }
@@ -176,8 +200,15 @@ TIME_SHAPE = {"exact_per_sample_time_interpolated": "B", "exact_scalar_time_fc_n
 
 
 def build(cfg: dict):
-    return make(input_dim=3, d_model=4, num_heads=2, seed=7, variant="paper", wiring_seed=SEED,
-                **{"return_sequences": True, "return_attention": True, **cfg})
+    return make(
+        input_dim=3,
+        d_model=4,
+        num_heads=2,
+        seed=7,
+        variant="paper",
+        wiring_seed=SEED,
+        **{"return_sequences": True, "return_attention": True, **cfg},
+    )
 
 
 def inputs(seed: int = 7, shape: str = "BT"):

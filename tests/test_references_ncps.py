@@ -17,8 +17,9 @@ from ncps.torch import CfCCell, LTCCell, WiredCfCCell
 from tests.test_baselines_ct import NCPS_CASES, data, ncps_pair
 
 
-def cells_one_sample_at_a_time(twin, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None,
-                               min_elapsed: float = 0.0) -> torch.Tensor:
+def cells_one_sample_at_a_time(
+    twin, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None, min_elapsed: float = 0.0
+) -> torch.Tensor:
     """(B, L, out) outputs of ncps' cell stepped per sample; masked steps are skipped (state held,
     output left at 0); elapsed times below ``min_elapsed`` are raised to it."""
     assert isinstance(twin.rnn_cell, (LTCCell, CfCCell, WiredCfCCell))
@@ -31,7 +32,7 @@ def cells_one_sample_at_a_time(twin, x: torch.Tensor, t: torch.Tensor, mask: tor
         for s in range(length):
             if mask is not None and not mask[i, s]:
                 continue
-            x_s = x[i:i + 1, s]
+            x_s = x[i : i + 1, s]
             if twin.use_mixed:
                 h, c = twin.lstm(x_s, (h, c))
             y, h = twin.rnn_cell(x_s, h, max(float(t[i, s]), min_elapsed))
@@ -49,7 +50,7 @@ def test_batch_with_per_sample_times_equals_ncps_cells_stepped_alone(case):
     with torch.no_grad():
         got = model(x, t)
         want = cells_one_sample_at_a_time(twin, x, t)
-        squared = cells_one_sample_at_a_time(twin, x, t ** 2)
+        squared = cells_one_sample_at_a_time(twin, x, t**2)
         swapped = cells_one_sample_at_a_time(twin, x, t.flip(0))
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     # the reference is discriminative: dt**2 or another sample's times give other outputs
@@ -63,9 +64,13 @@ def test_masked_steps_hold_the_state_and_their_times_are_ignored(case):
     last = type(model)(**{**_init_kwargs(case), "return_sequences": False}).double()
     last.load_state_dict(model.state_dict())
     x, t = data(b=3, length=6, seed=5)
-    mask = torch.tensor([[True, False, True, True, False, True],  # gaps inside the sequence
-                         [True, True, True, True, False, False],  # trailing padding
-                         [True] * 6])
+    mask = torch.tensor(
+        [
+            [True, False, True, True, False, True],  # gaps inside the sequence
+            [True, True, True, True, False, False],  # trailing padding
+            [True] * 6,
+        ]
+    )
     junk_t = torch.where(mask, t, torch.full_like(t, 50.0))
     junk_x = torch.where(mask[..., None], x, torch.full_like(x, 9.0))
     with torch.no_grad():

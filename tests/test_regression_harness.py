@@ -39,12 +39,29 @@ def _toy_splits(**_):
         x = torch.rand(n, 4, 2, generator=gen)
         return SequenceTensorDataset(x, torch.ones(n, 4), torch.ones(n, 4, dtype=torch.bool), x.mean((1, 2)))
 
-    meta = DatasetMeta(name="toy", input_dim=2, output_dim=1, task="regression", metric="rmse",
-                       metric_mode="min", protocol="clean", target_scale=10.0)
+    meta = DatasetMeta(
+        name="toy",
+        input_dim=2,
+        output_dim=1,
+        task="regression",
+        metric="rmse",
+        metric_mode="min",
+        protocol="clean",
+        target_scale=10.0,
+    )
     calls = []
-    splits = DatasetSplits(part(32), part(16), part(16), meta, tests={"a": part(8), "b": part(12)},
-                           evaluations={"drive": lambda model, device: calls.append(model.training) or
-                                        {"return": 3.5, "laps": 1, "note": "text is kept out of tables"}})
+    splits = DatasetSplits(
+        part(32),
+        part(16),
+        part(16),
+        meta,
+        tests={"a": part(8), "b": part(12)},
+        evaluations={
+            "drive": lambda model, device: (
+                calls.append(model.training) or {"return": 3.5, "laps": 1, "note": "text is kept out of tables"}
+            )
+        },
+    )
     return splits, calls
 
 
@@ -58,7 +75,9 @@ def test_runner_records_named_tests_and_evaluations(make_cfg, tmp_path, monkeypa
     table = summary_table(records_frame([rec, {**rec, "seed": 1, "evaluations": {"drive": {"return": 5.5}}}]))
     assert list(table.dataset) == ["digits/a", "digits/b"]  # the record names the configured dataset
     assert table.iloc[0]["test"] == f"{rec['tests']['a']['rmse']:.4f} ± 0.0000"
-    assert table.iloc[0]["drive return"] == "4.50 ± 1.41"  # sample std of 3.5, 5.5 and "drive note" not in table.columns
+    assert (
+        table.iloc[0]["drive return"] == "4.50 ± 1.41"
+    )  # sample std of 3.5, 5.5 and "drive note" not in table.columns
 
 
 def test_data_root_is_the_first_candidate_holding_the_dataset_folder(tmp_path, monkeypatch):

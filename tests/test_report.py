@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -30,30 +30,66 @@ CLEAN_TEST, CLEAN_VAL = [0.93, 0.94, 0.96], [0.95, 0.955, 0.97]
 GROUP_OF = {"emnist_authors": "ga", "emnist_authors_clean": "gac", "emnist_paper": "gp", "emnist_clean": "gc"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _config(experiment: str, model: str, *overrides: str) -> dict:
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=[f"experiment={experiment}", f"model={model}",
-                                                                    *overrides]), resolve=True)
+        return OmegaConf.to_container(
+            compose("config", overrides=[f"experiment={experiment}", f"model={model}", *overrides]), resolve=True
+        )
 
 
-def _rec(experiment: str, model: str, acc: float | None, seed: int = 0, fold: int | None = None,
-         val: float | None = None, status: str = "ok", overrides: tuple[str, ...] = (), epochs: int = 3,
-         commit: str = COMMIT) -> dict:
+def _rec(
+    experiment: str,
+    model: str,
+    acc: float | None,
+    seed: int = 0,
+    fold: int | None = None,
+    val: float | None = None,
+    status: str = "ok",
+    overrides: tuple[str, ...] = (),
+    epochs: int = 3,
+    commit: str = COMMIT,
+) -> dict:
     config = _config(experiment, model, *overrides)
     protocol = config["protocol"]["name"]
-    history = [{"epoch": e + 1, "val_accuracy": (val if val is not None else acc or 0.5) - 0.01 * (epochs - 1 - e),
-                "train_loss": 1.0 / (e + 1), "lr": 1e-3, "epoch_time_s": 600.0} for e in range(epochs)]
-    return {"schema": 1, "status": status, "model": model, "dataset": "emnist", "protocol": protocol, "fold": fold,
-            "seed": seed, "tag": "", "git_commit": commit, "device": "cpu (x86_64, 1 threads)", "config": config,
-            "data": {"digest": "166732ddb10e3d7a", "files": {}},
-            "group_hash": GROUP_OF[experiment] + "".join(overrides) + model,
-            "metric": "accuracy", "metric_mode": "max", "history": history,
-            "test": {"accuracy": acc} if acc is not None else {}, "val": {"accuracy": val if val is not None else acc},
-            "started": f"2026-12-0{1 + seed}T10:00:00+00:00", "finished": f"2026-12-0{1 + seed}T12:30:00+00:00",
-            "wall_time_s": 9000.0, "parameters_sequence_model": 10, "train_time_per_epoch_s": 600.0,
-            "n_train": 56000 if protocol == "paper" else 48000, "n_val": 14000 if protocol == "paper" else 12000,
-            "n_test": 14000 if protocol == "paper" else 10000}
+    history = [
+        {
+            "epoch": e + 1,
+            "val_accuracy": (val if val is not None else acc or 0.5) - 0.01 * (epochs - 1 - e),
+            "train_loss": 1.0 / (e + 1),
+            "lr": 1e-3,
+            "epoch_time_s": 600.0,
+        }
+        for e in range(epochs)
+    ]
+    return {
+        "schema": 1,
+        "status": status,
+        "model": model,
+        "dataset": "emnist",
+        "protocol": protocol,
+        "fold": fold,
+        "seed": seed,
+        "tag": "",
+        "git_commit": commit,
+        "device": "cpu (x86_64, 1 threads)",
+        "config": config,
+        "data": {"digest": "166732ddb10e3d7a", "files": {}},
+        "group_hash": GROUP_OF[experiment] + "".join(overrides) + model,
+        "metric": "accuracy",
+        "metric_mode": "max",
+        "history": history,
+        "test": {"accuracy": acc} if acc is not None else {},
+        "val": {"accuracy": val if val is not None else acc},
+        "started": f"2026-12-0{1 + seed}T10:00:00+00:00",
+        "finished": f"2026-12-0{1 + seed}T12:30:00+00:00",
+        "wall_time_s": 9000.0,
+        "parameters_sequence_model": 10,
+        "train_time_per_epoch_s": 600.0,
+        "n_train": 56000 if protocol == "paper" else 48000,
+        "n_val": 14000 if protocol == "paper" else 12000,
+        "n_test": 14000 if protocol == "paper" else 10000,
+    }
 
 
 def _authors(accs=FOLD_ACC, **kw) -> list[dict]:
@@ -78,7 +114,7 @@ def _table(text: str, first_header: str) -> dict[str, dict[str, str]]:
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} "))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     rows = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -95,6 +131,7 @@ AUTHORS_CLEAN = "NAC (nac_official), authors' pipeline, clean protocol"
 
 
 # ---------------------------------------------------------------- figures and the verdict
+
 
 @pytest.mark.parametrize("spec", EMNIST.groups, ids=lambda g: g.key)
 def test_every_group_is_what_its_experiment_composes(spec):
@@ -117,7 +154,8 @@ def test_group_figures_match_hand_computed_numbers_and_the_paper_is_reproduced(t
     assert clean["paper (%)"] == "-" and clean["vs paper"] == "clean protocol"  # not like for like: no figure
     assert _line(text, "**Authors' pipeline") == (
         "**Authors' pipeline, paper protocol:** 96.64 % is reproduced: it lies inside the 95 % CI of the mean "
-        "[94.04, 97.96] (96.00 % ± 1.58 over 5 runs).")
+        "[94.04, 97.96] (96.00 % ± 1.58 over 5 runs)."
+    )
     assert rows["LSTM, masked input, clean protocol"]["status"] == "not run yet"
 
 
@@ -125,28 +163,38 @@ def test_a_miss_is_stated_with_its_size_and_interval(tmp_path):
     text, _ = _write(tmp_path, _authors([a - 0.05 for a in FOLD_ACC]))  # mean 91.00, same spread
     assert _line(text, "**Authors' pipeline") == (
         "**Authors' pipeline, paper protocol:** 96.64 % is not reproduced: missed by 5.64 points "
-        "(95 % CI [3.68, 7.60]; runs: 91.00 % ± 1.58 over 5 runs, 95 % CI of the mean [89.04, 92.96]).")
+        "(95 % CI [3.68, 7.60]; runs: 91.00 % ± 1.58 over 5 runs, 95 % CI of the mean [89.04, 92.96])."
+    )
 
 
 def test_verdict_rule_includes_the_bounds_and_names_an_excess():
     at_bound = Summary(5, 95.0, 1.0, 93.0, 96.64)
     assert verdict(at_bound, 96.64, []).startswith("96.64 % is reproduced")
     below = Summary(5, 95.0, 1.0, 93.0, 96.63)
-    assert verdict(below, 96.64, []).startswith("96.64 % is not reproduced: missed by 1.64 points (95 % CI [0.01, 3.64]")
+    assert verdict(below, 96.64, []).startswith(
+        "96.64 % is not reproduced: missed by 1.64 points (95 % CI [0.01, 3.64]"
+    )
     above = Summary(5, 98.0, 1.0, 96.65, 99.35)
-    assert verdict(above, 96.64, []).startswith("96.64 % is not reproduced: exceeded by 1.36 points "
-                                                 "(95 % CI [0.01, 2.71]")
+    assert verdict(above, 96.64, []).startswith(
+        "96.64 % is not reproduced: exceeded by 1.36 points (95 % CI [0.01, 2.71]"
+    )
     assert verdict(Summary(1, 97.0, None, None, None), 96.64, []).startswith("No verdict on 96.64 %: a single run")
     assert verdict(Summary(0, None, None, None, None), 96.64, []) == "No verdict on 96.64 %: not run yet."
 
 
 def test_incomplete_groups_are_marked_and_get_no_verdict(tmp_path):
-    records = (_authors(FOLD_ACC[:3]) + [_rec("emnist_authors", "nac_official", None, fold=3, status="failed")]
-               + _authors_clean(CLEAN_TEST[:2], CLEAN_VAL[:2])
-               + [_rec("emnist_clean", "transformer", None, status="failed")])
+    records = (
+        _authors(FOLD_ACC[:3])
+        + [_rec("emnist_authors", "nac_official", None, fold=3, status="failed")]
+        + _authors_clean(CLEAN_TEST[:2], CLEAN_VAL[:2])
+        + [_rec("emnist_clean", "transformer", None, status="failed")]
+    )
     text, _ = _write(tmp_path, records)
     rows = _table(text, "group")
-    assert rows[AUTHORS]["status"] == "incomplete: 1 not ok (failed); 3/5 folds" and rows[AUTHORS]["runs (ok/total)"] == "3/4"
+    assert (
+        rows[AUTHORS]["status"] == "incomplete: 1 not ok (failed); 3/5 folds"
+        and rows[AUTHORS]["runs (ok/total)"] == "3/4"
+    )
     assert rows[AUTHORS]["paper (%)"] == "-" and rows[AUTHORS]["vs paper"] == "3 of 5 folds"
     assert rows[AUTHORS_CLEAN]["status"] == "incomplete: seeds 2 missing"
     transformer = rows["Transformer, masked input, clean protocol"]  # every run failed
@@ -154,7 +202,8 @@ def test_incomplete_groups_are_marked_and_get_no_verdict(tmp_path):
     assert transformer["runs (ok/total)"] == "0/1" and transformer["test acc. (%)"] == "-"
     assert _line(text, "**Authors' pipeline").startswith(
         "**Authors' pipeline, paper protocol:** No verdict on 96.64 % yet: the runs are not like for like with the "
-        "paper (3 of 5 folds). So far: 96.00 % ± 1.00 over 3 runs.")
+        "paper (3 of 5 folds). So far: 96.00 % ± 1.00 over 3 runs."
+    )
 
 
 def test_groups_without_records_say_not_run_yet(tmp_path):
@@ -176,12 +225,13 @@ def test_groups_without_records_say_not_run_yet(tmp_path):
 
 # ---------------------------------------------------------------- paper - clean
 
+
 def test_welch_interval_matches_scipy_and_hand_numbers():
     a, b = [96.0, 95.0, 97.0, 94.0, 98.0], [93.0, 94.0, 96.0]
     d = welch_interval(a, b)
     va, vb = 2.5 / 5, (7 / 3) / 3  # sample variances / n
     assert d.diff == pytest.approx(96.0 - 94.0 - 1 / 3)
-    assert d.df == pytest.approx((va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 2))  # Welch-Satterthwaite, 4.47
+    assert d.df == pytest.approx((va + vb) ** 2 / (va**2 / 4 + vb**2 / 2))  # Welch-Satterthwaite, 4.47
     reference = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert (d.low, d.high) == pytest.approx((reference.low, reference.high))
     assert welch_interval([1.0], [2.0, 3.0]).low is None and welch_interval([], [1.0]).diff is None
@@ -204,7 +254,7 @@ def test_inflation_rows_are_unpaired_welch_and_within_clean_is_paired(tmp_path):
     half = 4.303 * 0.5 / math.sqrt(3)
     assert within[2] == "+1.50" and within[3] == f"[{1.5 - half:+.2f}, {1.5 + half:+.2f}]" and diffs.mean() == 1.5
     assert within[4] == "paired by run, Student t" and within[5] == "3"
-    figures = _table(text[text.index("## 2."):], "group")
+    figures = _table(text[text.index("## 2.") :], "group")
     assert figures[AUTHORS]["val at selected epoch (%)"] == "96.00 ± 1.58 (n = 5)"  # paper: best val = test
     assert figures[AUTHORS]["images (train / val / test)"] == "56,000 / 14,000 / 14,000"
     assert figures[AUTHORS_CLEAN]["images (train / val / test)"] == "48,000 / 12,000 / 10,000"
@@ -214,12 +264,19 @@ def test_inflation_rows_are_unpaired_welch_and_within_clean_is_paired(tmp_path):
 
 # ---------------------------------------------------------------- curves, provenance, other settings
 
+
 def test_curve_is_the_mean_and_range_over_runs_at_each_epoch():
-    runs = [{"history": [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}]},
-            {"history": [{"epoch": 1, "val_accuracy": 0.7}]}]  # stopped after one epoch
+    runs = [
+        {"history": [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}]},
+        {"history": [{"epoch": 1, "val_accuracy": 0.7}]},
+    ]  # stopped after one epoch
     epochs, mean, low, high = _curve(runs)
     assert list(epochs) == [1, 2]
-    assert mean == pytest.approx([60.0, 70.0]) and low == pytest.approx([50.0, 70.0]) and high == pytest.approx([70.0, 70.0])
+    assert (
+        mean == pytest.approx([60.0, 70.0])
+        and low == pytest.approx([50.0, 70.0])
+        and high == pytest.approx([70.0, 70.0])
+    )
 
 
 def test_curves_png_is_written_beside_the_report_and_embedded(tmp_path):
@@ -240,16 +297,24 @@ def test_provenance_reconstructs_the_command_and_other_settings_stay_apart(tmp_p
     assert "96.64 % is reproduced" in text  # the 2-epoch runs are not pooled with the 75-epoch ones
     assert _table(text, "group")[AUTHORS]["runs (ok/total)"] == "5/5"
     assert f"| {AUTHORS} [trainer.epochs=2] " in text  # listed apart in section 1
-    provenance = text[text.index("## 4. Provenance"):]
-    main_row = dict(zip(*[[c.strip() for c in line.strip("|").split("|")] for line in provenance.splitlines()
-                          if line.startswith("| group ") or line.startswith(f"| {AUTHORS} ")][:2]))
+    provenance = text[text.index("## 4. Provenance") :]
+    main_row = dict(
+        zip(
+            *[
+                [c.strip() for c in line.strip("|").split("|")]
+                for line in provenance.splitlines()
+                if line.startswith("| group ") or line.startswith(f"| {AUTHORS} ")
+            ][:2]
+        )
+    )
     assert main_row["command"] == "`nac-bench experiment=emnist_authors model=nac_official protocol.fold=0,1,2,3,4`"
     assert main_row["commit(s)"] == "0123456" and main_row["data digest"] == "166732ddb10e3d7a"
     assert main_row["train time (h)"] == "2.50"  # 5 runs x 3 epochs x 600 s
     assert main_row["run wall time (h)"] == "12.50" and main_row["dates"] == "2026-12-01 10:00 – 2026-12-01 12:30 UTC"
     smoke_row = next(line for line in provenance.splitlines() if line.startswith(f"| {AUTHORS} [other settings]"))
-    assert ("`nac-bench experiment=emnist_authors model=nac_official trainer.epochs=2 protocol.fold=0,1,2,3,4`"
-            in smoke_row)
+    assert (
+        "`nac-bench experiment=emnist_authors model=nac_official trainer.epochs=2 protocol.fold=0,1,2,3,4`" in smoke_row
+    )
     assert "0123456-dirty-abcdef (5 with uncommitted changes)" in smoke_row and "| 1.67 " in smoke_row  # 5 x 2 x 600 s
 
 
@@ -264,12 +329,28 @@ def test_script_runs_and_bad_records_folder_is_one_line(tmp_path):
     for i, rec in enumerate(_authors()):
         write_json_atomic(tmp_path / "records" / f"r{i}.json", rec)
     out = tmp_path / "r.md"
-    proc = subprocess.run([sys.executable, "scripts/make_report.py", "emnist", "--records", str(tmp_path / "records"),
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "scripts/make_report.py", "emnist", "--records", str(tmp_path / "records"), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.read_text().startswith("# E-MNIST") and (tmp_path / "r_curves.png").is_file()
     bad_out = tmp_path / "bad.md"
-    bad = subprocess.run([sys.executable, "scripts/make_report.py", "emnist", "--records", str(tmp_path / "nope"),
-                          "--out", str(bad_out)], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "scripts/make_report.py",
+            "emnist",
+            "--records",
+            str(tmp_path / "nope"),
+            "--out",
+            str(bad_out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no records at" in bad.stderr
     assert not bad_out.exists()  # nothing written on bad input

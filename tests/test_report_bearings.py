@@ -31,9 +31,15 @@ T975_4, T975_2 = 2.7764, 4.3027  # two-sided 95 % Student-t quantiles, 4 and 2 d
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 ROWS = {"pronostia": 14350, "xjtu": 8000, "hust": 12387}
 TESTS = {"pronostia": "pronostia/Bearing1_1", "xjtu": "xjtu/Bearing1_1", "hust": "hust/Bearing1"}
-SOURCES = {"pronostia/Bearing1_4": "published", "pronostia/Bearing1_5": "extracted",
-           "pronostia/Bearing1_6": "extracted", "pronostia/Bearing1_7": "published",
-           "pronostia/Bearing1_1": "extracted", "xjtu/Bearing1_1": "published", "hust/Bearing1": "published"}
+SOURCES = {
+    "pronostia/Bearing1_4": "published",
+    "pronostia/Bearing1_5": "extracted",
+    "pronostia/Bearing1_6": "extracted",
+    "pronostia/Bearing1_7": "published",
+    "pronostia/Bearing1_1": "extracted",
+    "xjtu/Bearing1_1": "published",
+    "hust/Bearing1": "published",
+}
 PAPER_S = [30.0, 35.0, 40.0, 45.0, 50.0]  # NAC paper folds on PRONOSTIA: mean 40, std sqrt(62.5) = 7.9057
 KEPT, DROPPED = [0.010, 0.012, 0.014], [0.020, 0.026, 0.029]  # clean S/row, seeds 0-2, every bearing
 
@@ -41,29 +47,62 @@ KEPT, DROPPED = [0.010, 0.012, 0.014], [0.020, 0.026, 0.029]  # clean S/row, see
 @cache
 def _config(experiment: str, model: str, *overrides: str) -> dict:
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=[f"experiment={experiment}", f"model={model}",
-                                                                    *overrides]), resolve=True)
+        return OmegaConf.to_container(
+            compose("config", overrides=[f"experiment={experiment}", f"model={model}", *overrides]), resolve=True
+        )
 
 
-def _rec(model: str, per_row: float | None, *, fold: int | None = None, seed: int = 0, drop_time: bool | None = None,
-         status: str = "ok", overrides: tuple[str, ...] = ()) -> dict:
+def _rec(
+    model: str,
+    per_row: float | None,
+    *,
+    fold: int | None = None,
+    seed: int = 0,
+    drop_time: bool | None = None,
+    status: str = "ok",
+    overrides: tuple[str, ...] = (),
+) -> dict:
     """A bearings record: ``paper`` when ``drop_time`` is None, else ``clean``; every test set gets S/row
     ``per_row`` (S = per_row x rows); a failed record (``per_row`` None) has no test sets, as the runner writes."""
     experiment = "bearings_paper" if drop_time is None else "bearings_clean"
     extra = ("dataset.builder.drop_time=" + str(drop_time).lower(),) if drop_time is not None else ()
     config = _config(experiment, model, *extra, *overrides)
-    tests = {name: {"mse": per_row / 10, "score": per_row * rows, "score_per_row": per_row}
-             for name, rows in ROWS.items()} if per_row is not None else {}
-    return {"schema": 1, "status": status, "model": model, "dataset": "bearings",
-            "protocol": config["protocol"]["name"], "fold": fold, "seed": seed, "tag": "", "git_commit": COMMIT,
-            "device": "cpu (x86_64, 1 threads)", "config": config, "data": {"digest": "56e1f923c4583f71", "files": {}},
-            "group_hash": f"{experiment}-{model}-{drop_time}-{'-'.join(overrides)}",
-            "metric": "mse" if drop_time is None else "score", "metric_mode": "min",
-            "dataset_meta": {"extra": {"bearings": {"test": TESTS}, "bearing_sources": SOURCES, "mixed_sources": True,
-                                       "rows": {TESTS[n]: r for n, r in ROWS.items()}}},
-            "history": [{"epoch": 1, "val_mse": 0.01, "epoch_time_s": 360.0}], "tests": tests,
-            "test": tests.get("pronostia", {}), "started": "2026-12-01T10:00:00+00:00",
-            "finished": "2026-12-01T11:00:00+00:00", "wall_time_s": 3600.0}
+    tests = (
+        {name: {"mse": per_row / 10, "score": per_row * rows, "score_per_row": per_row} for name, rows in ROWS.items()}
+        if per_row is not None
+        else {}
+    )
+    return {
+        "schema": 1,
+        "status": status,
+        "model": model,
+        "dataset": "bearings",
+        "protocol": config["protocol"]["name"],
+        "fold": fold,
+        "seed": seed,
+        "tag": "",
+        "git_commit": COMMIT,
+        "device": "cpu (x86_64, 1 threads)",
+        "config": config,
+        "data": {"digest": "56e1f923c4583f71", "files": {}},
+        "group_hash": f"{experiment}-{model}-{drop_time}-{'-'.join(overrides)}",
+        "metric": "mse" if drop_time is None else "score",
+        "metric_mode": "min",
+        "dataset_meta": {
+            "extra": {
+                "bearings": {"test": TESTS},
+                "bearing_sources": SOURCES,
+                "mixed_sources": True,
+                "rows": {TESTS[n]: r for n, r in ROWS.items()},
+            }
+        },
+        "history": [{"epoch": 1, "val_mse": 0.01, "epoch_time_s": 360.0}],
+        "tests": tests,
+        "test": tests.get("pronostia", {}),
+        "started": "2026-12-01T10:00:00+00:00",
+        "finished": "2026-12-01T11:00:00+00:00",
+        "wall_time_s": 3600.0,
+    }
 
 
 def _paper_nac(scores=PAPER_S) -> list[dict]:
@@ -71,8 +110,9 @@ def _paper_nac(scores=PAPER_S) -> list[dict]:
 
 
 def _clean_nac() -> list[dict]:
-    return ([_rec("nac", v, seed=s, drop_time=False) for s, v in enumerate(KEPT)]
-            + [_rec("nac", v, seed=s, drop_time=True) for s, v in enumerate(DROPPED)])
+    return [_rec("nac", v, seed=s, drop_time=False) for s, v in enumerate(KEPT)] + [
+        _rec("nac", v, seed=s, drop_time=True) for s, v in enumerate(DROPPED)
+    ]
 
 
 def _time_only_csv(path, protocol: str) -> None:
@@ -82,8 +122,18 @@ def _time_only_csv(path, protocol: str) -> None:
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     folds = [21.0, 21.5, 20.5, 21.2, 20.8] if protocol == "paper" else [25.0]  # PRONOSTIA S per fold
-    results = {name: [{"score": s * (1 if name == "pronostia" else 0.5), "score_per_row": s / ROWS[name],
-                       "mse": 0.001, "rmse": 0.03} for s in folds] for name in ROWS}
+    results = {
+        name: [
+            {
+                "score": s * (1 if name == "pronostia" else 0.5),
+                "score_per_row": s / ROWS[name],
+                "mse": 0.001,
+                "rmse": 0.03,
+            }
+            for s in folds
+        ]
+        for name in ROWS
+    }
     extra = {"bearings": {"test": TESTS}, "bearing_sources": SOURCES, "rows": {TESTS[n]: r for n, r in ROWS.items()}}
     script.summary_frame(results, extra).assign(command="x", commit="y").to_csv(path, index=False)
 
@@ -92,8 +142,11 @@ def _write(tmp_path, records: list[dict], *extra: str, predictions: dict[int, di
     for i, rec in enumerate(records):
         write_json_atomic(tmp_path / "records" / f"r{i:03d}.json", rec)
     for i, sets in (predictions or {}).items():
-        write_predictions(predictions_path(tmp_path / "records" / f"r{i:03d}.json"), sets,
-                          {"dataset": "bearings", "model": records[i]["model"], "seed": records[i]["seed"], "tag": ""})
+        write_predictions(
+            predictions_path(tmp_path / "records" / f"r{i:03d}.json"),
+            sets,
+            {"dataset": "bearings", "model": records[i]["model"], "seed": records[i]["seed"], "tag": ""},
+        )
     out = tmp_path / "out" / "reproduction_bearings.md"
     time_only = ["--time-only", str(tmp_path / "tp.csv"), "--time-only-clean", str(tmp_path / "tc.csv")]
     assert main(["bearings", "--records", str(tmp_path / "records"), "--out", str(out), *time_only, *extra]) == 0
@@ -102,11 +155,11 @@ def _write(tmp_path, records: list[dict], *extra: str, predictions: dict[int, di
 
 def _table(text: str, heading: str, first_header: str) -> list[dict[str, str]]:
     """The rows of the first Markdown table after ``heading`` whose first column is ``first_header``."""
-    lines = text[text.index(heading):].splitlines()
+    lines = text[text.index(heading) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} "))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(dict(zip(header, [c.strip() for c in line.strip("|").split("|")])))
@@ -151,15 +204,20 @@ def test_per_bearing_figures_match_hand_computed_numbers(tmp_path):
 def test_missing_groups_say_not_run_yet(tmp_path):
     text, _ = _write(tmp_path, _paper_nac())
     rows = _table(text, PRONOSTIA, "model")
-    for model, protocol in (("LTC", "`paper`"), ("NAC (nac_official)", "`paper`"),
-                            ("NAC (nac)", "`clean`, Time kept"), ("Transformer", "`clean`, Time dropped")):
+    for model, protocol in (
+        ("LTC", "`paper`"),
+        ("NAC (nac_official)", "`paper`"),
+        ("NAC (nac)", "`clean`, Time kept"),
+        ("Transformer", "`clean`, Time dropped"),
+    ):
         row = _row(rows, model, protocol)
         assert row["status"] == "not run yet" and row["S"] == "-" and row["runs (ok/total)"] == "0"
     assert _row(rows, "Time only (a line on Time)", "`paper`")["status"] == "not run yet"  # no CSV written
     make = f"python scripts/bearing_time_reference.py --protocol clean --out {tmp_path}/tc.csv"
     assert f"`clean`: not run yet (`{make}`)" in text
-    assert ("Not run yet: groups of `nac-bench experiment=bearings_clean`, `nac-bench experiment=bearings_paper`."
-            in text)
+    assert (
+        "Not run yet: groups of `nac-bench experiment=bearings_clean`, `nac-bench experiment=bearings_paper`." in text
+    )
     effect = _table(text, "## 2.", "test bearing")
     assert {r["value"] for r in effect} == {"not run yet"}  # no clean runs: no difference anywhere
     assert "No predictions saved yet" in text
@@ -197,31 +255,63 @@ def test_the_time_only_csv_is_read(tmp_path):
     clean = _row(rows, "Time only (a line on Time)", "`clean`, Time kept")
     assert clean["S"] == "25.00" and clean["S 95% CI"] == "single fit" and clean["S/row"] == f"{25 / 14350:.6f}"
     assert _row(_table(text, XJTU, "model"), "Time only (a line on Time)", "`paper`")["S"] == "10.50 ± 0.19"
-    assert f"Time-only references: `paper`: {tmp_path}/tp.csv (command `x`, commit y); `clean`: {tmp_path}/tc.csv" \
-        in text
+    assert (
+        f"Time-only references: `paper`: {tmp_path}/tp.csv (command `x`, commit y); `clean`: {tmp_path}/tc.csv" in text
+    )
 
 
 def test_a_csv_of_another_format_is_one_line(tmp_path):
     pd.DataFrame({"test": ["pronostia"], "S": [1.0]}).to_csv(tmp_path / "other.csv", index=False)
     (tmp_path / "records").mkdir()
     out = tmp_path / "r.md"
-    proc = subprocess.run([sys.executable, "scripts/make_report.py", "bearings", "--records", str(tmp_path / "records"),
-                           "--out", str(out), "--time-only", str(tmp_path / "other.csv")],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/make_report.py",
+            "bearings",
+            "--records",
+            str(tmp_path / "records"),
+            "--out",
+            str(out),
+            "--time-only",
+            str(tmp_path / "other.csv"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "lacks the column(s)" in proc.stderr
     assert not out.exists()
-    emnist = subprocess.run([sys.executable, "scripts/make_report.py", "emnist", "--records", str(tmp_path / "records"),
-                             "--out", str(out), "--time-only", "x.csv"], cwd=ROOT, capture_output=True, text=True)
+    emnist = subprocess.run(
+        [
+            sys.executable,
+            "scripts/make_report.py",
+            "emnist",
+            "--records",
+            str(tmp_path / "records"),
+            "--out",
+            str(out),
+            "--time-only",
+            "x.csv",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert emnist.returncode == 2 and "are for the bearings report" in emnist.stderr and not out.exists()
 
 
 def test_sources_are_named_and_the_paper_gap_says_extracted(tmp_path):
     text, _ = _write(tmp_path, _paper_nac())
-    assert ("- `paper`, 5 record(s): mixed sources in 5; extracted features: pronostia/Bearing1_1, "
-            "pronostia/Bearing1_5, pronostia/Bearing1_6; test bearings: pronostia/Bearing1_1 extracted; "
-            "xjtu/Bearing1_1 published; hust/Bearing1 published.") in text
-    assert ("Against the paper's figure (`tables.paper_gaps`): NAC (nac): extracted features for pronostia/Bearing1_1, "
-            "pronostia/Bearing1_5, pronostia/Bearing1_6.") in text  # otherwise like for like: 50 epochs, 5 folds
+    assert (
+        "- `paper`, 5 record(s): mixed sources in 5; extracted features: pronostia/Bearing1_1, "
+        "pronostia/Bearing1_5, pronostia/Bearing1_6; test bearings: pronostia/Bearing1_1 extracted; "
+        "xjtu/Bearing1_1 published; hust/Bearing1 published."
+    ) in text
+    assert (
+        "Against the paper's figure (`tables.paper_gaps`): NAC (nac): extracted features for pronostia/Bearing1_1, "
+        "pronostia/Bearing1_5, pronostia/Bearing1_6."
+    ) in text  # otherwise like for like: 50 epochs, 5 folds
 
 
 # ---------------------------------------------------------------- section 2
@@ -232,8 +322,10 @@ def test_protocol_and_time_effects_are_welch_intervals_on_s_per_row(tmp_path):
     text, _ = _write(tmp_path, _paper_nac() + _clean_nac() + smoke)
     effect = [r for r in _table(text, "## 2.", "test bearing") if r["model"] == "NAC (nac)"]
     paper = np.array(PAPER_S) / 14350
-    for row, (a, b) in zip([r for r in effect if r["test bearing"] == "PRONOSTIA Bearing1_1"],
-                           ((paper, np.array(KEPT)), (np.array(KEPT), np.array(DROPPED)))):
+    for row, (a, b) in zip(
+        [r for r in effect if r["test bearing"] == "PRONOSTIA Bearing1_1"],
+        ((paper, np.array(KEPT)), (np.array(KEPT), np.array(DROPPED))),
+    ):
         ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
         assert row["value"] == f"{a.mean() - b.mean():+.6f}"
         assert row["95% CI"] == f"[{ci.low:+.6f}, {ci.high:+.6f}]" and row["runs"] == f"{len(a)} vs {len(b)}"
@@ -267,8 +359,12 @@ def test_prediction_figure_plots_the_files_data_and_recomputed_score(tmp_path):
     path = tmp_path / "r.predictions.npz"
     write_predictions(path, _sets(0.1), {"dataset": "bearings", "model": "nac", "seed": 0})
     info, sets = read_predictions(path)
-    fig = bearing_predictions_figure({("NAC", "paper"): [(info, sets["pronostia"])]}, ["NAC", "recurrent"],
-                                     [("paper", "`paper`, fold 0")], "pronostia")
+    fig = bearing_predictions_figure(
+        {("NAC", "paper"): [(info, sets["pronostia"])]},
+        ["NAC", "recurrent"],
+        [("paper", "`paper`, fold 0")],
+        "pronostia",
+    )
     nac, recurrent = fig.axes
     prediction, truth = nac.lines
     true = np.linspace(0.0, 1.0, 50)
@@ -280,7 +376,7 @@ def test_prediction_figure_plots_the_files_data_and_recomputed_score(tmp_path):
 
 def test_provenance_gives_each_groups_command(tmp_path):
     text, _ = _write(tmp_path, _paper_nac() + _clean_nac())
-    provenance = text[text.index("## 4. Provenance"):]
+    provenance = text[text.index("## 4. Provenance") :]
     assert "`nac-bench experiment=bearings_paper model=nac protocol.fold=0,1,2,3,4`" in provenance
     assert "`nac-bench experiment=bearings_clean model=nac dataset.builder.drop_time=true seed=0,1,2`" in provenance
     assert "`nac-bench experiment=bearings_clean model=nac dataset.builder.drop_time=false seed=0,1,2`" in provenance

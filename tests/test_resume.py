@@ -14,9 +14,16 @@ def path(tmp_path):
     return tmp_path / "records" / "digits" / "clean" / "lstm" / "seed0-abc.json"
 
 
-@pytest.mark.parametrize(("status", "commit", "finished"), [
-    ("ok", "c1", True), ("ok", "c2", False), ("failed", "c1", False), ("diverged", "c1", False),
-    ("interrupted", "c1", False)])
+@pytest.mark.parametrize(
+    ("status", "commit", "finished"),
+    [
+        ("ok", "c1", True),
+        ("ok", "c2", False),
+        ("failed", "c1", False),
+        ("diverged", "c1", False),
+        ("interrupted", "c1", False),
+    ],
+)
 def test_only_an_ok_record_of_the_same_code_is_finished(path, status, commit, finished):
     write_json_atomic(path, {"status": status, "git_commit": commit, "val": {"accuracy": 0.5}})
     assert (finished_record(path, "c1") is not None) == finished
@@ -45,8 +52,10 @@ def test_finished_run_is_skipped_without_taking_the_lock(path):
         assert not _locked_elsewhere(path)
 
 
-@pytest.mark.parametrize(("record", "force"), [(None, False), ({"status": "failed", "git_commit": "c1"}, False),
-                                               ({"status": "ok", "git_commit": "c1"}, True)])
+@pytest.mark.parametrize(
+    ("record", "force"),
+    [(None, False), ({"status": "failed", "git_commit": "c1"}, False), ({"status": "ok", "git_commit": "c1"}, True)],
+)
 def test_unfinished_or_forced_run_is_claimed_until_the_stack_closes(path, record, force):
     if record is not None:
         write_json_atomic(path, record)

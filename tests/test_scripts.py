@@ -12,8 +12,18 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_bench_efficiency_tiny(tmp_path):
     out = tmp_path / "eff.csv"
-    proc = _run("scripts/bench_efficiency.py", "--models", "nac_official", "nac", "--length", "32", "--repeats", "2",
-                "--out", str(out))
+    proc = _run(
+        "scripts/bench_efficiency.py",
+        "--models",
+        "nac_official",
+        "nac",
+        "--length",
+        "32",
+        "--repeats",
+        "2",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import pandas as pd
 
@@ -29,25 +39,62 @@ def test_bench_efficiency_unknown_model_lists_choices():
 
 
 def test_bench_nac_old_memory_options_still_work(tmp_path):
-    proc = _run("scripts/bench_nac.py", "--part", "memory", "--lengths", "64", "128", "--variants", "official",
-                "--long-repeats", "1", "--repeats", "2", "--step-lengths", "11", "--out", str(tmp_path / "mem.csv"))
+    proc = _run(
+        "scripts/bench_nac.py",
+        "--part",
+        "memory",
+        "--lengths",
+        "64",
+        "128",
+        "--variants",
+        "official",
+        "--long-repeats",
+        "1",
+        "--repeats",
+        "2",
+        "--step-lengths",
+        "11",
+        "--out",
+        str(tmp_path / "mem.csv"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "log-log slope" in proc.stdout and "official" in proc.stdout
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "mem.csv")
     assert table[table.part == "long"].what.tolist() == [
-        "long official fwd+bwd T=64", "long official memory increment T=64",
-        "long official fwd+bwd T=128", "long official memory increment T=128",
-        "long official+all fwd+bwd T=64", "long official+all memory increment T=64",
-        "long official+all fwd+bwd T=128", "long official+all memory increment T=128"]
+        "long official fwd+bwd T=64",
+        "long official memory increment T=64",
+        "long official fwd+bwd T=128",
+        "long official memory increment T=128",
+        "long official+all fwd+bwd T=64",
+        "long official+all memory increment T=64",
+        "long official+all fwd+bwd T=128",
+        "long official+all memory increment T=128",
+    ]
     assert (tmp_path / "mem.md").is_file()
 
 
 def test_bench_efficiency_length_sweep_train_mode_writes_slopes_and_plot(tmp_path):
     out = tmp_path / "scaling.csv"
-    proc = _run("scripts/bench_efficiency.py", "--models", "nac_official", "rnn", "--sweep", "length", "--lengths",
-                "16", "32", "64", "--repeats", "1", "--mode", "train", "--out", str(out))
+    proc = _run(
+        "scripts/bench_efficiency.py",
+        "--models",
+        "nac_official",
+        "rnn",
+        "--sweep",
+        "length",
+        "--lengths",
+        "16",
+        "32",
+        "64",
+        "--repeats",
+        "1",
+        "--mode",
+        "train",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import pandas as pd
 
@@ -59,8 +106,23 @@ def test_bench_efficiency_length_sweep_train_mode_writes_slopes_and_plot(tmp_pat
 
 
 def test_bench_efficiency_skips_points_over_the_memory_cap(tmp_path):
-    proc = _run("scripts/bench_efficiency.py", "--models", "nac_pw", "--sweep", "length", "--lengths", "16", "32",
-                "2048", "--repeats", "1", "--max-memory-mb", "300", "--out", str(tmp_path / "s.csv"))
+    proc = _run(
+        "scripts/bench_efficiency.py",
+        "--models",
+        "nac_pw",
+        "--sweep",
+        "length",
+        "--lengths",
+        "16",
+        "32",
+        "2048",
+        "--repeats",
+        "1",
+        "--max-memory-mb",
+        "300",
+        "--out",
+        str(tmp_path / "s.csv"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import pandas as pd
 

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,16 +18,23 @@ from nac.harness.records import load_records
 from tests.conftest import ROOT, run_cli
 from tests.test_sweeps import TINY
 
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
-         "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10"]
+SLURM = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2",
+    "hydra.launcher.timeout_min=10",
+]
 
 
 def _slurm_answers() -> bool:
     if shutil.which("srun") is None or shutil.which("sacct") is None:
         return False
     try:
-        return (subprocess.run(["srun", "-N1", "-t", "1", "hostname"], capture_output=True, timeout=30).returncode == 0
-                and subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True, timeout=30).returncode == 0)
+        return (
+            subprocess.run(["srun", "-N1", "-t", "1", "hostname"], capture_output=True, timeout=30).returncode == 0
+            and subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True, timeout=30).returncode == 0
+        )
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -42,12 +48,25 @@ def slurm():
 
 
 def test_sweep_through_submitit_on_slurm(slurm, tmp_path):
-    proc = run_cli("-m", "experiment=none", *SLURM, "model=nac_official,nac", "seed=0,1", *TINY,
-                   f"paths.output_root={tmp_path}", cwd=tmp_path, timeout=600)
+    proc = run_cli(
+        "-m",
+        "experiment=none",
+        *SLURM,
+        "model=nac_official,nac",
+        "seed=0,1",
+        *TINY,
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     records = load_records(tmp_path / "records")
-    assert sorted((r["model"], r["seed"]) for r in records) == [("nac", 0), ("nac", 1), ("nac_official", 0),
-                                                                 ("nac_official", 1)]
+    assert sorted((r["model"], r["seed"]) for r in records) == [
+        ("nac", 0),
+        ("nac", 1),
+        ("nac_official", 0),
+        ("nac_official", 1),
+    ]
     assert all(r["status"] == "ok" for r in records)
     assert list((tmp_path / "multirun").rglob(".submitit"))  # the jobs really went through submitit
     assert list((tmp_path / "multirun").rglob("table.csv"))
@@ -76,18 +95,36 @@ def test_cancelling_jobs_ends_the_sweep_with_those_runs_marked(slurm, tmp_path):
     tiny = [o for o in TINY if not o.startswith("trainer.epochs=")]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nac", "-m", "experiment=none", *SLURM, "hydra.launcher.array_parallelism=1",
-         "model=nac_official", "trainer.epochs=1,20000,2", *tiny, f"paths.output_root={tmp_path}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "nac",
+            "-m",
+            "experiment=none",
+            *SLURM,
+            "hydra.launcher.array_parallelism=1",
+            "model=nac_official",
+            "trainer.epochs=1,20000,2",
+            *tiny,
+            f"paths.output_root={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
+
         def training(job: int):
             return lambda: [p for p in (tmp_path / "multirun").glob(f"*/*/{job}/*.log") if "epoch 1/" in p.read_text()]
 
         (log_1,) = _wait_for("job #1 training", training(1), 180, proc)
         sweep_dir = log_1.parent.parent
         (array_id,) = [p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()]
-        pending = subprocess.run(["squeue", "-h", "-j", f"{array_id}_2", "-o", "%T"], capture_output=True,
-                                 text=True).stdout.strip()
+        pending = subprocess.run(
+            ["squeue", "-h", "-j", f"{array_id}_2", "-o", "%T"], capture_output=True, text=True
+        ).stdout.strip()
         assert pending == "PENDING", f"job #2 should wait behind #1 (array_parallelism=1), squeue says {pending!r}"
         subprocess.run(["scancel", f"{array_id}_1", f"{array_id}_2"], check=True)
         cancelled = time.monotonic()

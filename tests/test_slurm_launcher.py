@@ -18,32 +18,51 @@ from nac.harness.records import load_records, write_json_atomic
 from nac.harness.tables import records_frame, summary_table
 from tests.conftest import ROOT
 
-launcher = pytest.importorskip("hydra_plugins.nac_slurm_launcher.slurm_launcher",
-                               reason="hydra/launcher=slurm needs pip install -e '.[sweep]'")
+launcher = pytest.importorskip(
+    "hydra_plugins.nac_slurm_launcher.slurm_launcher", reason="hydra/launcher=slurm needs pip install -e '.[sweep]'"
+)
 SCRIPT = ROOT / "scripts" / "slurm_local_cluster.sh"
 
 
 def test_hydra_finds_the_slurm_launcher_outside_the_checkout(tmp_path):
     """`nac-bench` run from any folder (no checkout on sys.path) must find hydra/launcher=slurm's class."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    code = ("from hydra.core.plugins import Plugins; from hydra.plugins.launcher import Launcher; "
-            "print(sorted({f'{p.__module__}.{p.__name__}' for p in Plugins.instance().discover(Launcher)}))")
-    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=120)
+    code = (
+        "from hydra.core.plugins import Plugins; from hydra.plugins.launcher import Launcher; "
+        "print(sorted({f'{p.__module__}.{p.__name__}' for p in Plugins.instance().discover(Launcher)}))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert "hydra_plugins.nac_slurm_launcher.slurm_launcher.SlurmLauncher" in found.stdout, (
         "Hydra does not see the launcher in an installed nac-bench: pyproject.toml must include the "
-        f"hydra_plugins* packages (then pip install -e .)\n{found.stdout}{found.stderr}")
+        f"hydra_plugins* packages (then pip install -e .)\n{found.stdout}{found.stderr}"
+    )
 
 
-@pytest.mark.parametrize("state, status", [("CANCELLED by 0", "interrupted"), ("TIMEOUT", "interrupted"),
-                                           ("PREEMPTED", "interrupted"), ("OUT_OF_MEMORY", "failed"),
-                                           ("NODE_FAIL", "failed"), ("", "failed")])
+@pytest.mark.parametrize(
+    "state, status",
+    [
+        ("CANCELLED by 0", "interrupted"),
+        ("TIMEOUT", "interrupted"),
+        ("PREEMPTED", "interrupted"),
+        ("OUT_OF_MEMORY", "failed"),
+        ("NODE_FAIL", "failed"),
+        ("", "failed"),
+    ],
+)
 def test_a_job_without_result_gets_a_record_that_tables_count(make_cfg, tmp_path, state, status):
     cfg = make_cfg("model=nac_official", "seed=3", "tag=sweep1")
     record = launcher.marked_record(cfg, "41_2", state, "SLURM job 41_2 ended without a result")
     assert record["status"] == status and record["slurm_job_id"] == "41_2" and record["slurm_state"] == state
     assert (record["model"], record["dataset"], record["protocol"], record["seed"], record["fold"], record["tag"]) == (
-        "nac_official", "digits", "clean", 3, None, "sweep1")
+        "nac_official",
+        "digits",
+        "clean",
+        3,
+        None,
+        "sweep1",
+    )
     assert record["config"]["trainer"]["epochs"] == cfg.trainer.epochs  # resolved, plain data
     write_json_atomic(tmp_path / "sweep" / "2" / "record.json", record)
     (loaded,) = load_records(tmp_path / "sweep")  # schema 1: the sweep table reads it
@@ -74,13 +93,18 @@ def test_cluster_stop_signals_only_the_daemons_it_started(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     ours = _process(tmp_path, "slurmctld")
-    foreign = _process(tmp_path, "slurmd")           # same name, not started by the script
-    reused = subprocess.Popen(["sleep", "300"])      # a recorded PID now taken by another program
+    foreign = _process(tmp_path, "slurmd")  # same name, not started by the script
+    reused = subprocess.Popen(["sleep", "300"])  # a recorded PID now taken by another program
     (state / "slurmctld.pid").write_text(f"{ours.pid}\n")
     (state / "munged.pid").write_text(f"{reused.pid}\n")
     try:
-        stop = subprocess.run(["bash", str(SCRIPT), "stop"], env={**os.environ, "NAC_SLURM_STATE": str(state)},
-                              capture_output=True, text=True, timeout=60)
+        stop = subprocess.run(
+            ["bash", str(SCRIPT), "stop"],
+            env={**os.environ, "NAC_SLURM_STATE": str(state)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert stop.returncode == 0, stop.stderr
         assert ours.wait(timeout=15) is not None
         time.sleep(0.5)

@@ -52,9 +52,17 @@ def test_conv_stem_with_stride_equal_to_kernel_equals_torch_conv1d():
         for conv in stem.convs:
             length = h.shape[-1]
             _, m, out_len = ConvStem._resample(None, m, length, 5)
-            h = torch.relu(torch.nn.functional.conv1d(
-                torch.nn.functional.pad(h, (2, max(0, (out_len - 1) * 5 + 5 - length - 2))), conv.weight, conv.bias,
-                stride=5)) * m[:, None, :]
+            h = (
+                torch.relu(
+                    torch.nn.functional.conv1d(
+                        torch.nn.functional.pad(h, (2, max(0, (out_len - 1) * 5 + 5 - length - 2))),
+                        conv.weight,
+                        conv.bias,
+                        stride=5,
+                    )
+                )
+                * m[:, None, :]
+            )
         return h.transpose(1, 2)
 
     out, _, _ = stem(x, None, mask)

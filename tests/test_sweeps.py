@@ -7,21 +7,39 @@ import pandas as pd
 from nac.harness.records import load_records
 from tests.conftest import run_cli
 
-TINY = ["trainer.epochs=1", "trainer.limit_train_batches=2", "dataset.builder.limit=150", "trainer.latency_samples=2",
-        "trainer.progress=false", "threads=1"]
+TINY = [
+    "trainer.epochs=1",
+    "trainer.limit_train_batches=2",
+    "dataset.builder.limit=150",
+    "trainer.latency_samples=2",
+    "trainer.progress=false",
+    "threads=1",
+]
 
 
 def sweep(tmp_path, *extra):
-    return run_cli("-m", "experiment=none", "model=nac_official,nac", "seed=0,1", *TINY,
-                   f"paths.output_root={tmp_path}", *extra, cwd=tmp_path)
+    return run_cli(
+        "-m",
+        "experiment=none",
+        "model=nac_official,nac",
+        "seed=0,1",
+        *TINY,
+        f"paths.output_root={tmp_path}",
+        *extra,
+        cwd=tmp_path,
+    )
 
 
 def test_parallel_multirun_writes_four_records_one_table_and_resumes(tmp_path):
     proc = sweep(tmp_path, "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = load_records(tmp_path / "records")
-    assert sorted((r["model"], r["seed"]) for r in records) == [("nac", 0), ("nac", 1), ("nac_official", 0),
-                                                                 ("nac_official", 1)]
+    assert sorted((r["model"], r["seed"]) for r in records) == [
+        ("nac", 0),
+        ("nac", 1),
+        ("nac_official", 0),
+        ("nac_official", 1),
+    ]
     assert all(r["status"] == "ok" for r in records)
     assert len({r["_path"] for r in records}) == 4  # two jobs never write to the same place
     (table_file,) = list((tmp_path / "multirun").rglob("table.csv"))
@@ -45,8 +63,15 @@ def test_emnist_paper_experiment_gives_five_fold_records_and_a_complete_table(tm
 
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"no MNIST files under {SHARED_DATA}")
-    proc = run_cli("experiment=emnist_paper", "model=lstm", "dataset.builder.limit=300", *TINY,
-                   f"paths.data_root={SHARED_DATA}", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    proc = run_cli(
+        "experiment=emnist_paper",
+        "model=lstm",
+        "dataset.builder.limit=300",
+        *TINY,
+        f"paths.data_root={SHARED_DATA}",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = load_records(tmp_path / "records")
     assert sorted(r["fold"] for r in records) == [0, 1, 2, 3, 4] and {r["protocol"] for r in records} == {"paper"}

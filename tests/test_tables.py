@@ -20,8 +20,15 @@ from scipy import stats
 
 from nac.harness.callbacks import write_sweep_table
 from nac.harness.records import write_json_atomic
-from nac.harness.tables import (LEGEND, paired_comparison, paper_gaps, records_frame, short_commit, summary_table,
-                                to_markdown)
+from nac.harness.tables import (
+    LEGEND,
+    paired_comparison,
+    paper_gaps,
+    records_frame,
+    short_commit,
+    summary_table,
+    to_markdown,
+)
 from tests.conftest import CONFIGS, ROOT
 
 #: two-sided 95 % Student-t quantiles t_{0.975, df}, from a printed table
@@ -29,14 +36,41 @@ T975 = {1: 12.706, 2: 4.303, 4: 2.776}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def _rec(model, seed, acc, status="ok", dataset="d", protocol="clean", fold=None, group="g", commit=COMMIT,
-         digest="feedbeefcafe0001", config=None, mode="max"):
-    return {"dataset": dataset, "protocol": protocol, "model": model, "seed": seed, "fold": fold, "status": status,
-            "metric": "accuracy", "metric_mode": mode, "test": {"accuracy": acc}, "val": {"accuracy": acc},
-            "group_hash": group, "git_commit": commit, "data": {"digest": digest, "files": {}},
-            "config": config if config is not None else {"protocol": {"n_folds": 5}},
-            "parameters_sequence_model": 10, "train_time_per_epoch_s": 1.0, "latency_per_sample_s": 0.001,
-            "peak_memory_mb": 100.0, "peak_memory_method": "m"}
+def _rec(
+    model,
+    seed,
+    acc,
+    status="ok",
+    dataset="d",
+    protocol="clean",
+    fold=None,
+    group="g",
+    commit=COMMIT,
+    digest="feedbeefcafe0001",
+    config=None,
+    mode="max",
+):
+    return {
+        "dataset": dataset,
+        "protocol": protocol,
+        "model": model,
+        "seed": seed,
+        "fold": fold,
+        "status": status,
+        "metric": "accuracy",
+        "metric_mode": mode,
+        "test": {"accuracy": acc},
+        "val": {"accuracy": acc},
+        "group_hash": group,
+        "git_commit": commit,
+        "data": {"digest": digest, "files": {}},
+        "config": config if config is not None else {"protocol": {"n_folds": 5}},
+        "parameters_sequence_model": 10,
+        "train_time_per_epoch_s": 1.0,
+        "latency_per_sample_s": 0.001,
+        "peak_memory_mb": 100.0,
+        "peak_memory_method": "m",
+    }
 
 
 def _interval(cell: str) -> tuple[float, float]:
@@ -45,6 +79,7 @@ def _interval(cell: str) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- statistics
+
 
 def test_summary_table_mean_sample_std_and_incomplete_groups():
     frame = records_frame([_rec("a", 0, 0.5), _rec("a", 1, 0.7), _rec("b", 0, 0.9), _rec("b", 1, None, "failed")])
@@ -76,6 +111,7 @@ def test_other_columns_use_the_sample_std_too():
 
 
 # ---------------------------------------------------------------- groups by code and data
+
 
 def test_runs_of_different_commits_are_not_averaged_unless_asked():
     other = "fedcba9876543210fedcba9876543210fedcba98-dirty-abcdef123456"
@@ -109,16 +145,29 @@ def test_missing_folds_are_marked_and_settings_kept_apart():
 
 # ---------------------------------------------------------------- the paper's figure, like for like only
 
+
 def _shipped(experiment: str, *overrides: str) -> dict:
     """The resolved config a run of a shipped experiment records."""
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=[f"experiment={experiment}", *overrides]),
-                                      resolve=True)
+        return OmegaConf.to_container(
+            compose("config", overrides=[f"experiment={experiment}", *overrides]), resolve=True
+        )
 
 
 def _paper_runs(config: dict, dataset="emnist", model="nac", folds=range(5), acc=0.95, failed=()):
-    return [_rec(model, i, None if f in failed else acc + i / 1000, "failed" if f in failed else "ok",
-                 dataset=dataset, protocol="paper", fold=f, config=config) for i, f in enumerate(folds)]
+    return [
+        _rec(
+            model,
+            i,
+            None if f in failed else acc + i / 1000,
+            "failed" if f in failed else "ok",
+            dataset=dataset,
+            protocol="paper",
+            fold=f,
+            config=config,
+        )
+        for i, f in enumerate(folds)
+    ]
 
 
 def test_shipped_emnist_authors_experiment_is_like_for_like_and_shows_the_difference():
@@ -132,8 +181,10 @@ def test_shipped_emnist_authors_experiment_is_like_for_like_and_shows_the_differ
 def test_masked_emnist_input_is_not_the_authors_pipeline():
     """experiment=emnist_paper masks the padding and feeds durations as time: the paper protocol,
     but not the authors' input, so no paper figure is attached."""
-    assert paper_gaps("emnist", "paper", "nac_official", _shipped("emnist_paper", "model=nac_official"),
-                      range(5)) == ["input_mode masked (paper authors)", "backbone_units None (paper 170)"]
+    assert paper_gaps("emnist", "paper", "nac_official", _shipped("emnist_paper", "model=nac_official"), range(5)) == [
+        "input_mode masked (paper authors)",
+        "backbone_units None (paper 170)",
+    ]
 
 
 @pytest.mark.parametrize("experiment,overrides", [("par_paper", []), ("bearings_paper", [])])
@@ -142,20 +193,23 @@ def test_shipped_paper_experiments_meet_the_paper_setup(experiment, overrides):
     assert paper_gaps(dataset, "paper", "nac", _shipped(experiment, *overrides), range(5)) == []
 
 
-@pytest.mark.parametrize("overrides,folds,failed,gap", [
-    (["protocol=clean"], [None] * 3, (), "clean protocol"),
-    (["trainer.epochs=3"], range(5), (), "3 of 75 epochs"),
-    (["trainer.limit_train_batches=2"], range(5), (), "2 batches per epoch"),
-    ([], range(5), (4,), "4 of 5 folds"),
-    ([], range(4), (), "4 of 5 folds"),
-    (["dataset.builder.limit=300"], range(5), (), "data limited"),
-    (["model.topk=4"], range(5), (), "topk 4 (paper 10)"),
-    (["model.dense=true"], range(5), (), "dense True (paper False)"),
-    (["protocol.split_seed=0"], range(5), (), "split seed 0 (paper 42)"),
-    (["protocol.n_folds=3"], range(3), (), "3-fold (paper 5)"),
-    (["model=lstm"], range(5), (), "not a NAC model"),
-    (["model=nac_fc"], range(5), (), "NAC ablation"),
-])
+@pytest.mark.parametrize(
+    "overrides,folds,failed,gap",
+    [
+        (["protocol=clean"], [None] * 3, (), "clean protocol"),
+        (["trainer.epochs=3"], range(5), (), "3 of 75 epochs"),
+        (["trainer.limit_train_batches=2"], range(5), (), "2 batches per epoch"),
+        ([], range(5), (4,), "4 of 5 folds"),
+        ([], range(4), (), "4 of 5 folds"),
+        (["dataset.builder.limit=300"], range(5), (), "data limited"),
+        (["model.topk=4"], range(5), (), "topk 4 (paper 10)"),
+        (["model.dense=true"], range(5), (), "dense True (paper False)"),
+        (["protocol.split_seed=0"], range(5), (), "split seed 0 (paper 42)"),
+        (["protocol.n_folds=3"], range(3), (), "3-fold (paper 5)"),
+        (["model=lstm"], range(5), (), "not a NAC model"),
+        (["model=nac_fc"], range(5), (), "NAC ablation"),
+    ],
+)
 def test_emnist_groups_that_differ_from_the_paper_say_why(overrides, folds, failed, gap):
     config = _shipped("emnist_paper", *overrides)
     protocol, model = config["protocol"]["name"], config["model"]["name"]
@@ -165,17 +219,26 @@ def test_emnist_groups_that_differ_from_the_paper_say_why(overrides, folds, fail
     assert "paper (NAC)" not in row and "diff vs paper" not in row  # no group like for like: columns dropped
 
 
-@pytest.mark.parametrize("experiment,overrides,gap", [
-    ("carracing_paper", [], "not the paper's recording"),
-    ("udacity_paper", [], "not the paper's recording"),
-    ("par_paper", ["dataset.builder.person=A"], "person A (paper B)"),
-    ("par_paper", ["dataset.nac.backbone_units=null"], "backbone_units None (paper 170)"),
-    ("bearings_paper", ["model.activation=relu", "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]"],
-     "substituted bearings"),
-    ("bearings_paper", ["model.activation=relu", "dataset.builder.test_bearings.pronostia=Bearing1_2"],
-     "substituted bearings"),
-    ("bearings_paper", ["model.activation=null"], "activation None (paper relu)"),
-])
+@pytest.mark.parametrize(
+    "experiment,overrides,gap",
+    [
+        ("carracing_paper", [], "not the paper's recording"),
+        ("udacity_paper", [], "not the paper's recording"),
+        ("par_paper", ["dataset.builder.person=A"], "person A (paper B)"),
+        ("par_paper", ["dataset.nac.backbone_units=null"], "backbone_units None (paper 170)"),
+        (
+            "bearings_paper",
+            ["model.activation=relu", "dataset.builder.train_bearings=[Bearing1_4,Bearing1_7]"],
+            "substituted bearings",
+        ),
+        (
+            "bearings_paper",
+            ["model.activation=relu", "dataset.builder.test_bearings.pronostia=Bearing1_2"],
+            "substituted bearings",
+        ),
+        ("bearings_paper", ["model.activation=null"], "activation None (paper relu)"),
+    ],
+)
 def test_data_and_settings_that_are_not_the_papers(experiment, overrides, gap):
     dataset = experiment.split("_")[0]
     assert paper_gaps(dataset, "paper", "nac", _shipped(experiment, *overrides), range(5)) == [gap]
@@ -183,10 +246,16 @@ def test_data_and_settings_that_are_not_the_papers(experiment, overrides, gap):
 
 def test_named_test_rows_of_the_bearings_get_their_own_figure():
     config = _shipped("bearings_paper")
-    recs = [{**_rec("nac", 0, None, dataset="bearings", protocol="paper", fold=f, config=config), "metric": "mse",
-             "metric_mode": "min", "test": {},
-             "tests": {"pronostia": {"mse": 0.01, "score": 30.0 + f}, "hust": {"mse": 0.01, "score": 20.0}}}
-            for f in range(5)]  # paper runs select on validation MSE; the paper's figure is S
+    recs = [
+        {
+            **_rec("nac", 0, None, dataset="bearings", protocol="paper", fold=f, config=config),
+            "metric": "mse",
+            "metric_mode": "min",
+            "test": {},
+            "tests": {"pronostia": {"mse": 0.01, "score": 30.0 + f}, "hust": {"mse": 0.01, "score": 20.0}},
+        }
+        for f in range(5)
+    ]  # paper runs select on validation MSE; the paper's figure is S
     table = summary_table(records_frame(recs)).set_index("dataset")
     assert table.loc["bearings/pronostia", "paper (NAC)"] == 37.5
     assert table.loc["bearings/pronostia", "diff vs paper"] == pytest.approx(32.0 - 37.5)
@@ -200,11 +269,16 @@ def test_datasets_without_a_paper_figure_have_no_paper_columns():
 
 # ---------------------------------------------------------------- paired comparison
 
+
 def test_paired_comparison_by_seed_matches_scipy_ttest_rel():
     a, b = [0.91, 0.87, 0.95, 0.90], [0.88, 0.86, 0.90, 0.85]
-    recs = ([_rec("nac", s, v, group="ga") for s, v in enumerate(a)] + [_rec("nac", 9, 0.5, group="ga")]
-            + [_rec("lstm", s, v, group="gb") for s, v in enumerate(b)] + [_rec("lstm", 7, 0.5, group="gb")]
-            + [_rec("lstm", 8, None, "failed", group="gb")])
+    recs = (
+        [_rec("nac", s, v, group="ga") for s, v in enumerate(a)]
+        + [_rec("nac", 9, 0.5, group="ga")]
+        + [_rec("lstm", s, v, group="gb") for s, v in enumerate(b)]
+        + [_rec("lstm", 7, 0.5, group="gb")]
+        + [_rec("lstm", 8, None, "failed", group="gb")]
+    )
     (row,) = paired_comparison(records_frame(recs), "nac", "lstm").to_dict("records")
     diffs = 100 * (np.array(a) - np.array(b))
     low, high = stats.ttest_rel(100 * np.array(a), 100 * np.array(b)).confidence_interval(0.95)
@@ -218,18 +292,23 @@ def test_paired_comparison_by_seed_matches_scipy_ttest_rel():
 
 def test_paired_comparison_follows_the_metric_mode_and_refuses_to_rank_within_noise():
     lower_better = [_rec("x", s, v, mode="min") for s, v in enumerate([1.0, 2.0, 3.0])] + [
-        _rec("y", s, v, mode="min") for s, v in enumerate([2.0, 3.1, 4.0])]
+        _rec("y", s, v, mode="min") for s, v in enumerate([2.0, 3.1, 4.0])
+    ]
     assert paired_comparison(records_frame(lower_better), "x", "y").loc[0, "verdict"] == "x better"
     noisy = [_rec("x", s, v) for s, v in enumerate([0.5, 0.9, 0.6])] + [
-        _rec("y", s, v) for s, v in enumerate([0.6, 0.7, 0.6])]
+        _rec("y", s, v) for s, v in enumerate([0.6, 0.7, 0.6])
+    ]
     assert paired_comparison(records_frame(noisy), "x", "y").loc[0, "verdict"] == "not distinguishable"
     single = [_rec("x", 0, 0.9), _rec("y", 0, 0.5)]
     row = paired_comparison(records_frame(single), "x", "y").iloc[0]
     assert (row["pairs"], row["95% CI"], row["verdict"]) == (1, "single pair", "single pair: no ranking")
     apart = [_rec("x", 0, 0.9), _rec("x", 1, 0.9), _rec("y", 2, 0.5)]
     row = paired_comparison(records_frame(apart), "x", "y").iloc[0]
-    assert (row["pairs"], row["verdict"], row["unpaired"]) == (0, "no pairs", "seed 0 (x only), seed 1 (x only), "
-                                                                             "seed 2 (y only)")
+    assert (row["pairs"], row["verdict"], row["unpaired"]) == (
+        0,
+        "no pairs",
+        "seed 0 (x only), seed 1 (x only), seed 2 (y only)",
+    )
 
 
 def test_paper_protocol_pairs_by_fold_and_other_settings_or_commits_are_not_paired():
@@ -249,10 +328,13 @@ def test_paper_protocol_pairs_by_fold_and_other_settings_or_commits_are_not_pair
 
 # ---------------------------------------------------------------- Markdown, the script and the sweep table
 
+
 def test_markdown_table_prints_cells_as_formatted_and_failed_groups_without_nan():
     table = summary_table(records_frame([_rec("a", 0, 0.9), _rec("b", 0, None, "failed")]))
-    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in to_markdown(table).splitlines()[2:]}
+    rows = {
+        line.split("|")[3].strip(): [c.strip() for c in line.split("|")[1:-1]]
+        for line in to_markdown(table).splitlines()[2:]
+    }
     header = [c.strip() for c in to_markdown(table).splitlines()[0].split("|")[1:-1]]
     a, b = dict(zip(header, rows["a"])), dict(zip(header, rows["b"]))
     assert a["test"] == "90.00" and a["train s/epoch"] == "1.00" and a["params"] == "10"  # digits kept
@@ -261,13 +343,32 @@ def test_markdown_table_prints_cells_as_formatted_and_failed_groups_without_nan(
 
 
 def _script(tmp_path, *args):
-    return subprocess.run([sys.executable, "scripts/make_tables.py", "--records", str(tmp_path / "records"),
-                           "--out-dir", str(tmp_path), "--name", "t", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "scripts/make_tables.py",
+            "--records",
+            str(tmp_path / "records"),
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "t",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_make_tables_script_groups_by_commit_and_writes_paired_comparisons(tmp_path):
-    recs = [_rec("m", 0, 0.5), _rec("m", 1, 0.7), _rec("n", 0, 0.4), _rec("n", 1, 0.5),
-            _rec("m", 2, 0.9, commit="f" * 40)]
+    recs = [
+        _rec("m", 0, 0.5),
+        _rec("m", 1, 0.7),
+        _rec("n", 0, 0.4),
+        _rec("n", 1, 0.5),
+        _rec("m", 2, 0.9, commit="f" * 40),
+    ]
     for i, rec in enumerate(recs):
         write_json_atomic(tmp_path / "records" / f"r{i}.json", {"schema": 1, **rec})
     proc = _script(tmp_path, "--compare", "m", "n")

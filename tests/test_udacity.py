@@ -45,6 +45,7 @@ def paper(cache_dir):
 
 # ------------------------------------------------------------------------------------------ reading
 
+
 @needs_data
 def test_read_shared_log_windows_paths_to_base_names():
     raw = pd.read_csv(LOG, header=None)
@@ -61,10 +62,12 @@ def test_read_shared_log_windows_paths_to_base_names():
 
 def test_read_log_with_header_and_unix_paths(tmp_path):
     log = tmp_path / "driving_log.csv"
-    log.write_text("center,left,right,steering,throttle,brake,speed\n"
-                   "IMG/center_1.jpg, IMG/left_1.jpg, IMG/right_1.jpg, 0.25, 1, 0, 30.1\n"
-                   "/home/me/run/IMG/center_2.jpg,/home/me/run/IMG/left_2.jpg,/home/me/run/IMG/right_2.jpg,"
-                   "-0.5,0,0,2\n")
+    log.write_text(
+        "center,left,right,steering,throttle,brake,speed\n"
+        "IMG/center_1.jpg, IMG/left_1.jpg, IMG/right_1.jpg, 0.25, 1, 0, 30.1\n"
+        "/home/me/run/IMG/center_2.jpg,/home/me/run/IMG/left_2.jpg,/home/me/run/IMG/right_2.jpg,"
+        "-0.5,0,0,2\n"
+    )
     frame = ud.read_log(log)
     assert list(frame["center"]) == ["center_1.jpg", "center_2.jpg"]
     assert list(frame["right"]) == ["right_1.jpg", "right_2.jpg"]
@@ -79,7 +82,8 @@ def test_missing_log_and_missing_images_are_named(tmp_path):
     folder = tmp_path / "udacity"
     (folder / "IMG").mkdir(parents=True)
     (folder / "driving_log.csv").write_text(
-        "\nC:\\x\\IMG\\center_a.jpg,C:\\x\\IMG\\left_a.jpg,C:\\x\\IMG\\right_a.jpg,0,0,0,1\n")
+        "\nC:\\x\\IMG\\center_a.jpg,C:\\x\\IMG\\left_a.jpg,C:\\x\\IMG\\right_a.jpg,0,0,0,1\n"
+    )
     with pytest.raises(DataError) as err:
         ud.build(CLEAN, tmp_path)
     message = str(err.value)
@@ -88,6 +92,7 @@ def test_missing_log_and_missing_images_are_named(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ preprocessing
+
 
 def test_crop_rows_and_output_shape_and_range():
     rows = np.repeat(np.arange(160, dtype=np.uint8)[:, None], 320, axis=1)
@@ -132,6 +137,7 @@ def test_yuv_matches_opencv_bt601_on_known_pixels():
 
 # ------------------------------------------------------------------------------------- augmentation
 
+
 class ScriptedRng:
     """Stands in for np.random.Generator with chosen draws: integers and random from lists, uniform = midpoint."""
 
@@ -153,8 +159,9 @@ def _bands() -> np.ndarray:
     return rng.integers(0, 200, size=(3, 66 + 2 * ud.MARGIN_ROWS, 200, 3)).astype(np.uint8)
 
 
-@pytest.mark.parametrize("camera, flip, expected", [(0, False, 0.1), (1, False, 0.3), (2, False, -0.1),
-                                                    (1, True, -0.3), (2, True, 0.1)])
+@pytest.mark.parametrize(
+    "camera, flip, expected", [(0, False, 0.1), (1, False, 0.3), (2, False, -0.1), (1, True, -0.3), (2, True, 0.1)]
+)
 def test_camera_offsets_and_flip(camera, flip, expected):
     bands = _bands()
     # draws: camera, side of the shadow (1 with a line on the left edge: no pixel darkened);
@@ -162,7 +169,7 @@ def test_camera_offsets_and_flip(camera, flip, expected):
     rng = ScriptedRng([camera, 1], [0.2 if flip else 0.7, 0.5, 0.5, 0.0, 0.0])
     crop, steering = ud.augment(bands, 0.1, rng)
     m = ud.MARGIN_ROWS
-    view = bands[camera, m:m + 66]
+    view = bands[camera, m : m + 66]
     assert steering == pytest.approx(expected)
     assert np.array_equal(crop, view[:, ::-1] if flip else view)
 
@@ -175,7 +182,7 @@ def test_translation_shifts_image_and_steering():
     assert np.all(crop[:, :15] == 0)  # uncovered columns are black
     m = ud.MARGIN_ROWS
     # output column c reads source column c - 15.625
-    shifted = 0.625 * bands[0, m:m + 66, 100:150].astype(float) + 0.375 * bands[0, m:m + 66, 101:151]
+    shifted = 0.625 * bands[0, m : m + 66, 100:150].astype(float) + 0.375 * bands[0, m : m + 66, 101:151]
     assert np.abs(crop[:, 116:166].astype(float) - shifted).max() <= 0.5 + 1e-6
 
 
@@ -190,8 +197,11 @@ def test_shadow_and_brightness_only_darken_or_scale():
 def test_same_seed_same_augmented_batch(cache_dir):
     def first_batch(seed, augment=True):
         splits = ud.build(PAPER, DATA_ROOT, seed=seed, cache_dir=cache_dir, limit=LIMIT, augment=augment)
-        return splits.train, torch.stack([splits.train[i]["x"] for i in range(12)]), \
-            torch.stack([splits.train[i]["y"] for i in range(12)])
+        return (
+            splits.train,
+            torch.stack([splits.train[i]["x"] for i in range(12)]),
+            torch.stack([splits.train[i]["y"] for i in range(12)]),
+        )
 
     train, x0, y0 = first_batch(0)
     _, x0_again, y0_again = first_batch(0)
@@ -203,7 +213,7 @@ def test_same_seed_same_augmented_batch(cache_dir):
     off, x_off, y_off = first_batch(0, augment=False)
     rows = off.rows[:12]
     assert torch.allclose(y_off, torch.from_numpy(off.steering[rows]))
-    centre = torch.stack([ud.to_input(np.asarray(off.bands[r, 0, ud.MARGIN_ROWS:ud.MARGIN_ROWS + 66])) for r in rows])
+    centre = torch.stack([ud.to_input(np.asarray(off.bands[r, 0, ud.MARGIN_ROWS : ud.MARGIN_ROWS + 66])) for r in rows])
     assert torch.equal(x_off[:, 0], centre)
     # with probability 0.6 some of 100 items are augmented (label moved off the recorded steering)
     changed = sum(float(train[i]["y"]) != float(train.steering[train.rows[i]]) for i in range(100))
@@ -211,6 +221,7 @@ def test_same_seed_same_augmented_batch(cache_dir):
 
 
 # ---------------------------------------------------------------------------------------- protocols
+
 
 def test_clean_blocks_are_contiguous_disjoint_with_margin():
     train, val, test = ud.contiguous_blocks(1200, 0.2, 0.2, 20)
@@ -256,6 +267,7 @@ def test_build_paper_and_clean_splits(paper, cache_dir):
 
 # ------------------------------------------------------------------------------------------ PilotNet
 
+
 def test_pilotnet_stem_tokens_and_head():
     torch.manual_seed(0)
     stem = PilotNetStem(in_features=3).eval()
@@ -279,6 +291,7 @@ def test_pilotnet_stem_tokens_and_head():
 
 # -------------------------------------------------------------------------------------- end to end
 
+
 @pytest.fixture
 def restore_threads():
     threads = torch.get_num_threads()
@@ -290,8 +303,15 @@ def restore_threads():
 @pytest.mark.usefixtures("restore_threads")
 @pytest.mark.parametrize("protocol, model", [("clean", "nac"), ("paper", "cfc")])
 def test_end_to_end_run(make_cfg, tmp_path, cache_dir, protocol, model):
-    cfg = make_cfg("dataset=udacity", f"paths.data_root={DATA_ROOT}", f"protocol={protocol}", f"model={model}",
-                   f"paths.cache_dir={cache_dir}", "trainer.batch_size=8", "threads=1")
+    cfg = make_cfg(
+        "dataset=udacity",
+        f"paths.data_root={DATA_ROOT}",
+        f"protocol={protocol}",
+        f"model={model}",
+        f"paths.cache_dir={cache_dir}",
+        "trainer.batch_size=8",
+        "threads=1",
+    )
     run(cfg)
     (record_file,) = (tmp_path / "records").rglob("*.json")
     record = json.loads(record_file.read_text())
@@ -320,6 +340,7 @@ def test_experiment_configs_compose():
 
 # ----------------------------------------------------------------------- synthetic recordings (tmp_path)
 
+
 def _frame(shade: int) -> np.ndarray:
     """A 320x160 RGB frame: a horizontal ramp offset by ``shade`` (JPEG keeps it close to exact)."""
     ramp = np.linspace(0, 80, ud.RAW_WIDTH)[None, :, None]
@@ -337,8 +358,11 @@ def write_recording(folder: Path, n: int, tag: int = 0) -> Path:
         names = [f"{camera}_{i:04d}.jpg" for camera in ud.CAMERAS]
         for c, name in enumerate(names):
             Image.fromarray(_frame((37 * tag + 3 * i + 50 * c) % 150)).save(folder / "IMG" / name, quality=95)
-        lines.append(",".join([f"C:\\\\drive{tag}\\\\IMG\\\\{name}" for name in names]
-                              + [f"{tag + i / 1000:.3f}", "0.5", "0", "30"]))
+        lines.append(
+            ",".join(
+                [f"C:\\\\drive{tag}\\\\IMG\\\\{name}" for name in names] + [f"{tag + i / 1000:.3f}", "0.5", "0", "30"]
+            )
+        )
     log = folder / "driving_log.csv"
     log.write_text("\n".join(lines) + "\n")
     return log
@@ -372,14 +396,14 @@ def test_cache_serves_a_replaced_image_afresh_and_lists_source_files(tmp_path):
     assert not second.meta.extra["from_cache"]
     fresh = ud.resize_band(ud.load_rgb(image))
     assert np.array_equal(second.train.bands[3, 0], fresh) and np.abs(fresh.astype(int) - old_band).mean() > 50
-    assert torch.equal(second.train[3]["x"][0], ud.to_input(fresh[ud.MARGIN_ROWS:ud.MARGIN_ROWS + 66]))
+    assert torch.equal(second.train[3]["x"][0], ud.to_input(fresh[ud.MARGIN_ROWS : ud.MARGIN_ROWS + 66]))
 
 
 def _corrupt(kind: str, path: Path) -> None:
     if kind == "truncated":
         noise = np.random.default_rng(0).integers(0, 256, (160, 320, 3)).astype(np.uint8)
         Image.fromarray(noise).save(path, quality=95)
-        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
@@ -401,14 +425,17 @@ def test_unreadable_image_names_file_and_log_line(tmp_path, kind):
     assert not (tmp_path / "cache" / "udacity").exists() or not list((tmp_path / "cache" / "udacity").iterdir())
 
 
-@pytest.mark.parametrize("line3, problem", [
-    ("c.jpg,l.jpg,r.jpg,abc,0,0,1", "steering is 'abc', not a finite number"),
-    ("c.jpg,l.jpg,r.jpg,nan,0,0,1", "steering is 'nan', not a finite number"),
-    ("c.jpg,l.jpg,r.jpg,0.1,0,0,inf", "speed is 'inf', not a finite number"),
-    ("c.jpg,l.jpg,r.jpg,0.1,0,0", "has 6 comma-separated fields, expected 7"),
-    ("C:\\a,b\\IMG\\c.jpg,l.jpg,r.jpg,0.1,0,0,1", "has 8 comma-separated fields, expected 7"),
-    ("c.jpg, ,r.jpg,0.1,0,0,1", "the left image path is empty"),
-])
+@pytest.mark.parametrize(
+    "line3, problem",
+    [
+        ("c.jpg,l.jpg,r.jpg,abc,0,0,1", "steering is 'abc', not a finite number"),
+        ("c.jpg,l.jpg,r.jpg,nan,0,0,1", "steering is 'nan', not a finite number"),
+        ("c.jpg,l.jpg,r.jpg,0.1,0,0,inf", "speed is 'inf', not a finite number"),
+        ("c.jpg,l.jpg,r.jpg,0.1,0,0", "has 6 comma-separated fields, expected 7"),
+        ("C:\\a,b\\IMG\\c.jpg,l.jpg,r.jpg,0.1,0,0,1", "has 8 comma-separated fields, expected 7"),
+        ("c.jpg, ,r.jpg,0.1,0,0,1", "the left image path is empty"),
+    ],
+)
 def test_bad_log_row_names_file_and_line(tmp_path, line3, problem):
     log = tmp_path / "driving_log.csv"
     log.write_text("c.jpg,l.jpg,r.jpg,0.0,0,0,1\nc.jpg,l.jpg,r.jpg,0.1,0,0,1\n" + line3 + "\n")
@@ -443,8 +470,9 @@ def test_clean_splits_by_whole_recording_when_there_are_enough(tmp_path):
     assert sorted(shares) == ["test", "train", "train", "val"] and [r["split"] for r in recordings] == shares
     for key in ("train", "val", "test"):
         tags, rows = _owners(getattr(splits, key))
-        expected = [(tag, row) for tag, share in enumerate(shares) if share == key
-                    for row in range(recordings[tag]["n_rows"])]
+        expected = [
+            (tag, row) for tag, share in enumerate(shares) if share == key for row in range(recordings[tag]["n_rows"])
+        ]
         assert sorted(zip(tags.tolist(), rows.tolist())) == expected
         assert [r[key] for r in recordings] == [r["n_rows"] if r["split"] == key else 0 for r in recordings]
     # each recording's images come from its own IMG/ (the base names are the same in all of them)
@@ -464,8 +492,10 @@ def test_clean_cuts_blocks_inside_each_recording_when_there_are_few(tmp_path):
     write_recording(tmp_path / "udacity" / "two", 30, 1)
     splits = ud.build(CLEAN, tmp_path, augment=False, margin=2)
     assert splits.meta.extra["split_by"] == "blocks"
-    assert [(r["split"], r["train"], r["val"], r["test"]) for r in splits.meta.extra["recordings"]] == \
-        [("blocks", 8, 4, 4), ("blocks", 14, 6, 6)]
+    assert [(r["split"], r["train"], r["val"], r["test"]) for r in splits.meta.extra["recordings"]] == [
+        ("blocks", 8, 4, 4),
+        ("blocks", 14, 6, 6),
+    ]
     expected = {0: ud.contiguous_blocks(20, 0.2, 0.2, 2), 1: ud.contiguous_blocks(30, 0.2, 0.2, 2)}
     for k, key in enumerate(("train", "val", "test")):
         tags, rows = _owners(getattr(splits, key))

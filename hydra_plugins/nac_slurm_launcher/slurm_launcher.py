@@ -32,9 +32,10 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -70,11 +71,19 @@ def marked_record(cfg: DictConfig, job_id: str, state: str, reason: str) -> dict
         config = OmegaConf.to_container(task, resolve=False)
     protocol = config.get("protocol") or {}
     return {
-        "schema": RECORD_SCHEMA, "status": status, "model": (config.get("model") or {}).get("name"),
-        "dataset": (config.get("dataset") or {}).get("name"), "protocol": protocol.get("name"),
-        "fold": protocol.get("fold") if protocol.get("name") == "paper" else None, "seed": config.get("seed"),
-        "tag": config.get("tag", ""), "config": config, "slurm_job_id": job_id, "slurm_state": state,
-        "error": reason, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema": RECORD_SCHEMA,
+        "status": status,
+        "model": (config.get("model") or {}).get("name"),
+        "dataset": (config.get("dataset") or {}).get("name"),
+        "protocol": protocol.get("name"),
+        "fold": protocol.get("fold") if protocol.get("name") == "paper" else None,
+        "seed": config.get("seed"),
+        "tag": config.get("tag", ""),
+        "config": config,
+        "slurm_job_id": job_id,
+        "slurm_state": state,
+        "error": reason,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
@@ -87,9 +96,11 @@ def _warn_without_accounting(job_id: str) -> None:
     else:
         problem = "" if answer.returncode == 0 else (answer.stderr.strip().splitlines() or ["no output"])[0]
     if problem:
-        log.warning(f"sacct does not answer ({problem}): without job accounting submitit never sees a job "
-                    "that ends without a result (scancel, node failure) end, and the sweep waits for it; "
-                    "ask for accounting (slurmdbd), or cancel the sweep itself with Ctrl-C")
+        log.warning(
+            f"sacct does not answer ({problem}): without job accounting submitit never sees a job "
+            "that ends without a result (scancel, node failure) end, and the sweep waits for it; "
+            "ask for accounting (slurmdbd), or cancel the sweep itself with Ctrl-C"
+        )
 
 
 if _upstream is not None:
@@ -119,8 +130,10 @@ if _upstream is not None:
             numbered = list(enumerate((list(o) for o in job_overrides), start=initial_job_idx))
             for idx, overrides in numbered:
                 log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            job_params = [(overrides, "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
-                          for idx, overrides in numbered]
+            job_params = [
+                (overrides, "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+                for idx, overrides in numbered
+            ]
             jobs = executor.map_array(self, *zip(*job_params))
             _warn_without_accounting(jobs[0].job_id.split("_")[0])
             return self._collect(jobs, numbered)
@@ -136,7 +149,8 @@ if _upstream is not None:
                 time.sleep(1)
             deadline = time.monotonic() + RESULT_GRACE_S
             while time.monotonic() < deadline and any(
-                    not job.paths.result_pickle.exists() and job.state.upper().startswith("COMPLETED") for job in jobs):
+                not job.paths.result_pickle.exists() and job.state.upper().startswith("COMPLETED") for job in jobs
+            ):
                 time.sleep(1)
             return [self._result(job, overrides, idx) for job, (idx, overrides) in zip(jobs, numbered)]
 
@@ -160,13 +174,20 @@ if _upstream is not None:
                     pass
             state = job.state
             cfg = self._job_config(overrides, idx)
-            out_dir = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir")), str(OmegaConf.select(cfg, "hydra.sweep.subdir")))
+            out_dir = Path(
+                str(OmegaConf.select(cfg, "hydra.sweep.dir")), str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+            )
             record_file = out_dir / "record.json"
             reason = f"SLURM job {job.job_id} ended {state} without a result (submitit logs: {job.paths.folder})"
             if not record_file.exists():  # never started, or killed before the run could write one
                 write_json_atomic(record_file, marked_record(cfg, job.job_id, state, reason))
             message = f"{reason}; job #{idx}: {' '.join(filter_overrides(overrides))}; record: {record_file}"
             log.error(message)
-            return JobReturn(overrides=overrides, cfg=cfg, working_dir=str(out_dir),
-                             task_name=str(OmegaConf.select(cfg, "hydra.job.name")), status=JobStatus.FAILED,
-                             _return_value=JobEndedWithoutResult(message))
+            return JobReturn(
+                overrides=overrides,
+                cfg=cfg,
+                working_dir=str(out_dir),
+                task_name=str(OmegaConf.select(cfg, "hydra.job.name")),
+                status=JobStatus.FAILED,
+                _return_value=JobEndedWithoutResult(message),
+            )

@@ -21,21 +21,39 @@ from nac.bench.fresh import run_command
 class EpochSpec:
     """An experiment whose training epoch is timed."""
 
-    key: str                     # row label
-    experiment: str              # configs/experiment/<name>.yaml
-    overrides: tuple[str, ...]   # model and its settings
-    quick_limit: int             # dataset.builder.limit under --quick
-    data_folder: str             # folder under the data root
+    key: str  # row label
+    experiment: str  # configs/experiment/<name>.yaml
+    overrides: tuple[str, ...]  # model and its settings
+    quick_limit: int  # dataset.builder.limit under --quick
+    data_folder: str  # folder under the data root
     about: str = ""
 
 
 EPOCHS = (
-    EpochSpec("emnist_clean paper", "emnist_clean", ("model=nac",), 64, "mnist",
-              "E-MNIST clean protocol, the paper's NAC settings (48,000 training images, batch 32)"),
-    EpochSpec("emnist_clean official", "emnist_clean", ("model=nac_official",), 64, "mnist",
-              "E-MNIST clean protocol, the official variant"),
-    EpochSpec("bearings_paper paper", "bearings_paper", ("model=nac", "model.activation=relu"), 40, "bearings",
-              "bearings paper protocol, fold 0 (PRONOSTIA 1_4-1_7 pooled, about 45k length-1 rows, batch 64)"),
+    EpochSpec(
+        "emnist_clean paper",
+        "emnist_clean",
+        ("model=nac",),
+        64,
+        "mnist",
+        "E-MNIST clean protocol, the paper's NAC settings (48,000 training images, batch 32)",
+    ),
+    EpochSpec(
+        "emnist_clean official",
+        "emnist_clean",
+        ("model=nac_official",),
+        64,
+        "mnist",
+        "E-MNIST clean protocol, the official variant",
+    ),
+    EpochSpec(
+        "bearings_paper paper",
+        "bearings_paper",
+        ("model=nac", "model.activation=relu"),
+        40,
+        "bearings",
+        "bearings paper protocol, fold 0 (PRONOSTIA 1_4-1_7 pooled, about 45k length-1 rows, batch 64)",
+    ),
 )
 
 
@@ -88,12 +106,26 @@ def bearings_root(root: Path, workdir: Path) -> tuple[Path, str]:
     return overlay, f"PRONOSTIA {names} read from {extracted} (features from this project's extractor)"
 
 
-def epoch_command(spec: EpochSpec, *, device: str, threads: int, workdir: Path, data_root: Path | None,
-                  quick: bool) -> list[str]:
+def epoch_command(
+    spec: EpochSpec, *, device: str, threads: int, workdir: Path, data_root: Path | None, quick: bool
+) -> list[str]:
     """The ``nac-bench`` command line that trains ``spec`` for one epoch."""
-    argv = [sys.executable, "-m", "nac", f"experiment={spec.experiment}", *spec.overrides, "hydra.mode=RUN",
-            "trainer.epochs=1", "trainer.progress=false", "force=true", "seed=0", f"threads={threads}",
-            f"device={device}", f"paths.records_dir={workdir / 'records'}", f"hydra.run.dir={workdir / 'hydra'}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "nac",
+        f"experiment={spec.experiment}",
+        *spec.overrides,
+        "hydra.mode=RUN",
+        "trainer.epochs=1",
+        "trainer.progress=false",
+        "force=true",
+        "seed=0",
+        f"threads={threads}",
+        f"device={device}",
+        f"paths.records_dir={workdir / 'records'}",
+        f"hydra.run.dir={workdir / 'hydra'}",
+    ]
     if data_root is not None:
         argv.append(f"paths.data_root={data_root}")
     if quick:
@@ -104,12 +136,20 @@ def epoch_command(spec: EpochSpec, *, device: str, threads: int, workdir: Path, 
 def _error_line(stderr: str, fallback: str) -> str:
     for line in stderr.splitlines():
         if line.startswith("nac-bench: error:"):
-            return line[len("nac-bench: error:"):].strip()
+            return line[len("nac-bench: error:") :].strip()
     return fallback
 
 
-def run_epoch(spec: EpochSpec, *, device: str, threads: int, workdir: Path, data_root: Path | None,
-              quick: bool, timeout: float | None) -> EpochResult:
+def run_epoch(
+    spec: EpochSpec,
+    *,
+    device: str,
+    threads: int,
+    workdir: Path,
+    data_root: Path | None,
+    quick: bool,
+    timeout: float | None,
+) -> EpochResult:
     """Train ``spec`` for one epoch in a fresh process; the result says why when it could not."""
     from nac.harness.runner import resolve_data_root
 

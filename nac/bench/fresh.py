@@ -40,7 +40,7 @@ class Finished:
         """The JSON the child printed after :data:`MARKER`, if any."""
         for line in self.stdout.splitlines():
             if line.startswith(MARKER):
-                return json.loads(line[len(MARKER):])
+                return json.loads(line[len(MARKER) :])
         return None
 
     def why(self) -> str:
@@ -57,8 +57,9 @@ def run_command(argv: Sequence[str], *, timeout: float | None = None, env: dict[
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), environ.get("PYTHONPATH")]))
     start = time.perf_counter()
     try:
-        proc = subprocess.run(list(argv), cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            list(argv), cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired as err:
         out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
         return Finished(None, out, "", time.perf_counter() - start)

@@ -68,8 +68,10 @@ class ForeignLoad:
         reading = self.reading()
         if reading.cores is None:
             return "machine load: unknown (no /proc/stat)"
-        text = (f"machine load: other processes used {reading.foreign_cpu_s:.1f} CPU-s in {reading.wall_s:.1f} s "
-                f"({reading.cores:.2f} cores on average, of {os.cpu_count()})")
+        text = (
+            f"machine load: other processes used {reading.foreign_cpu_s:.1f} CPU-s in {reading.wall_s:.1f} s "
+            f"({reading.cores:.2f} cores on average, of {os.cpu_count()})"
+        )
         if reading.busy:
             text += "  WARNING: the machine was not idle; timings are inflated"
         return text

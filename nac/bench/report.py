@@ -26,18 +26,18 @@ from nac.bench.load import BUSY_CORES
 class Row:
     """One figure of the benchmark."""
 
-    part: str                      # reference | step | long | epoch
+    part: str  # reference | step | long | epoch
     what: str
     shape: str
-    unit: str = "s"                # s | MiB
+    unit: str = "s"  # s | MiB
     median: float | None = None
     iqr: float | None = None
     low: float | None = None
     high: float | None = None
     n: int = 0
-    target: float | None = None    # upper bound
-    result: str = "-"              # pass | fail (+ ' (busy)') | - | not run
-    x_lstm: float | None = None    # median / the LSTM reference's median
+    target: float | None = None  # upper bound
+    result: str = "-"  # pass | fail (+ ' (busy)') | - | not run
+    x_lstm: float | None = None  # median / the LSTM reference's median
     x_mha: float | None = None
     load_cores: float | None = None  # other processes' average CPU use while measuring
     note: str = ""
@@ -86,15 +86,26 @@ class Provenance:
 
         from nac.harness.environment import git_commit
 
-        return cls(command=shlex.join(["python", *shlex.split(prog), *argv]), commit=git_commit(),
-                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"), torch=torch.__version__,
-                   python=platform.python_version(), cpu=cpu_model(), cpus=os.cpu_count() or 0, threads=threads,
-                   device=device)
+        return cls(
+            command=shlex.join(["python", *shlex.split(prog), *argv]),
+            commit=git_commit(),
+            date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            torch=torch.__version__,
+            python=platform.python_version(),
+            cpu=cpu_model(),
+            cpus=os.cpu_count() or 0,
+            threads=threads,
+            device=device,
+        )
 
     def lines(self) -> list[str]:
-        return [f"command: `{self.command}`", f"commit: {self.commit}", f"date: {self.date}",
-                f"machine: {self.cpu}, {self.cpus} CPUs; device {self.device}; torch {self.torch}, "
-                f"python {self.python}; torch threads {self.threads}"]
+        return [
+            f"command: `{self.command}`",
+            f"commit: {self.commit}",
+            f"date: {self.date}",
+            f"machine: {self.cpu}, {self.cpus} CPUs; device {self.device}; torch {self.torch}, "
+            f"python {self.python}; torch threads {self.threads}",
+        ]
 
 
 def number(value: float | None, unit: str = "") -> str:
@@ -109,19 +120,29 @@ def number(value: float | None, unit: str = "") -> str:
 
 def table(rows: list[Row]) -> pd.DataFrame:
     """The printed table: one row per figure."""
+
     def spread(r: Row) -> str:
         if r.median is None or r.n < 2:
             return "-"
         return f"IQR {number(r.iqr)}, {number(r.low)}-{number(r.high)}"
 
-    return pd.DataFrame([{
-        "figure": r.what, "shape": r.shape,
-        "median": number(r.median, r.unit) if r.median is not None else "not run",
-        "spread": spread(r), "n": r.n or "-",
-        "target": f"<= {number(r.target, r.unit)}" if r.target is not None else "-", "result": r.result,
-        "x LSTM": number(r.x_lstm), "x MHA": number(r.x_mha),
-        "other load (cores)": number(r.load_cores),
-    } for r in rows])
+    return pd.DataFrame(
+        [
+            {
+                "figure": r.what,
+                "shape": r.shape,
+                "median": number(r.median, r.unit) if r.median is not None else "not run",
+                "spread": spread(r),
+                "n": r.n or "-",
+                "target": f"<= {number(r.target, r.unit)}" if r.target is not None else "-",
+                "result": r.result,
+                "x LSTM": number(r.x_lstm),
+                "x MHA": number(r.x_mha),
+                "other load (cores)": number(r.load_cores),
+            }
+            for r in rows
+        ]
+    )
 
 
 def markdown(rows: list[Row]) -> str:

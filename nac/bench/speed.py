@@ -79,28 +79,42 @@ def _split(values: Sequence[str] | None, choices: Sequence[str], option: str) ->
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = _Parser(prog="python -m nac.bench speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", nargs="+", default=None,
-                   help=f"comma-separated subset of {','.join(PARTS)} (default all)")
+    p.add_argument(
+        "--parts", nargs="+", default=None, help=f"comma-separated subset of {','.join(PARTS)} (default all)"
+    )
     p.add_argument("--quick", action="store_true", help="tiny shapes and 1-3 repeats: a smoke run of seconds")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads, here and in every child (default 2)")
     p.add_argument("--variants", nargs="+", default=None, help="NAC variants, comma-separated (default paper,official)")
     p.add_argument("--step-lengths", type=int, nargs="+", default=None, help="T of the step rows (default 11 256)")
-    p.add_argument("--long-lengths", "--lengths", type=int, nargs="+", default=None,
-                   help="T of the long rows (default 1024 4096 16384)")
+    p.add_argument(
+        "--long-lengths",
+        "--lengths",
+        type=int,
+        nargs="+",
+        default=None,
+        help="T of the long rows (default 1024 4096 16384)",
+    )
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps before the timed ones (default 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per step row (default 10)")
     p.add_argument("--long-repeats", type=int, default=None, help="timed passes after the cold one (default 3)")
     p.add_argument("--data-root", default=None, help="data root for the epoch part (default: the runner's)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per fresh process before it is given up")
-    p.add_argument("--out-dir", default=None,
-                   help="where the .md and .csv go (default results/ for the full suite, else runs/bench/)")
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="where the .md and .csv go (default results/ for the full suite, else runs/bench/)",
+    )
     p.add_argument("--name", default=None, help="file name without suffix (default speed_<date>_<device>...)")
     p.add_argument("--out", default=None, help="write the CSV to this path (the .md beside it)")
     # scripts/bench_nac.py's older options, kept as aliases
     p.add_argument("--suite", choices=["speed"], default=None, help="the speed suite (the only one; the default)")
-    p.add_argument("--part", choices=["memory", "speed", "all"], default=None,
-                   help="alias: memory = --parts long, speed = --parts step, all = every part")
+    p.add_argument(
+        "--part",
+        choices=["memory", "speed", "all"],
+        default=None,
+        help="alias: memory = --parts long, speed = --parts step, all = every part",
+    )
     args = p.parse_args(list(argv))
     if args.part and args.parts:
         raise UsageError("give --parts or --part, not both")
@@ -110,8 +124,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for name in ("threads", "repeats", "long_repeats", "warmup", "timeout"):
         value, may_be_zero = getattr(args, name), name in ("warmup", "long_repeats")
         if value is not None and value < (0 if may_be_zero else 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be {'0 or more' if may_be_zero else 'positive'}, "
-                             f"got {value}")
+            raise UsageError(
+                f"--{name.replace('_', '-')} must be {'0 or more' if may_be_zero else 'positive'}, got {value}"
+            )
     for name in ("step_lengths", "long_lengths"):
         if any(t < 1 for t in getattr(args, name) or []):
             raise UsageError(f"--{name.replace('_', '-')}: lengths must be positive")
@@ -139,9 +154,16 @@ def _check_device(device: str) -> None:
 
 def _is_full(args: argparse.Namespace) -> bool:
     """The whole suite at the issue's settings (only such runs go to results/ by default)."""
-    return (not args.quick and args.parts == list(PARTS) and args.variants == list(NAC_VARIANTS)
-            and args.step_lengths == list(STEP_LENGTHS) and args.long_lengths == list(LONG_LENGTHS)
-            and args.warmup == 2 and args.repeats == 10 and args.threads == 2)
+    return (
+        not args.quick
+        and args.parts == list(PARTS)
+        and args.variants == list(NAC_VARIANTS)
+        and args.step_lengths == list(STEP_LENGTHS)
+        and args.long_lengths == list(LONG_LENGTHS)
+        and args.warmup == 2
+        and args.repeats == 10
+        and args.threads == 2
+    )
 
 
 def output_path(args: argparse.Namespace, when: datetime) -> Path:
@@ -149,9 +171,11 @@ def output_path(args: argparse.Namespace, when: datetime) -> Path:
     if args.out:
         return Path(args.out).with_suffix(".md")
     device = f"cpu{args.threads}t" if args.device == "cpu" else args.device.replace(":", "")
-    name = args.name or "_".join(["speed", when.strftime("%Y-%m-%d"), device]
-                                 + (["quick"] if args.quick else [])
-                                 + ([] if args.parts == list(PARTS) else ["-".join(args.parts)]))
+    name = args.name or "_".join(
+        ["speed", when.strftime("%Y-%m-%d"), device]
+        + (["quick"] if args.quick else [])
+        + ([] if args.parts == list(PARTS) else ["-".join(args.parts)])
+    )
     out_dir = Path(args.out_dir) if args.out_dir else PROJECT_ROOT / ("results" if _is_full(args) else "runs/bench")
     return out_dir / f"{name}.md"
 
@@ -165,6 +189,7 @@ def _ratio(value: float | None, reference: Row | None) -> float | None:
 def attach_ratios(rows: Sequence[Row], references: Sequence[Row], yardstick_length: int) -> None:
     """Set ``x_lstm``/``x_mha`` of every timed row: its median over the reference step's median at the
     same T (step rows), or at ``yardstick_length`` (long and epoch rows, and steps without a reference)."""
+
     def reference(kind: str, length: int) -> Row | None:
         return next((r for r in references if r.what == f"step {REFERENCE_NAMES[kind]} T={length}"), None)
 
@@ -186,11 +211,23 @@ def _step_rows(kinds: Sequence[str], args: argparse.Namespace, part: str) -> lis
             load = ForeignLoad()
             name = REFERENCE_NAMES.get(kind, kind)
             step = training_step(kind, length, shape, args.device)
-            summary = Summary.of(measure(step, warmup=args.warmup, repeats=args.repeats,
-                                         label=f"{name} step T={length}", num_threads=torch.get_num_threads()))
-            row = Row(part=part, what=f"step {name} T={length}", shape=shape.describe(length), **_stats(summary),
-                      target=STEP_TARGET_S.get((kind.removesuffix(EVERY_QUERY), length)),
-                      load_cores=load.reading().cores)
+            summary = Summary.of(
+                measure(
+                    step,
+                    warmup=args.warmup,
+                    repeats=args.repeats,
+                    label=f"{name} step T={length}",
+                    num_threads=torch.get_num_threads(),
+                )
+            )
+            row = Row(
+                part=part,
+                what=f"step {name} T={length}",
+                shape=shape.describe(length),
+                **_stats(summary),
+                target=STEP_TARGET_S.get((kind.removesuffix(EVERY_QUERY), length)),
+                load_cores=load.reading().cores,
+            )
             rows.append(row)
             print(f"  {row.what}: {number(row.median, 's')}", flush=True)
             del step
@@ -214,14 +251,34 @@ def _long_rows(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
         points = []
         for length in args.long_lengths:
             load = ForeignLoad()
-            done = call_fresh("nac.bench.workloads:long_point",
-                              dict(variant=variant, length=length, device=args.device, threads=args.threads,
-                                   repeats=args.long_repeats, shape=asdict(shape)), timeout=args.timeout)
+            done = call_fresh(
+                "nac.bench.workloads:long_point",
+                dict(
+                    variant=variant,
+                    length=length,
+                    device=args.device,
+                    threads=args.threads,
+                    repeats=args.long_repeats,
+                    shape=asdict(shape),
+                ),
+                timeout=args.timeout,
+            )
             result, cores = done.result(), load.reading().cores
-            time_row = Row(part="long", what=f"long {variant} fwd+bwd T={length}", shape=shape.describe(length),
-                           target=LONG_TARGET_S.get(length), load_cores=cores)
-            mem_row = Row(part="long", what=f"long {variant} memory increment T={length}", unit="MiB",
-                          shape=shape.describe(length), target=LONG_TARGET_MIB.get(length), load_cores=cores)
+            time_row = Row(
+                part="long",
+                what=f"long {variant} fwd+bwd T={length}",
+                shape=shape.describe(length),
+                target=LONG_TARGET_S.get(length),
+                load_cores=cores,
+            )
+            mem_row = Row(
+                part="long",
+                what=f"long {variant} memory increment T={length}",
+                unit="MiB",
+                shape=shape.describe(length),
+                target=LONG_TARGET_MIB.get(length),
+                load_cores=cores,
+            )
             if result is None:
                 time_row.note = mem_row.note = f"not run: {done.why()}"
             else:
@@ -230,12 +287,16 @@ def _long_rows(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
                 if not result["times_s"]:
                     time_row.note = "the cold pass (--long-repeats 0)"
                 mem_row.median, mem_row.n = result["increment_mib"], 1
-                mem_row.note = (f"peak {number(result['peak_mib'])} MiB - before {number(result['baseline_mib'])} MiB"
-                                f" ({result['memory_method']}); cold pass {number(result['cold_s'], 's')}")
+                mem_row.note = (
+                    f"peak {number(result['peak_mib'])} MiB - before {number(result['baseline_mib'])} MiB"
+                    f" ({result['memory_method']}); cold pass {number(result['cold_s'], 's')}"
+                )
                 points.append((length, result["increment_mib"]))
             rows += [time_row, mem_row]
-            print(f"  {time_row.what}: {number(time_row.median, 's')}, "
-                  f"memory increment {number(mem_row.median, 'MiB')}", flush=True)
+            print(
+                f"  {time_row.what}: {number(time_row.median, 's')}, memory increment {number(mem_row.median, 'MiB')}",
+                flush=True,
+            )
         slopes.append(f"{variant} {_slope(points)}")
     return rows, slopes
 
@@ -256,13 +317,25 @@ def _epoch_rows(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="nac-bench-epoch-") as scratch:
         for i, spec in enumerate(EPOCHS):
             load = ForeignLoad()
-            result = run_epoch(spec, device=args.device, threads=args.threads, workdir=Path(scratch) / str(i),
-                               data_root=Path(args.data_root) if args.data_root else None, quick=args.quick,
-                               timeout=args.timeout)
+            result = run_epoch(
+                spec,
+                device=args.device,
+                threads=args.threads,
+                workdir=Path(scratch) / str(i),
+                data_root=Path(args.data_root) if args.data_root else None,
+                quick=args.quick,
+                timeout=args.timeout,
+            )
             shape = f"{spec.experiment} {' '.join(spec.overrides)}" + (
-                f" limit={spec.quick_limit}" if args.quick else "")
-            row = Row(part="epoch", what=f"epoch {spec.key}", shape=shape, target=EPOCH_TARGET_S.get(spec.key),
-                      load_cores=load.reading().cores)
+                f" limit={spec.quick_limit}" if args.quick else ""
+            )
+            row = Row(
+                part="epoch",
+                what=f"epoch {spec.key}",
+                shape=shape,
+                target=EPOCH_TARGET_S.get(spec.key),
+                load_cores=load.reading().cores,
+            )
             if result.seconds is None:
                 row.note = f"not run: {result.error}"
             else:
@@ -288,10 +361,13 @@ def _settings(args: argparse.Namespace) -> list[str]:
             f"Long: batch {long.batch}, d_model {long.d_model}, {long.heads} heads, top-K {long.topk}, {long.mode} "
             "mode, layer-default sparsity; forward + backward of output.sum(), each T in a fresh process: memory "
             "increment of the cold pass (peak minus memory held before it), time = median of "
-            f"{args.long_repeats} more passes.")
+            f"{args.long_repeats} more passes."
+        )
     if "epoch" in args.parts:
-        lines.append("Epoch: `python -m nac experiment=<name> trainer.epochs=1` in a fresh process; its record's "
-                     "train_time_per_epoch_s (the training loop, not validation or test).")
+        lines.append(
+            "Epoch: `python -m nac experiment=<name> trainer.epochs=1` in a fresh process; its record's "
+            "train_time_per_epoch_s (the training loop, not validation or test)."
+        )
     lines += [
         "x LSTM / x MHA: the figure divided by the reference step's median (step rows: same T; long and epoch "
         f"rows: T={max(args.step_lengths)}). other load: cores other processes kept busy while the row was "
@@ -309,10 +385,18 @@ def run(args: argparse.Namespace, prog: str, argv: Sequence[str]) -> int:
 
     torch.set_num_threads(args.threads)
     when = datetime.now(timezone.utc)
-    provenance = Provenance.now(prog, list(argv), torch.get_num_threads(), args.device + (
-        f" ({torch.cuda.get_device_name(torch.device(args.device))})" if args.device.startswith("cuda") else ""))
-    print(f"speed benchmark: parts {','.join(args.parts)}{' (quick)' if args.quick else ''}; "
-          + "; ".join(provenance.lines()[3:]), flush=True)
+    provenance = Provenance.now(
+        prog,
+        list(argv),
+        torch.get_num_threads(),
+        args.device
+        + (f" ({torch.cuda.get_device_name(torch.device(args.device))})" if args.device.startswith("cuda") else ""),
+    )
+    print(
+        f"speed benchmark: parts {','.join(args.parts)}{' (quick)' if args.quick else ''}; "
+        + "; ".join(provenance.lines()[3:]),
+        flush=True,
+    )
     overall = ForeignLoad()
     print("references (torch nn.LSTM, nn.MultiheadAttention):", flush=True)
     references = _step_rows(REFERENCES, args, "reference")
@@ -351,4 +435,3 @@ def main(argv: Sequence[str] | None = None, prog: str = "-m nac.bench speed") ->
         print(f"{prog.removeprefix('-m ')}: error: {err}", file=sys.stderr)
         return 2
     return run(args, prog, argv)
-

@@ -18,8 +18,9 @@ from torch.utils.benchmark.utils.common import TaskSpec
 from torch.utils.benchmark.utils.timer import timer as clock
 
 
-def measure(fn: Callable[[], object], *, warmup: int, repeats: int, label: str = "call",
-            num_threads: int = 1) -> Measurement:
+def measure(
+    fn: Callable[[], object], *, warmup: int, repeats: int, label: str = "call", num_threads: int = 1
+) -> Measurement:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times, timing each call on its own.
 
     ``num_threads`` only labels the measurement; set the thread count with ``torch.set_num_threads``.
@@ -35,8 +36,9 @@ def measure(fn: Callable[[], object], *, warmup: int, repeats: int, label: str =
         start = clock()
         fn()
         times.append(clock() - start)
-    return Measurement(number_per_run=1, raw_times=times,
-                       task_spec=TaskSpec(stmt=label, setup="", num_threads=num_threads))
+    return Measurement(
+        number_per_run=1, raw_times=times, task_spec=TaskSpec(stmt=label, setup="", num_threads=num_threads)
+    )
 
 
 @dataclass(frozen=True)

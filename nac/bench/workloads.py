@@ -85,15 +85,17 @@ class EveryQueryLastStep(nn.Module):
         return self.layer(x)[:, -1]
 
 
-def nac_layer(kind: str, input_dim: int, d_model: int, heads: int, topk: int, mode: str,
-              sparsity: float | None = None) -> nn.Module:
+def nac_layer(
+    kind: str, input_dim: int, d_model: int, heads: int, topk: int, mode: str, sparsity: float | None = None
+) -> nn.Module:
     """NAC ``paper``/``official``, or ``<variant>+all`` computing every query (see :data:`EVERY_QUERY`)."""
     from nac.layers import NeuronalAttentionCircuit
 
     variant, every_query = kind.removesuffix(EVERY_QUERY), kind.endswith(EVERY_QUERY)
     extra = {} if sparsity is None else {"sparsity": sparsity}
-    layer = NeuronalAttentionCircuit(input_dim, d_model, heads, variant=variant, topk=topk, mode=mode,
-                                     return_sequences=every_query, **extra)
+    layer = NeuronalAttentionCircuit(
+        input_dim, d_model, heads, variant=variant, topk=topk, mode=mode, return_sequences=every_query, **extra
+    )
     return EveryQueryLastStep(layer) if every_query else layer
 
 
@@ -104,8 +106,9 @@ def sequence_layer(kind: str, shape: StepShape) -> nn.Module:
     return LastStep(kind, shape.input_dim, shape.d_model, shape.heads)
 
 
-def training_step(kind: str, length: int, shape: StepShape, device: torch.device | str,
-                  seed: int = 0) -> Callable[[], float]:
+def training_step(
+    kind: str, length: int, shape: StepShape, device: torch.device | str, seed: int = 0
+) -> Callable[[], float]:
     """One training step as a closure: forward, Linear(d_model, classes) head, cross-entropy,
     backward, Adam step; returns the loss."""
     torch.manual_seed(seed)
@@ -143,7 +146,15 @@ def long_point(variant: str, length: int, device: str, threads: int, repeats: in
     cold = measure(forward_backward, warmup=0, repeats=1, label="cold forward + backward")
     memory = probe.stop()
     warm = measure(forward_backward, warmup=0, repeats=repeats, label="forward + backward") if repeats else None
-    return {"variant": variant, "length": length, "shape": asdict(s), "threads": torch.get_num_threads(),
-            "cold_s": cold.times[0], "times_s": list(warm.times) if warm else [],
-            "peak_mib": memory.peak_mib, "baseline_mib": memory.baseline_mib,
-            "increment_mib": memory.increment_mib, "memory_method": memory.method}
+    return {
+        "variant": variant,
+        "length": length,
+        "shape": asdict(s),
+        "threads": torch.get_num_threads(),
+        "cold_s": cold.times[0],
+        "times_s": list(warm.times) if warm else [],
+        "peak_mib": memory.peak_mib,
+        "baseline_mib": memory.baseline_mib,
+        "increment_mib": memory.increment_mib,
+        "memory_method": memory.method,
+    }

@@ -79,8 +79,10 @@ class SequenceTensorDataset(Dataset):
         if not (len(self.t) == len(self.mask) == len(self.y) == n):
             raise ValueError("x, t, mask and y must have the same number of samples")
         if self.x.shape[:2] != self.t.shape or self.t.shape != self.mask.shape:
-            raise ValueError(f"x {tuple(self.x.shape)}, t {tuple(self.t.shape)} and mask "
-                             f"{tuple(self.mask.shape)} must agree on (N, L)")
+            raise ValueError(
+                f"x {tuple(self.x.shape)}, t {tuple(self.t.shape)} and mask "
+                f"{tuple(self.mask.shape)} must agree on (N, L)"
+            )
         if windows is not None:
             if len(windows) != n:
                 raise ValueError(f"windows has {len(windows)} entries for {n} samples")
@@ -92,7 +94,7 @@ class SequenceTensorDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         return {"x": self.x[i], "t": self.t[i], "mask": self.mask[i], "y": self.y[i]}
 
-    def subset(self, indices) -> "SequenceTensorDataset":
+    def subset(self, indices) -> SequenceTensorDataset:
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         windows = [self.windows[i] for i in idx.tolist()] if hasattr(self, "windows") else None
         return SequenceTensorDataset(self.x[idx], self.t[idx], self.mask[idx], self.y[idx], windows=windows)

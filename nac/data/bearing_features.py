@@ -66,8 +66,10 @@ FS = 25_600
 #: rows of one raw vibration snapshot (0.1 s at 25.6 kHz)
 SNAPSHOT_ROWS = 2560
 #: the columns of the raw files, by kind (file name prefix)
-RAW_COLUMNS = {"acc": ("hour", "minute", "second", "microsecond", "horizontal acceleration", "vertical acceleration"),
-               "temp": ("hour", "minute", "second", "tenth of a second", "temperature")}
+RAW_COLUMNS = {
+    "acc": ("hour", "minute", "second", "microsecond", "horizontal acceleration", "vertical acceleration"),
+    "temp": ("hour", "minute", "second", "tenth of a second", "temperature"),
+}
 #: samples per feature frame and between frame starts (the published features' framing)
 FRAME = 1000
 HOP = 500
@@ -80,8 +82,10 @@ PRONOSTIA_CONDITIONS = {"1": (1800.0, 4000.0), "2": (1650.0, 4200.0), "3": (1500
 
 
 def _raw_fix(path: Path | str) -> str:
-    return (f"replace {Path(path).name} with the publisher's copy (FEMTO-ST PRONOSTIA, IEEE PHM 2012 data set; "
-            "every acc_*.csv holds 2,560 rows of 6 values)")
+    return (
+        f"replace {Path(path).name} with the publisher's copy (FEMTO-ST PRONOSTIA, IEEE PHM 2012 data set; "
+        "every acc_*.csv holds 2,560 rows of 6 values)"
+    )
 
 
 def read_raw_csv(path: Path | str, columns: Sequence[str] | None = None) -> np.ndarray:
@@ -98,8 +102,12 @@ def read_raw_csv(path: Path | str, columns: Sequence[str] | None = None) -> np.n
     sep = ";" if ";" in first else ","
     frame = read_csv(path, _raw_fix(path), header=None, sep=sep)
     if frame.shape[1] != len(columns):
-        raise DataError(path, None, f"has {frame.shape[1]} {sep!r}-separated columns, expected {len(columns)} "
-                        f"({', '.join(columns)})", _raw_fix(path))
+        raise DataError(
+            path,
+            None,
+            f"has {frame.shape[1]} {sep!r}-separated columns, expected {len(columns)} ({', '.join(columns)})",
+            _raw_fix(path),
+        )
     frame.columns = list(columns)
     return numeric_columns(frame, list(columns), path, _raw_fix(path))
 
@@ -109,8 +117,10 @@ def bearing_files(folder: Path | str) -> tuple[list[Path], list[Path]]:
     folder = Path(folder)
     acc = sorted(folder.glob("acc_*.csv"))
     if not acc:
-        raise FileNotFoundError(f"no acc_*.csv snapshots in {folder}: point at one PRONOSTIA bearing folder, "
-                                f"e.g. .../Full_Test_Set/Bearing2_7")
+        raise FileNotFoundError(
+            f"no acc_*.csv snapshots in {folder}: point at one PRONOSTIA bearing folder, "
+            f"e.g. .../Full_Test_Set/Bearing2_7"
+        )
     return acc, sorted(folder.glob("temp_*.csv"))
 
 
@@ -139,8 +149,17 @@ def channel_features(frames: np.ndarray, fs: float = FS) -> np.ndarray:
     p = power / np.where(energy > 0, energy, 1.0)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(1) / np.log(p.shape[1])
-    return np.column_stack([energy, dominant, entropy, stats.kurtosis(frames, axis=1), stats.skew(frames, axis=1),
-                            frames.mean(1), frames.std(1)])
+    return np.column_stack(
+        [
+            energy,
+            dominant,
+            entropy,
+            stats.kurtosis(frames, axis=1),
+            stats.skew(frames, axis=1),
+            frames.mean(1),
+            frames.std(1),
+        ]
+    )
 
 
 def frame_times(n_frames: int, frame: int = FRAME, fs: float = FS) -> np.ndarray:
@@ -163,11 +182,39 @@ def degradation_ode(time: np.ndarray, temperature_k: np.ndarray | float, rpm: fl
 
     def temp_at(t: float) -> float:  # the notebook's interp1d; np.interp holds the ends instead of extrapolating
         return float(np.interp(t, time, temps))
+
     k_b = 8.617e-5
-    p = dict(C_load=12000.0, p=3.0, q=4.0, phi=1e-5, beta=1e-6, A_v=1e-5, H_hard=1.5e9, A_a=1e-6, gamma_r=1e-3,
-             delta_c=1e-5, eta=1e6, zeta=1e12, k_o=1e-4, O_max=1.0, E_a=0.1, nu0=1e-5, E_vis=0.1, T0=293.15,
-             psi=1e-6, rho=1e6, gamma_w=0.5, alpha=1e-5, zeta_L=0.5, m_cp=3.77e6, mu_f=0.005, h_A=5.0,
-             T_a=293.15, xi=100.0, Dm=0.025)
+    p = dict(
+        C_load=12000.0,
+        p=3.0,
+        q=4.0,
+        phi=1e-5,
+        beta=1e-6,
+        A_v=1e-5,
+        H_hard=1.5e9,
+        A_a=1e-6,
+        gamma_r=1e-3,
+        delta_c=1e-5,
+        eta=1e6,
+        zeta=1e12,
+        k_o=1e-4,
+        O_max=1.0,
+        E_a=0.1,
+        nu0=1e-5,
+        E_vis=0.1,
+        T0=293.15,
+        psi=1e-6,
+        rho=1e6,
+        gamma_w=0.5,
+        alpha=1e-5,
+        zeta_L=0.5,
+        m_cp=3.77e6,
+        mu_f=0.005,
+        h_A=5.0,
+        T_a=293.15,
+        xi=100.0,
+        Dm=0.025,
+    )
 
     def derivatives(y, t):
         _v_d, v, r, o, c_debris, _d = y
@@ -209,8 +256,10 @@ def conditions_of(bearing: str) -> tuple[float, float]:
     """(rpm, load) of a PRONOSTIA bearing from its name (``Bearing2_7`` -> condition 2)."""
     digit = bearing.replace("Bearing", "")[:1]
     if digit not in PRONOSTIA_CONDITIONS:
-        raise ValueError(f"cannot tell the PRONOSTIA operating condition of {bearing!r} (expected Bearing1_x .. 3_x); "
-                         f"pass rpm and load")
+        raise ValueError(
+            f"cannot tell the PRONOSTIA operating condition of {bearing!r} (expected Bearing1_x .. 3_x); "
+            f"pass rpm and load"
+        )
     return PRONOSTIA_CONDITIONS[digit]
 
 
@@ -218,14 +267,23 @@ def read_snapshot(path: Path | str) -> np.ndarray:
     """One ``acc_*.csv``: (2,560, 6); any other row count is a truncated file (DataError)."""
     values = read_raw_csv(path, RAW_COLUMNS["acc"])
     if len(values) != SNAPSHOT_ROWS:
-        raise DataError(path, None, f"has {len(values)} rows, expected {SNAPSHOT_ROWS} (0.1 s at 25.6 kHz): the file "
-                        "is truncated", _raw_fix(path))
+        raise DataError(
+            path,
+            None,
+            f"has {len(values)} rows, expected {SNAPSHOT_ROWS} (0.1 s at 25.6 kHz): the file is truncated",
+            _raw_fix(path),
+        )
     return values
 
 
-def extract_bearing(folder: Path | str, rpm: float | None = None, load: float | None = None,
-                    max_snapshots: int | None = None, progress: bool = False,
-                    temperature_fallback_c: float | None = None) -> pd.DataFrame:
+def extract_bearing(
+    folder: Path | str,
+    rpm: float | None = None,
+    load: float | None = None,
+    max_snapshots: int | None = None,
+    progress: bool = False,
+    temperature_fallback_c: float | None = None,
+) -> pd.DataFrame:
     """Features of one raw PRONOSTIA bearing folder as a DataFrame in the authors' CSV format.
 
     Columns ``Horizontal``, ``Vertical`` (JSON lists of the 7 :data:`CHANNEL_FEATURES`), ``Time``,
@@ -242,11 +300,17 @@ def extract_bearing(folder: Path | str, rpm: float | None = None, load: float | 
         rpm = default_rpm if rpm is None else rpm
         load = default_load if load is None else load
     if not temp_files and temperature_fallback_c is None:
-        raise DataError(folder, None, "has no temp_*.csv files", "add the bearing's temperature files, or name the "
-                        "temperature to write instead (--temperature-fallback-c 25, deg C)")
+        raise DataError(
+            folder,
+            None,
+            "has no temp_*.csv files",
+            "add the bearing's temperature files, or name the "
+            "temperature to write instead (--temperature-fallback-c 25, deg C)",
+        )
     iterator = acc_files
     if progress:
         from tqdm import tqdm
+
         iterator = tqdm(acc_files, desc=f"{folder.name} snapshots", unit="file")
     snapshots = np.concatenate([read_snapshot(f) for f in iterator])
     clock = seconds_of_day(snapshots[:, 0], snapshots[:, 1], snapshots[:, 2], snapshots[:, 3] / 1e6)
@@ -259,9 +323,14 @@ def extract_bearing(folder: Path | str, rpm: float | None = None, load: float | 
     else:
         temperature = np.full(n, float(temperature_fallback_c))
     degradation = linear_label(time)
-    return pd.DataFrame({
-        "Horizontal": [json.dumps(row.tolist()) for row in horizontal],
-        "Vertical": [json.dumps(row.tolist()) for row in vertical],
-        "Time": time, "Temperature": temperature, "Degradation": degradation,
-        "RPM": float(rpm), "Load": float(load),
-    })
+    return pd.DataFrame(
+        {
+            "Horizontal": [json.dumps(row.tolist()) for row in horizontal],
+            "Vertical": [json.dumps(row.tolist()) for row in vertical],
+            "Time": time,
+            "Temperature": temperature,
+            "Degradation": degradation,
+            "RPM": float(rpm),
+            "Load": float(load),
+        }
+    )

@@ -57,9 +57,9 @@ Two protocols:
 
 ``clean`` -- leave-bearings-out: ``train_bearings`` for fitting, ``val_bearings`` (default: the last
   training bearing, then removed from training) for model selection (on the score S by default),
-  ``test_bearings`` never seen; no bearing may appear in two roles. One scaler, fitted on the training bearings' rows only, for
-  every split. Samples are windows of ``window`` consecutive rows (training: every ``stride`` rows;
-  validation/test: consecutive non-overlapping windows covering every row once, the last one
+  ``test_bearings`` never seen; no bearing may appear in two roles. One scaler, fitted on the training
+  bearings' rows only, for every split. Samples are windows of ``window`` consecutive rows (training:
+  every ``stride`` rows; validation/test: consecutive non-overlapping windows covering every row once, the last one
   right-padded and masked), labelled per row (``y`` (window,)), so a test bearing's score is
   summed over each of its rows exactly once, like ``paper``. ``t`` is the elapsed ``Time`` between
   rows (constant: it carries no absolute time). Use ``drop_time=true`` to remove the leaking feature.
@@ -110,8 +110,10 @@ PAPER_TESTS = {"pronostia": "Bearing1_1", "xjtu": "Bearing1_1", "hust": "Bearing
 #: XJTU-SY operating conditions by the bearing's first digit: (rpm, load N), as in the authors' label notebook
 XJTU_CONDITIONS = {"1": (2100.0, 12000.0), "2": (2250.0, 11000.0), "3": (2400.0, 10000.0)}
 CHANNEL_INPUTS = ("log10 energy", "dominant frequency", "entropy", "kurtosis", "skewness", "mean", "std")
-FEATURE_NAMES = [f"{ch} {name}" for ch in ("horizontal", "vertical") for name in CHANNEL_INPUTS] + ["time",
-                                                                                                   "temperature K"]
+FEATURE_NAMES = [f"{ch} {name}" for ch in ("horizontal", "vertical") for name in CHANNEL_INPUTS] + [
+    "time",
+    "temperature K",
+]
 TIME_INDEX = FEATURE_NAMES.index("time")
 #: labels a dataset's files may fall back on when they have no Degradation column (default: linear only)
 LABEL_FALLBACKS = {"xjtu": ("ramp", "linear", "ode")}
@@ -196,8 +198,9 @@ def check_files(data_root: Path | str, refs: Sequence[BearingRef]) -> dict[Beari
     paths = {ref: find_file(data_root, ref) for ref in refs}
     missing = [path for path in paths.values() if not path.is_file()]
     if missing:
-        listed = "\n  ".join(f"{p} (or {p.name}.gz, or the same under {Path(data_root) / EXTRACTED_FOLDER})"
-                             for p in missing)
+        listed = "\n  ".join(
+            f"{p} (or {p.name}.gz, or the same under {Path(data_root) / EXTRACTED_FOLDER})" for p in missing
+        )
         raise FileNotFoundError(
             f"bearing feature files missing ({len(missing)}):\n  {listed}\n"
             "Get them either (a) from the NAC authors' repository (itxwaleedrazzaq/neuronal_attention_circuit, "
@@ -207,7 +210,8 @@ def check_files(data_root: Path | str, refs: Sequence[BearingRef]) -> dict[Beari
             "`python scripts/extract_bearing_features.py <raw>/Full_Test_Set/BearingX_Y --gzip "
             f"--out {Path(data_root) / EXTRACTED_FOLDER}` (Bearing1_1, 1_2: <raw>/Learning_set/). "
             "Or substitute bearings you have: dataset.builder.train_bearings=[...], "
-            "dataset.builder.val_bearings=[...], dataset.builder.test_bearings.<name>=<bearing>.")
+            "dataset.builder.val_bearings=[...], dataset.builder.test_bearings.<name>=<bearing>."
+        )
     return paths
 
 
@@ -222,15 +226,19 @@ def check_select_on(select_on: str | None, protocol_name: str) -> str:
     if select_on is None:
         return SELECT_ON[protocol_name]
     if select_on not in SELECTABLE:
-        raise ValueError(f"dataset.builder.select_on={select_on!r} is not valid; choose one of {list(SELECTABLE)} "
-                         f"or null (the protocol's: {SELECT_ON})")
+        raise ValueError(
+            f"dataset.builder.select_on={select_on!r} is not valid; choose one of {list(SELECTABLE)} "
+            f"or null (the protocol's: {SELECT_ON})"
+        )
     return str(select_on)
 
 
 def _fix(path: Path | str) -> str:
     """What to do about a damaged feature file."""
-    return (f"replace {Path(path).name} with a fresh copy (the NAC authors' RUL_exp/data/, or for PRONOSTIA "
-            "re-extract it with scripts/extract_bearing_features.py)")
+    return (
+        f"replace {Path(path).name} with a fresh copy (the NAC authors' RUL_exp/data/, or for PRONOSTIA "
+        "re-extract it with scripts/extract_bearing_features.py)"
+    )
 
 
 def check_fallbacks(label_fallback: Mapping | None, temperature_fallback_c: Mapping | None) -> tuple[dict, dict]:
@@ -241,24 +249,32 @@ def check_fallbacks(label_fallback: Mapping | None, temperature_fallback_c: Mapp
     temperature only for files without ``Temperature``."""
     labels = {dataset: None for dataset in DATASETS}
     temperatures = {dataset: None for dataset in DATASETS}
-    for option, given, out in (("label_fallback", label_fallback, labels),
-                               ("temperature_fallback_c", temperature_fallback_c, temperatures)):
+    for option, given, out in (
+        ("label_fallback", label_fallback, labels),
+        ("temperature_fallback_c", temperature_fallback_c, temperatures),
+    ):
         for dataset, value in dict(given or {}).items():
             if dataset not in DATASETS:
-                raise ValueError(f"dataset.builder.{option} has an unknown bearing dataset {dataset!r}; its keys are "
-                                 f"{list(DATASETS)}")
+                raise ValueError(
+                    f"dataset.builder.{option} has an unknown bearing dataset {dataset!r}; its keys are "
+                    f"{list(DATASETS)}"
+                )
             out[dataset] = value
     for dataset, value in labels.items():
         if value is not None and value not in LABEL_FALLBACKS.get(dataset, ("linear",)):
-            raise ValueError(f"dataset.builder.label_fallback.{dataset}={value!r} is not valid; choose one of "
-                             f"{list(LABEL_FALLBACKS.get(dataset, ('linear',)))} or null (files must have Degradation)")
+            raise ValueError(
+                f"dataset.builder.label_fallback.{dataset}={value!r} is not valid; choose one of "
+                f"{list(LABEL_FALLBACKS.get(dataset, ('linear',)))} or null (files must have Degradation)"
+            )
     for dataset, value in temperatures.items():
         if value is not None:
             try:
                 temperatures[dataset] = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"dataset.builder.temperature_fallback_c.{dataset}={value!r} must be a temperature "
-                                 f"in deg C or null (files must have Temperature)") from None
+                raise ValueError(
+                    f"dataset.builder.temperature_fallback_c.{dataset}={value!r} must be a temperature "
+                    f"in deg C or null (files must have Temperature)"
+                ) from None
     return labels, temperatures
 
 
@@ -270,19 +286,31 @@ def _parse_lists(column: pd.Series, path: Path | str, name: str) -> np.ndarray:
         try:
             row = json.loads(cell)
         except (TypeError, json.JSONDecodeError):
-            raise DataError(path, where, f"{str(cell)[:40]!r} is not a JSON list of 7 numbers (a truncated or "
-                            "damaged row)", _fix(path)) from None
-        if not (isinstance(row, list) and len(row) == 7
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)):
-            raise DataError(path, where, f"{str(cell)[:60]!r} is not a list of 7 numbers ({', '.join(CHANNEL_INPUTS)})",
-                            _fix(path))
+            raise DataError(
+                path,
+                where,
+                f"{str(cell)[:40]!r} is not a JSON list of 7 numbers (a truncated or damaged row)",
+                _fix(path),
+            ) from None
+        if not (
+            isinstance(row, list)
+            and len(row) == 7
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+        ):
+            raise DataError(
+                path, where, f"{str(cell)[:60]!r} is not a list of 7 numbers ({', '.join(CHANNEL_INPUTS)})", _fix(path)
+            )
         rows.append(row)
     values = np.array(rows, dtype=np.float64).reshape(len(rows), 7)
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(path, f"line {row + 2}, column {name}", f"value {col + 1} ({CHANNEL_INPUTS[col]}) is "
-                        f"{values[row, col]}", _fix(path))
+        raise DataError(
+            path,
+            f"line {row + 2}, column {name}",
+            f"value {col + 1} ({CHANNEL_INPUTS[col]}) is {values[row, col]}",
+            _fix(path),
+        )
     return values
 
 
@@ -298,14 +326,22 @@ def bearing_label(frame: pd.DataFrame, ref: BearingRef, path: Path | str, fallba
         label = _column(frame, "Degradation", path)
         outside = np.flatnonzero((label < 0) | (label > 1))
         if len(outside):
-            raise DataError(path, f"line {outside[0] + 2}, column Degradation", f"{label[outside[0]]:g} is outside "
-                            "[0, 1]", _fix(path))
+            raise DataError(
+                path,
+                f"line {outside[0] + 2}, column Degradation",
+                f"{label[outside[0]]:g} is outside [0, 1]",
+                _fix(path),
+            )
         return label
     if fallback is None:
         choices = " or ".join(f"={c}" for c in LABEL_FALLBACKS.get(ref.dataset, ("linear",)))
-        raise DataError(path, "column Degradation", f"missing (the file has {list(frame.columns)})",
-                        f"use a file with labels, or name the label to use instead: "
-                        f"dataset.builder.label_fallback.{ref.dataset}{choices} (linear: Time / Time at the end)")
+        raise DataError(
+            path,
+            "column Degradation",
+            f"missing (the file has {list(frame.columns)})",
+            f"use a file with labels, or name the label to use instead: "
+            f"dataset.builder.label_fallback.{ref.dataset}{choices} (linear: Time / Time at the end)",
+        )
     if fallback == "ramp":
         return np.linspace(0.0, 1.0, len(frame))
     time = _column(frame, "Time", path)
@@ -313,14 +349,17 @@ def bearing_label(frame: pd.DataFrame, ref: BearingRef, path: Path | str, fallba
         return linear_label(time)
     digit = ref.bearing.replace("Bearing", "")[:1]
     if digit not in XJTU_CONDITIONS:
-        raise ValueError(f"{ref}: no Degradation column and no known operating condition for an ODE label; "
-                         f"use dataset.builder.label_fallback.{ref.dataset}=linear")
+        raise ValueError(
+            f"{ref}: no Degradation column and no known operating condition for an ODE label; "
+            f"use dataset.builder.label_fallback.{ref.dataset}=linear"
+        )
     rpm, load = XJTU_CONDITIONS[digit]
     return degradation_ode(time, KELVIN + 20.0, rpm, load)  # the notebook's constant 293.15 K
 
 
-def read_bearing(path: Path | str, ref: BearingRef, label_fallback: str | None = None,
-                 temperature_fallback_c: float | None = None) -> Bearing:
+def read_bearing(
+    path: Path | str, ref: BearingRef, label_fallback: str | None = None, temperature_fallback_c: float | None = None
+) -> Bearing:
     """Parse one feature CSV into the 16 un-standardised inputs and the label.
 
     A file without ``Degradation`` / ``Temperature`` needs ``label_fallback`` / ``temperature_fallback_c``
@@ -330,8 +369,9 @@ def read_bearing(path: Path | str, ref: BearingRef, label_fallback: str | None =
     needed = {"Horizontal", "Vertical", "Time"}
     if not needed <= set(frame.columns):
         missing = sorted(needed - set(frame.columns))
-        raise DataError(path, f"column {', '.join(missing)}", f"missing (the file has {list(frame.columns)})",
-                        _fix(path))
+        raise DataError(
+            path, f"column {', '.join(missing)}", f"missing (the file has {list(frame.columns)})", _fix(path)
+        )
     channels = []
     for column in ("Horizontal", "Vertical"):
         values = _parse_lists(frame[column], path, column)
@@ -341,22 +381,38 @@ def read_bearing(path: Path | str, ref: BearingRef, label_fallback: str | None =
     if "Temperature" in frame.columns:
         celsius = _column(frame, "Temperature", path)
     elif temperature_fallback_c is None:
-        raise DataError(path, "column Temperature", f"missing (the file has {list(frame.columns)})",
-                        f"use a file with temperatures, or name the temperature to assume: "
-                        f"dataset.builder.temperature_fallback_c.{ref.dataset}=25 (deg C, the authors' default)")
+        raise DataError(
+            path,
+            "column Temperature",
+            f"missing (the file has {list(frame.columns)})",
+            f"use a file with temperatures, or name the temperature to assume: "
+            f"dataset.builder.temperature_fallback_c.{ref.dataset}=25 (deg C, the authors' default)",
+        )
     else:
         celsius = np.full(len(frame), float(temperature_fallback_c))
     features = np.concatenate([*channels, time[:, None], (celsius + KELVIN)[:, None]], axis=1)
     return Bearing(ref, features, bearing_label(frame, ref, path, label_fallback), Path(path))
 
 
-def load_bearing(path: Path, ref: BearingRef, label_fallback: str | None, temperature_fallback_c: float | None,
-                 cache_dir: Path | None) -> Bearing:
+def load_bearing(
+    path: Path,
+    ref: BearingRef,
+    label_fallback: str | None,
+    temperature_fallback_c: float | None,
+    cache_dir: Path | None,
+) -> Bearing:
     """:func:`read_bearing`, cached as .npz under ``cache_dir/bearings``, keyed on the file's path, size and
     mtime (:func:`nac.data.sources.stat_key`) and the fallbacks; an unreadable cache is rebuilt."""
-    cache = cache_path(cache_dir, "bearings", f"{ref.dataset}_{ref.bearing}", v=CACHE_VERSION,
-                       sources=stat_key([path]), ref=str(ref), label_fallback=label_fallback,
-                       temperature_fallback_c=temperature_fallback_c)
+    cache = cache_path(
+        cache_dir,
+        "bearings",
+        f"{ref.dataset}_{ref.bearing}",
+        v=CACHE_VERSION,
+        sources=stat_key([path]),
+        ref=str(ref),
+        label_fallback=label_fallback,
+        temperature_fallback_c=temperature_fallback_c,
+    )
 
     def read() -> dict:
         bearing = read_bearing(path, ref, label_fallback, temperature_fallback_c)
@@ -388,24 +444,32 @@ def fit_scaler(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def row_dataset(features: np.ndarray, label: np.ndarray) -> SequenceTensorDataset:
     """One row per sample: x (n, 1, C), t = 1, mask true, y (n,)."""
     n = len(label)
-    return SequenceTensorDataset(features[:, None, :].astype(np.float32), np.ones((n, 1), np.float32),
-                                 np.ones((n, 1), bool), label.astype(np.float32))
+    return SequenceTensorDataset(
+        features[:, None, :].astype(np.float32),
+        np.ones((n, 1), np.float32),
+        np.ones((n, 1), bool),
+        label.astype(np.float32),
+    )
 
 
 def resolve_roles(protocol_name: str, train_bearings, val_bearings, test_bearings):
     """(train refs, val refs, {test name: ref}) with the protocol's defaults; checks disjointness."""
     train = [parse_ref(s) for s in (PAPER_TRAIN if train_bearings is None else list(train_bearings))]
     tests_spec = dict(PAPER_TESTS if test_bearings is None else dict(test_bearings))
-    tests = {str(name): parse_ref(spec, default_dataset=str(name) if str(name) in DATASETS else "pronostia")
-             for name, spec in tests_spec.items()}
+    tests = {
+        str(name): parse_ref(spec, default_dataset=str(name) if str(name) in DATASETS else "pronostia")
+        for name, spec in tests_spec.items()
+    }
     if not train or not tests:
         raise ValueError("bearings: train_bearings and test_bearings must each name at least one bearing")
     val: list[BearingRef] = []
     if protocol_name == "clean":
         if val_bearings is None:
             if len(train) < 2:
-                raise ValueError("the clean protocol needs a validation bearing: give dataset.builder.val_bearings=[...] "
-                                 "or at least two train_bearings (the last one becomes validation)")
+                raise ValueError(
+                    "the clean protocol needs a validation bearing: give dataset.builder.val_bearings=[...] "
+                    "or at least two train_bearings (the last one becomes validation)"
+                )
             val, train = [train[-1]], train[:-1]
         else:
             val = [parse_ref(s) for s in val_bearings]
@@ -434,18 +498,24 @@ def _build_paper(protocol: Protocol, bearings: dict, train, tests, columns) -> t
         t_mean, t_std = fit_scaler(x)  # each test bearing on its own statistics (the authors' test scripts)
         test_sets[name] = row_dataset((x - t_mean) / t_std, bearings[ref].label)
         test_scalers[name] = {"mean": t_mean.tolist(), "std": t_std.tolist()}
-    extra = {"scaler_fitted_on": "all pooled training-bearing rows (both sides of each fold)",
-             "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
-             "test_scalers": test_scalers, "test_scaling": "each test bearing standardised on its own rows",
-             "n_rows": int(len(pooled_y))}
+    extra = {
+        "scaler_fitted_on": "all pooled training-bearing rows (both sides of each fold)",
+        "scaler_mean": mean.tolist(),
+        "scaler_std": std.tolist(),
+        "test_scalers": test_scalers,
+        "test_scaling": "each test bearing standardised on its own rows",
+        "n_rows": int(len(pooled_y)),
+    }
     return (full.subset(train_idx), full.subset(held_out)), test_sets, extra
 
 
-def window_dataset(bearing_list: list[Bearing], columns, mean, std, window: int, stride: int | None,
-                   limit: int | None) -> SequenceTensorDataset:
+def window_dataset(
+    bearing_list: list[Bearing], columns, mean, std, window: int, stride: int | None, limit: int | None
+) -> SequenceTensorDataset:
     """Windows of consecutive rows, labels per row; ``t`` the elapsed Time between rows (the typical
     step for the first row and for a non-positive step). ``stride`` None: non-overlapping windows
     covering every row once (the last right-padded, padding masked). ``.windows``: (bearing, first row)."""
+
     def groups():
         for bearing in bearing_list:
             step = np.diff(bearing.time)
@@ -466,19 +536,35 @@ def _build_clean(bearings: dict, train, val, tests, columns, window: int, stride
     mean, std = fit_scaler(np.concatenate([bearings[ref].features[:, columns] for ref in train]))
     train_set = window_dataset([bearings[r] for r in train], columns, mean, std, window, stride, limit)
     val_set = window_dataset([bearings[r] for r in val], columns, mean, std, window, None, limit)
-    test_sets = {name: window_dataset([bearings[ref]], columns, mean, std, window, None, limit)
-                 for name, ref in tests.items()}
-    extra = {"scaler_fitted_on": "training bearings only", "scaler_mean": mean.tolist(), "scaler_std": std.tolist(),
-             "window": window, "stride": stride}
+    test_sets = {
+        name: window_dataset([bearings[ref]], columns, mean, std, window, None, limit) for name, ref in tests.items()
+    }
+    extra = {
+        "scaler_fitted_on": "training bearings only",
+        "scaler_mean": mean.tolist(),
+        "scaler_std": std.tolist(),
+        "window": window,
+        "stride": stride,
+    }
     return (train_set, val_set), test_sets, extra
 
 
-def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
-          train_bearings: Sequence[str] | None = None, val_bearings: Sequence[str] | None = None,
-          test_bearings: Mapping[str, str] | None = None, drop_time: bool = False, window: int = 32,
-          stride: int = 16, label_fallback: Mapping[str, str | None] | None = None,
-          temperature_fallback_c: Mapping[str, float | None] | None = None, limit: int | None = None,
-          select_on: str | None = None) -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path | str,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    train_bearings: Sequence[str] | None = None,
+    val_bearings: Sequence[str] | None = None,
+    test_bearings: Mapping[str, str] | None = None,
+    drop_time: bool = False,
+    window: int = 32,
+    stride: int = 16,
+    label_fallback: Mapping[str, str | None] | None = None,
+    temperature_fallback_c: Mapping[str, float | None] | None = None,
+    limit: int | None = None,
+    select_on: str | None = None,
+) -> DatasetSplits:
     """Bearing splits for ``protocol.name`` ``paper`` or ``clean`` (module docstring).
 
     ``train_bearings``/``val_bearings``: lists of bearing names (null: the protocol's defaults);
@@ -504,33 +590,59 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     sources = {str(ref): source_of(path) for ref, path in paths.items()}
     mixed = len(set(sources.values())) > 1
     if mixed:
-        log.warning("bearings from different sources in one run: %s. Extracted features (this project's extractor) "
-                    "differ from the authors' in energy, dominant frequency, entropy and temperature; the "
-                    "record and the tables say so", describe_sources(sources))
-    bearings = {ref: thin(load_bearing(paths[ref], ref, labels[ref.dataset], temperatures[ref.dataset], cache_dir),
-                          limit) for ref in refs}
+        log.warning(
+            "bearings from different sources in one run: %s. Extracted features (this project's extractor) "
+            "differ from the authors' in energy, dominant frequency, entropy and temperature; the "
+            "record and the tables say so",
+            describe_sources(sources),
+        )
+    bearings = {
+        ref: thin(load_bearing(paths[ref], ref, labels[ref.dataset], temperatures[ref.dataset], cache_dir), limit)
+        for ref in refs
+    }
     columns = input_columns(bool(drop_time))
     if protocol.is_paper:
         (train_set, val_set), test_sets, extra = _build_paper(protocol, bearings, train, tests, columns)
         granularity = "sequence"
     else:
-        (train_set, val_set), test_sets, extra = _build_clean(bearings, train, val, tests, columns, int(window),
-                                                              int(stride), limit)
+        (train_set, val_set), test_sets, extra = _build_clean(
+            bearings, train, val, tests, columns, int(window), int(stride), limit
+        )
         granularity = "step"
-    substituted = (name == "paper" and ([str(r) for r in train] != [f"pronostia/{b}" for b in PAPER_TRAIN]
-                                        or {k: str(v) for k, v in tests.items()}
-                                        != {k: f"{k}/{b}" for k, b in PAPER_TESTS.items()}))
+    substituted = name == "paper" and (
+        [str(r) for r in train] != [f"pronostia/{b}" for b in PAPER_TRAIN]
+        or {k: str(v) for k, v in tests.items()} != {k: f"{k}/{b}" for k, b in PAPER_TESTS.items()}
+    )
     extra.update(
-        bearings={"train": [str(r) for r in train], "val": [str(r) for r in val],
-                  "test": {k: str(v) for k, v in tests.items()}},
+        bearings={
+            "train": [str(r) for r in train],
+            "val": [str(r) for r in val],
+            "test": {k: str(v) for k, v in tests.items()},
+        },
         rows={str(ref): int(len(b.label)) for ref, b in bearings.items()},
         files={str(ref): str(path) for ref, path in paths.items()},
-        features=[FEATURE_NAMES[i] for i in columns], drop_time=bool(drop_time), label_fallback=labels,
+        features=[FEATURE_NAMES[i] for i in columns],
+        drop_time=bool(drop_time),
+        label_fallback=labels,
         temperature_fallback_c=temperatures,
-        substituted_bearings=bool(substituted), bearing_sources=sources, mixed_sources=mixed, select_on=metric)
-    meta = DatasetMeta(name="bearings", input_dim=len(columns), output_dim=1, task="regression", metric=metric,
-                       metric_mode=SELECTABLE[metric], protocol=name, time_unit="authors' Time (row * 1000 / 25600)",
-                       label_granularity=granularity, fold=protocol.record_fold,
-                       source_files=[str(paths[ref].resolve()) for ref in refs], extra=extra)
+        substituted_bearings=bool(substituted),
+        bearing_sources=sources,
+        mixed_sources=mixed,
+        select_on=metric,
+    )
+    meta = DatasetMeta(
+        name="bearings",
+        input_dim=len(columns),
+        output_dim=1,
+        task="regression",
+        metric=metric,
+        metric_mode=SELECTABLE[metric],
+        protocol=name,
+        time_unit="authors' Time (row * 1000 / 25600)",
+        label_granularity=granularity,
+        fold=protocol.record_fold,
+        source_files=[str(paths[ref].resolve()) for ref in refs],
+        extra=extra,
+    )
     first = next(iter(test_sets))
     return DatasetSplits(train_set, val_set, test_sets[first], meta=meta, tests=test_sets)

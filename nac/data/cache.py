@@ -72,8 +72,9 @@ def load_npy(path: Path | str, shape: tuple[int, ...]) -> np.ndarray | None:
     return array
 
 
-def cached(path: Path | None, keys: Sequence[str], build: Callable[[], Mapping[str, np.ndarray]],
-           compressed: bool = False) -> tuple[dict[str, np.ndarray], bool]:
+def cached(
+    path: Path | None, keys: Sequence[str], build: Callable[[], Mapping[str, np.ndarray]], compressed: bool = False
+) -> tuple[dict[str, np.ndarray], bool]:
     """``(arrays, from_cache)``: the arrays ``keys`` of the ``.npz`` at ``path`` when it is readable, else
     ``build()`` (its ``keys`` then saved there atomically). ``path`` None: always ``build()``, nothing saved."""
     if path is not None:

@@ -84,8 +84,9 @@ def default_recording(data_root: Path | str | None) -> Path:
     return PROJECT_ROOT / "datasets" / FOLDER / FILENAME
 
 
-def record_expert(seeds: Iterable[int], max_steps: int = 1000, warmup_steps: int | None = None,
-                  progress: bool = True, expert=None) -> dict:
+def record_expert(
+    seeds: Iterable[int], max_steps: int = 1000, warmup_steps: int | None = None, progress: bool = True, expert=None
+) -> dict:
     """Drive the expert on each seed and return the recording's arrays (module docstring)."""
     from tqdm.auto import tqdm
 
@@ -97,11 +98,13 @@ def record_expert(seeds: Iterable[int], max_steps: int = 1000, warmup_steps: int
     try:
         bar = tqdm(seeds, desc="expert episodes", unit="episode", disable=not progress)
         for index, seed in enumerate(bar):
+
             def keep(step, frame, action, index=index):
                 frames.append(np.array(frame, dtype=np.uint8, copy=True))
                 actions.append(action)
                 episode.append(index)
                 steps.append(step)
+
             result = run_episode(policy, seed, env, max_steps, warmup_steps, on_step=keep)
             results.append(result)
             bar.set_postfix(seed=seed, ret=f"{result.episode_return:.1f}", laps=f"{result.lap_completion:.2f}")
@@ -110,13 +113,17 @@ def record_expert(seeds: Iterable[int], max_steps: int = 1000, warmup_steps: int
     if not frames:
         raise ValueError(f"nothing recorded: max_steps={max_steps} must exceed warmup_steps={warmup_steps}")
     return {
-        "frames": np.stack(frames), "actions": np.asarray(actions, np.int64), "episode": np.asarray(episode, np.int32),
-        "step": np.asarray(steps, np.int32), "seeds": np.asarray(seeds, np.int64),
+        "frames": np.stack(frames),
+        "actions": np.asarray(actions, np.int64),
+        "episode": np.asarray(episode, np.int32),
+        "step": np.asarray(steps, np.int32),
+        "seeds": np.asarray(seeds, np.int64),
         "returns": np.asarray([r.episode_return for r in results], np.float64),
         "lap_completion": np.asarray([r.lap_completion for r in results], np.float64),
         "lap_finished": np.asarray([r.lap_finished for r in results], bool),
         "episode_steps": np.asarray([r.steps for r in results], np.int32),
-        "warmup_steps": np.int64(warmup_steps), "max_steps": np.int64(max_steps),
+        "warmup_steps": np.int64(warmup_steps),
+        "max_steps": np.int64(max_steps),
         "expert": np.asarray(json.dumps(_settings(policy.expert), default=str)),
     }
 
@@ -144,7 +151,8 @@ def load_recording(path: Path | str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
             f"CarRacing recording not found: {path}. Generate expert episodes with `{GENERATE_COMMAND} "
-            f"--out {path}` (needs pip install -e '.[carracing]'), or set dataset.builder.recording=<file.npz>")
+            f"--out {path}` (needs pip install -e '.[carracing]'), or set dataset.builder.recording=<file.npz>"
+        )
     try:
         stored = np.load(path, allow_pickle=False)
         arrays = None
@@ -155,8 +163,9 @@ def load_recording(path: Path | str) -> dict:
         problem = "is empty (0 bytes)" if path.stat().st_size == 0 else f"cannot be read ({type(err).__name__}: {err})"
         raise DataError(path, None, f"{problem}: a truncated or damaged recording", _regenerate(path)) from None
     if arrays is None:
-        raise DataError(path, None, "holds one array, not a CarRacing recording (.npz of named arrays)",
-                        _regenerate(path))
+        raise DataError(
+            path, None, "holds one array, not a CarRacing recording (.npz of named arrays)", _regenerate(path)
+        )
     missing = [k for k in FRAME_KEYS + EPISODE_KEYS if k not in arrays]
     if missing:
         raise DataError(path, None, f"is not a CarRacing recording: missing arrays {missing}", _regenerate(path))
@@ -168,23 +177,39 @@ def check_recording(arrays: Mapping[str, np.ndarray], path: Path | str) -> None:
     """Shapes, lengths and value ranges of a recording's arrays; a DataError naming the array otherwise."""
     frames = arrays["frames"]
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise DataError(path, "array frames", f"must be uint8 (N, H, W, 3) with N > 0; got {frames.dtype} "
-                        f"{frames.shape}", _regenerate(path))
+        raise DataError(
+            path,
+            "array frames",
+            f"must be uint8 (N, H, W, 3) with N > 0; got {frames.dtype} {frames.shape}",
+            _regenerate(path),
+        )
     for key in FRAME_KEYS[1:]:
         if arrays[key].shape != (len(frames),):
-            raise DataError(path, f"array {key}", f"has shape {arrays[key].shape}, expected ({len(frames)},) like "
-                            "frames", _regenerate(path))
+            raise DataError(
+                path,
+                f"array {key}",
+                f"has shape {arrays[key].shape}, expected ({len(frames)},) like frames",
+                _regenerate(path),
+            )
     n_episodes = len(arrays["seeds"])
     for key in EPISODE_KEYS[1:]:
         if arrays[key].shape != (n_episodes,):
-            raise DataError(path, f"array {key}", f"has shape {arrays[key].shape}, expected ({n_episodes},) like "
-                            "seeds (one value per episode)", _regenerate(path))
+            raise DataError(
+                path,
+                f"array {key}",
+                f"has shape {arrays[key].shape}, expected ({n_episodes},) like seeds (one value per episode)",
+                _regenerate(path),
+            )
     for key, high in (("actions", len(ACTIONS)), ("episode", n_episodes)):
         values = arrays[key]
         bad = np.flatnonzero((values < 0) | (values >= high)) if values.dtype.kind in "iu" else np.arange(len(values))
         if len(bad):
-            raise DataError(path, f"array {key}, sample {bad[0]}", f"{values[bad[0]]!r} is not an integer in "
-                            f"0..{high - 1}", _regenerate(path))
+            raise DataError(
+                path,
+                f"array {key}, sample {bad[0]}",
+                f"{values[bad[0]]!r} is not an integer in 0..{high - 1}",
+                _regenerate(path),
+            )
 
 
 def window_ends(episode: np.ndarray, frames: int) -> np.ndarray:
@@ -205,8 +230,9 @@ class FrameWindowDataset(Dataset):
     window's last frame; the label is ``actions[end]``.
     """
 
-    def __init__(self, frames_store: np.ndarray, actions: np.ndarray, episode: np.ndarray, ends: np.ndarray,
-                 window: int):
+    def __init__(
+        self, frames_store: np.ndarray, actions: np.ndarray, episode: np.ndarray, ends: np.ndarray, window: int
+    ):
         self.frames_store, self.actions, self.episode = frames_store, np.asarray(actions), np.asarray(episode)
         self.ends, self.window = np.asarray(ends, dtype=np.int64), int(window)
 
@@ -224,19 +250,32 @@ class FrameWindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         end = int(self.ends[i])
-        block = self.frames_store[end - self.window + 1:end + 1]  # (L, H, W, 3) uint8
-        return {"x": frame_to_tensor(block), "t": torch.ones(self.window), "mask": torch.ones(self.window, dtype=torch.bool),
-                "y": torch.tensor(int(self.actions[end]), dtype=torch.long)}
+        block = self.frames_store[end - self.window + 1 : end + 1]  # (L, H, W, 3) uint8
+        return {
+            "x": frame_to_tensor(block),
+            "t": torch.ones(self.window),
+            "mask": torch.ones(self.window, dtype=torch.bool),
+            "y": torch.tensor(int(self.actions[end]), dtype=torch.long),
+        }
 
-    def subset(self, indices) -> "FrameWindowDataset":
-        return FrameWindowDataset(self.frames_store, self.actions, self.episode, self.ends[np.asarray(indices)],
-                                  self.window)
+    def subset(self, indices) -> FrameWindowDataset:
+        return FrameWindowDataset(
+            self.frames_store, self.actions, self.episode, self.ends[np.asarray(indices)], self.window
+        )
 
 
-def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0, cache_dir: Path | None = None,
-          recording: str | None = None, frames: int = 1, closed_loop_episodes: int = 0,
-          closed_loop_seed_start: int = 1000, closed_loop_max_steps: int = 1000,
-          limit: int | None = None) -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path | str | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    recording: str | None = None,
+    frames: int = 1,
+    closed_loop_episodes: int = 0,
+    closed_loop_seed_start: int = 1000,
+    closed_loop_max_steps: int = 1000,
+    limit: int | None = None,
+) -> DatasetSplits:
     """CarRacing splits for ``protocol.name`` ``paper`` or ``clean`` (module docstring).
 
     ``frames``: frames per sample (1 = the paper); ``limit``: quick tests (``paper``: the first
@@ -259,31 +298,53 @@ def build(protocol: Mapping, data_root: Path | str | None = None, seed: int = 0,
         splits = paper_splits(full.subset(keep), protocol, labels[keep])
     else:  # by episode (track seed)
         ids = [int(e) for e in np.unique(arrays["episode"])]
-        train_ids, val_ids, test_ids = group_split(ids, protocol.val_fraction, protocol.test_fraction,
-                                                   protocol.split_seed, kind="episode",
-                                                   hint=f". Record more with `{GENERATE_COMMAND}`")
+        train_ids, val_ids, test_ids = group_split(
+            ids,
+            protocol.val_fraction,
+            protocol.test_fraction,
+            protocol.split_seed,
+            kind="episode",
+            hint=f". Record more with `{GENERATE_COMMAND}`",
+        )
         parts = []
         for part in (train_ids, val_ids, test_ids):
             idx = np.flatnonzero(np.isin(sample_episodes, part))
-            parts.append(full.subset(idx if limit is None else idx[:int(limit)]))
+            parts.append(full.subset(idx if limit is None else idx[: int(limit)]))
         splits = tuple(parts)
         seeds = arrays["seeds"]
         extra["episodes"] = {"train": train_ids, "val": val_ids, "test": test_ids}
         extra["episode_seeds"] = {k: [int(seeds[i]) for i in v] for k, v in extra["episodes"].items()}
     if int(closed_loop_episodes) > 0:
         loop_seeds = list(range(int(closed_loop_seed_start), int(closed_loop_seed_start) + int(closed_loop_episodes)))
-        evaluations["closed_loop"] = closed_loop_evaluation(loop_seeds, int(closed_loop_max_steps), frames,
-                                                            int(arrays.get("warmup_steps", 50)))
+        evaluations["closed_loop"] = closed_loop_evaluation(
+            loop_seeds, int(closed_loop_max_steps), frames, int(arrays.get("warmup_steps", 50))
+        )
         extra["closed_loop_seeds"] = loop_seeds
     counts = np.bincount(labels, minlength=len(ACTIONS))
-    extra.update(recording=str(path), frames=frames, n_frames=int(len(arrays["frames"])),
-                 n_episodes=int(len(arrays["seeds"])), recorded_seeds=[int(s) for s in arrays["seeds"]],
-                 expert_mean_return=float(np.mean(arrays["returns"])),
-                 expert_lap_completion=float(np.mean(arrays["lap_completion"])),
-                 warmup_steps=int(arrays.get("warmup_steps", 50)), labels=list(ACTIONS),
-                 action_counts={a: int(c) for a, c in zip(ACTIONS, counts)}, limit=limit)
-    meta = DatasetMeta(name="carracing", input_dim=int(arrays["frames"].shape[-1]), output_dim=len(ACTIONS),
-                       task="classification", metric="accuracy", metric_mode="max", protocol=protocol.name,
-                       time_unit="simulator step (1/50 s)", fold=protocol.record_fold, source_files=[str(path.resolve())],
-                       extra=extra)
+    extra.update(
+        recording=str(path),
+        frames=frames,
+        n_frames=int(len(arrays["frames"])),
+        n_episodes=int(len(arrays["seeds"])),
+        recorded_seeds=[int(s) for s in arrays["seeds"]],
+        expert_mean_return=float(np.mean(arrays["returns"])),
+        expert_lap_completion=float(np.mean(arrays["lap_completion"])),
+        warmup_steps=int(arrays.get("warmup_steps", 50)),
+        labels=list(ACTIONS),
+        action_counts={a: int(c) for a, c in zip(ACTIONS, counts)},
+        limit=limit,
+    )
+    meta = DatasetMeta(
+        name="carracing",
+        input_dim=int(arrays["frames"].shape[-1]),
+        output_dim=len(ACTIONS),
+        task="classification",
+        metric="accuracy",
+        metric_mode="max",
+        protocol=protocol.name,
+        time_unit="simulator step (1/50 s)",
+        fold=protocol.record_fold,
+        source_files=[str(path.resolve())],
+        extra=extra,
+    )
     return DatasetSplits(*splits, meta=meta, evaluations=evaluations)

@@ -68,8 +68,9 @@ COLUMNS = ["unit", "cycle", *SETTINGS, *[f"s{i}" for i in range(1, 22)]]
 #: the 14 informative sensors of the literature (1-based sensor numbers)
 SENSORS = [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21]
 FEATURES = [f"s{i}" for i in SENSORS]
-NASA_URL = ("https://www.nasa.gov/intelligent-systems-division/discovery-and-systems-health/pcoe/"
-            "pcoe-data-set-repository/")
+NASA_URL = (
+    "https://www.nasa.gov/intelligent-systems-division/discovery-and-systems-health/pcoe/pcoe-data-set-repository/"
+)
 MIRROR_URL = "https://phm-datasets.s3.amazonaws.com/NASA/6.+Turbofan+Engine+Degradation+Simulation+Data+Set.zip"
 
 
@@ -77,8 +78,9 @@ def check_subset(subset: str) -> str:
     """The subset name (``FD001``...), or a ValueError listing the four."""
     name = str(subset).upper()
     if name not in SUBSETS:
-        raise ValueError(f"subset={subset!r} is not a C-MAPSS subset; choose dataset.builder.subset= one of "
-                         f"{list(SUBSETS)}")
+        raise ValueError(
+            f"subset={subset!r} is not a C-MAPSS subset; choose dataset.builder.subset= one of {list(SUBSETS)}"
+        )
     return name
 
 
@@ -93,14 +95,17 @@ def find_files(data_root: Path | str, subset: str) -> dict[str, Path]:
             f"C-MAPSS {subset} data not found: missing {missing} in {folder}. The files come from NASA's "
             f"Prognostics Center of Excellence data repository ('Turbofan Engine Degradation Simulation', "
             f"{NASA_URL}; mirror {MIRROR_URL}). Get them with: python scripts/download_data.py cmapss "
-            f"--root {data_root}")
+            f"--root {data_root}"
+        )
     return paths
 
 
 def _fix(path: Path | str) -> str:
     """What to do about a damaged C-MAPSS file: fetch a fresh copy."""
-    return (f"replace it with a fresh copy (python scripts/download_data.py cmapss --root "
-            f"{Path(path).resolve().parent.parent}, or NASA's archive {MIRROR_URL})")
+    return (
+        f"replace it with a fresh copy (python scripts/download_data.py cmapss --root "
+        f"{Path(path).resolve().parent.parent}, or NASA's archive {MIRROR_URL})"
+    )
 
 
 def read_table(path: Path | str) -> pd.DataFrame:
@@ -110,8 +115,13 @@ def read_table(path: Path | str) -> pd.DataFrame:
     :class:`DataError` naming the file and the line."""
     frame = read_csv(path, _fix(path), sep=r"\s+", header=None)
     if frame.shape[1] != len(COLUMNS):
-        raise DataError(path, None, f"expected {len(COLUMNS)} space-separated columns (unit, cycle, 3 settings, "
-                        f"21 sensors), found {frame.shape[1]} in its first row", _fix(path))
+        raise DataError(
+            path,
+            None,
+            f"expected {len(COLUMNS)} space-separated columns (unit, cycle, 3 settings, "
+            f"21 sensors), found {frame.shape[1]} in its first row",
+            _fix(path),
+        )
     frame.columns = COLUMNS
     frame = pd.DataFrame(numeric_columns(frame, COLUMNS, path, _fix(path)), columns=COLUMNS)
     frame[["unit", "cycle"]] = frame[["unit", "cycle"]].astype(np.int64)
@@ -160,7 +170,7 @@ class ConditionScaler:
         self.offset: dict[tuple, np.ndarray] = {}
         self.scale: dict[tuple, np.ndarray] = {}
 
-    def fit(self, values: np.ndarray, keys: np.ndarray) -> "ConditionScaler":
+    def fit(self, values: np.ndarray, keys: np.ndarray) -> ConditionScaler:
         for key in _conditions(keys):
             rows = values[_rows_of(keys, key)]
             if self.kind == "minmax":
@@ -174,8 +184,10 @@ class ConditionScaler:
     def transform(self, values: np.ndarray, keys: np.ndarray, source: str = "data") -> np.ndarray:
         unknown = sorted(set(_conditions(keys)) - set(self.offset))
         if unknown:
-            raise ValueError(f"{source}: operating conditions {unknown} (round(setting1), round(setting3)) do not "
-                             f"occur in the training engines {sorted(self.offset)}")
+            raise ValueError(
+                f"{source}: operating conditions {unknown} (round(setting1), round(setting3)) do not "
+                f"occur in the training engines {sorted(self.offset)}"
+            )
         out = np.empty_like(values, dtype=np.float64)
         for key in _conditions(keys):
             rows = _rows_of(keys, key)
@@ -183,8 +195,10 @@ class ConditionScaler:
         return out
 
     def to_dict(self) -> dict:
-        return {str(key): {"offset": self.offset[key].tolist(), "scale": self.scale[key].tolist()}
-                for key in sorted(self.offset)}
+        return {
+            str(key): {"offset": self.offset[key].tolist(), "scale": self.scale[key].tolist()}
+            for key in sorted(self.offset)
+        }
 
 
 def engine_arrays(frame: pd.DataFrame, scaled: np.ndarray, targets: np.ndarray):
@@ -198,23 +212,37 @@ def engine_arrays(frame: pd.DataFrame, scaled: np.ndarray, targets: np.ndarray):
     return out
 
 
-def engine_windows(engines: Mapping, units, window: int, stride: int, scale: float, limit: int | None = None,
-                   last_only: bool = False) -> SequenceTensorDataset:
+def engine_windows(
+    engines: Mapping, units, window: int, stride: int, scale: float, limit: int | None = None, last_only: bool = False
+) -> SequenceTensorDataset:
     """Windows of the given engines ending every ``stride`` cycles counted back from each engine's last
     cycle (:func:`~nac.data.windows.window_ends`; ``last_only``: the last window only), labelled with the
     RUL at their last cycle divided by ``scale``; ``.windows`` lists ``(unit, last row index)``."""
+
     def starts(n: int) -> np.ndarray:
         return starts_of_ends(np.array([n - 1]) if last_only else window_ends(n, window, stride), window)
 
-    groups = ((int(unit), engines[unit][0], np.ones(len(engines[unit][0])), engines[unit][1].astype(np.float32) / scale)
-              for unit in units)
+    groups = (
+        (int(unit), engines[unit][0], np.ones(len(engines[unit][0])), engines[unit][1].astype(np.float32) / scale)
+        for unit in units
+    )
     return windows_dataset(groups, window, starts, label="last", origin="end", limit=limit, what="engines")
 
 
-def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
-          subset: str = "FD001", window: int | None = 30, stride: int = 1, val_stride: int = 1,
-          rul_cap: float = 125, cap_test_rul: bool = True, scaler: str = "minmax",
-          limit: int | None = None) -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path | str,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    subset: str = "FD001",
+    window: int | None = 30,
+    stride: int = 1,
+    val_stride: int = 1,
+    rul_cap: float = 125,
+    cap_test_rul: bool = True,
+    scaler: str = "minmax",
+    limit: int | None = None,
+) -> DatasetSplits:
     """C-MAPSS splits of ``subset`` under the ``clean`` protocol (module docstring).
 
     ``window``: cycles per sample; ``stride``/``val_stride``: cycles between training/validation
@@ -225,9 +253,11 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     protocol = Protocol.parse("cmapss", protocol, ("clean",))
     name = check_subset(subset)
     if window is None:
-        raise ValueError(f"no window length for subset {subset!r} (window is null: dataset.windows has no entry "
-                         f"{subset!r}); name the subset as dataset.windows does ({name!r}) or set "
-                         f"dataset.builder.window")
+        raise ValueError(
+            f"no window length for subset {subset!r} (window is null: dataset.windows has no entry "
+            f"{subset!r}); name the subset as dataset.windows does ({name!r}) or set "
+            f"dataset.builder.window"
+        )
     subset = name
     if window < 1 or stride < 1 or val_stride < 1:
         raise ValueError(f"window={window}, stride={stride} and val_stride={val_stride} must be positive")
@@ -238,12 +268,21 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     true_rul = read_rul(paths["rul"])
     test_units = sorted(set(test_frame["unit"]))
     if len(true_rul) != len(test_units):
-        raise DataError(paths["rul"], None, f"has {len(true_rul)} values but {paths['test']} has {len(test_units)} "
-                        f"engines; they must match one to one", _fix(paths["rul"]))
+        raise DataError(
+            paths["rul"],
+            None,
+            f"has {len(true_rul)} values but {paths['test']} has {len(test_units)} engines; they must match one to one",
+            _fix(paths["rul"]),
+        )
 
     # validation by engine: a fraction of the training engines, never windows of one engine on both sides
-    train_ids, val_ids, _ = group_split([int(u) for u in set(train_frame["unit"])], protocol.val_fraction, None,
-                                        protocol.split_seed, kind="training engine")
+    train_ids, val_ids, _ = group_split(
+        [int(u) for u in set(train_frame["unit"])],
+        protocol.val_fraction,
+        None,
+        protocol.split_seed,
+        kind="training engine",
+    )
     train_keys, test_keys = condition_keys(train_frame), condition_keys(test_frame)
     train_values = train_frame[FEATURES].to_numpy(np.float64)
     fit_rows = train_frame["unit"].isin(train_ids).to_numpy()
@@ -262,22 +301,40 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
     scale = float(rul_cap)
     train = engine_windows(train_engines, train_ids, window, stride, scale, limit)
     val = engine_windows(train_engines, val_ids, window, val_stride, scale, limit)
-    test = engine_windows(test_engines, test_units[:limit] if limit else test_units, window, 1, scale,
-                          last_only=True)
+    test = engine_windows(test_engines, test_units[:limit] if limit else test_units, window, 1, scale, last_only=True)
     conditions = sorted(fitted.offset)
     test_lengths = {unit: len(test_engines[unit][0]) for unit in test_units}
     extra = {
-        "subset": subset, "files": {k: str(v) for k, v in paths.items()}, "features": FEATURES,
-        "sensors": SENSORS, "window": window, "stride": stride, "val_stride": val_stride, "rul_cap": scale,
-        "cap_test_rul": bool(cap_test_rul), "scaler": scaler,
+        "subset": subset,
+        "files": {k: str(v) for k, v in paths.items()},
+        "features": FEATURES,
+        "sensors": SENSORS,
+        "window": window,
+        "stride": stride,
+        "val_stride": val_stride,
+        "rul_cap": scale,
+        "cap_test_rul": bool(cap_test_rul),
+        "scaler": scaler,
         "scaler_fitted_on": "rows of the training engines (validation engines and test file excluded)",
-        "conditions": [list(map(int, c)) for c in conditions], "n_conditions": len(conditions),
-        "scaler_params": fitted.to_dict(), "engines": {"train": train_ids, "val": val_ids, "test": test_units},
+        "conditions": [list(map(int, c)) for c in conditions],
+        "n_conditions": len(conditions),
+        "scaler_params": fitted.to_dict(),
+        "engines": {"train": train_ids, "val": val_ids, "test": test_units},
         "padding": "right padding with mask False (engines shorter than the window)",
         "test_min_cycles": min(test_lengths.values()),
         "test_padded_engines": [unit for unit, length in test_lengths.items() if length < window],
     }
-    meta = DatasetMeta(name="cmapss", input_dim=len(FEATURES), output_dim=1, task="regression", metric="rmse",
-                       metric_mode="min", protocol="clean", time_unit="cycle", target_scale=scale,
-                       source_files=[str(p.resolve()) for p in paths.values()], extra=extra)
+    meta = DatasetMeta(
+        name="cmapss",
+        input_dim=len(FEATURES),
+        output_dim=1,
+        task="regression",
+        metric="rmse",
+        metric_mode="min",
+        protocol="clean",
+        time_unit="cycle",
+        target_scale=scale,
+        source_files=[str(p.resolve()) for p in paths.values()],
+        extra=extra,
+    )
     return DatasetSplits(train, val, test, meta=meta)

@@ -25,8 +25,15 @@ def source_file() -> Path:
     return Path(str(resources.files("sklearn.datasets.data") / "digits.csv.gz")).resolve()
 
 
-def build(protocol: Mapping, data_root: Path | None = None, seed: int = 0, max_events: int = 32,
-          threshold: float = 8.0, limit: int | None = None, cache_dir: Path | None = None) -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path | None = None,
+    seed: int = 0,
+    max_events: int = 32,
+    threshold: float = 8.0,
+    limit: int | None = None,
+    cache_dir: Path | None = None,
+) -> DatasetSplits:
     """Digits splits. ``clean``: stratified train/val/test hold-out (``protocol.split_seed``).
     ``paper``: stratified k-fold, model selection on the held-out fold (as the NAC authors do).
     ``limit`` keeps the first N images (for fast tests). Small enough to need no cache."""
@@ -42,7 +49,16 @@ def build(protocol: Mapping, data_root: Path | None = None, seed: int = 0, max_e
     else:
         indices = stratified_holdout(labels, protocol.val_fraction, protocol.test_fraction, protocol.split_seed)
         splits = tuple(full.subset(idx) for idx in indices)
-    meta = DatasetMeta(name="digits", input_dim=2, output_dim=10, task="classification", metric="accuracy",
-                       metric_mode="max", protocol=protocol.name, time_unit="pixel run (rescaled)",
-                       fold=protocol.record_fold, source_files=[str(source_file())])
+    meta = DatasetMeta(
+        name="digits",
+        input_dim=2,
+        output_dim=10,
+        task="classification",
+        metric="accuracy",
+        metric_mode="max",
+        protocol=protocol.name,
+        time_unit="pixel run (rescaled)",
+        fold=protocol.record_fold,
+        source_files=[str(source_file())],
+    )
     return DatasetSplits(*splits, meta=meta)

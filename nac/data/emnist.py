@@ -51,12 +51,22 @@ def _encode(folder: Path, data_root: Path, max_events: int, threshold: float, li
         test_images, test_labels = test_images[:limit], test_labels[:limit]
     images = np.concatenate([train_images, test_images])
     x, t, mask = encode_images(images, threshold, max_events, total_duration=float(max_events))
-    return {"x": x, "t": t, "mask": mask, "y": np.concatenate([train_labels, test_labels]).astype(np.int64),
-            "n_train": np.int64(len(train_images))}
+    return {
+        "x": x,
+        "t": t,
+        "mask": mask,
+        "y": np.concatenate([train_labels, test_labels]).astype(np.int64),
+        "n_train": np.int64(len(train_images)),
+    }
 
 
-def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int = 256, threshold: float = 128,
-                 limit: int | None = None) -> tuple[dict, Path | None, bool]:
+def load_encoded(
+    data_root: Path,
+    cache_dir: Path | None = None,
+    max_events: int = 256,
+    threshold: float = 128,
+    limit: int | None = None,
+) -> tuple[dict, Path | None, bool]:
     """Encoded MNIST, official train images first then test: ``(arrays, cache_file, from_cache)``.
 
     ``arrays`` holds x (N, L, 2), t (N, L), mask (N, L), y (N,) and n_train.
@@ -64,11 +74,23 @@ def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int
     data_root = Path(data_root)
     folder = data_root / "mnist"
     paths = mnist_paths(folder, data_root)  # FileNotFoundError with the download command
-    cache_file = cache_path(cache_dir, "emnist", "events", v=ENCODING_VERSION, sources=stat_key(paths.values()),
-                            max_events=int(max_events), threshold=float(threshold), limit=limit)
+    cache_file = cache_path(
+        cache_dir,
+        "emnist",
+        "events",
+        v=ENCODING_VERSION,
+        sources=stat_key(paths.values()),
+        max_events=int(max_events),
+        threshold=float(threshold),
+        limit=limit,
+    )
     # compressed (about 5 MB instead of 230 MB: most of the 256 events are padding); t is derived
-    arrays, from_cache = cached(cache_file, ("x", "mask", "y", "n_train"),
-                                lambda: _encode(folder, data_root, max_events, threshold, limit), compressed=True)
+    arrays, from_cache = cached(
+        cache_file,
+        ("x", "mask", "y", "n_train"),
+        lambda: _encode(folder, data_root, max_events, threshold, limit),
+        compressed=True,
+    )
     arrays["t"] = arrays["x"][:, :, 1].copy()  # as encode_images: t = event durations
     return arrays, cache_file, from_cache
 
@@ -77,8 +99,16 @@ def load_encoded(data_root: Path, cache_dir: Path | None = None, max_events: int
 INPUT_MODES = ("masked", "authors")
 
 
-def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, max_events: int = 256,
-          threshold: float = 128, limit: int | None = None, input_mode: str = "masked") -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    max_events: int = 256,
+    threshold: float = 128,
+    limit: int | None = None,
+    input_mode: str = "masked",
+) -> DatasetSplits:
     """E-MNIST splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
 
     ``limit`` keeps the first N images of each official split (quick tests). ``seed`` varies the
@@ -89,8 +119,10 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     if input_mode not in INPUT_MODES:
         raise ValueError(f"dataset.builder.input_mode={input_mode!r} is not valid; use one of {', '.join(INPUT_MODES)}")
     if data_root is None:
-        raise FileNotFoundError("E-MNIST needs a data root holding mnist/ (paths.data_root or $NAC_DATA_ROOT); "
-                                "get the files with `python scripts/download_data.py mnist --root <data_root>`")
+        raise FileNotFoundError(
+            "E-MNIST needs a data root holding mnist/ (paths.data_root or $NAC_DATA_ROOT); "
+            "get the files with `python scripts/download_data.py mnist --root <data_root>`"
+        )
     arrays, cache_file, from_cache = load_encoded(data_root, cache_dir, max_events, threshold, limit)
     sources = mnist_paths(Path(data_root) / "mnist", data_root).values()
     labels = arrays["y"]
@@ -103,17 +135,38 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     if protocol.is_paper:  # the 70k images pooled
         splits = paper_splits(full, protocol, labels)
     else:  # the official 60k / 10k split, validation stratified from the 60k
-        train_idx, val_idx = train_test_split(np.arange(n_train), test_size=protocol.val_fraction,
-                                              stratify=labels[:n_train], random_state=protocol.split_seed)
-        splits = (full.subset(np.sort(train_idx)), full.subset(np.sort(val_idx)),
-                  full.subset(np.arange(n_train, len(labels))))
-    meta = DatasetMeta(name="emnist", input_dim=2, output_dim=10, task="classification", metric="accuracy",
-                       metric_mode="max", protocol=protocol.name, time_unit=(f"pixel run (rescaled to {max_events} per image)" if input_mode == "masked"
-                                                else "event (t = 1)"),
-                       fold=protocol.record_fold, source_files=[str(Path(p).resolve()) for p in sources],
-                       extra={"input_mode": input_mode, "max_events": int(max_events), "threshold": float(threshold),
-                              "n_images": int(len(labels)), "limit": limit,
-                              "events_per_image_max": int(events.max()),
-                              "events_per_image_mean": round(float(events.mean()), 2),
-                              "cache_file": str(cache_file) if cache_file else None, "from_cache": from_cache})
+        train_idx, val_idx = train_test_split(
+            np.arange(n_train),
+            test_size=protocol.val_fraction,
+            stratify=labels[:n_train],
+            random_state=protocol.split_seed,
+        )
+        splits = (
+            full.subset(np.sort(train_idx)),
+            full.subset(np.sort(val_idx)),
+            full.subset(np.arange(n_train, len(labels))),
+        )
+    meta = DatasetMeta(
+        name="emnist",
+        input_dim=2,
+        output_dim=10,
+        task="classification",
+        metric="accuracy",
+        metric_mode="max",
+        protocol=protocol.name,
+        time_unit=(f"pixel run (rescaled to {max_events} per image)" if input_mode == "masked" else "event (t = 1)"),
+        fold=protocol.record_fold,
+        source_files=[str(Path(p).resolve()) for p in sources],
+        extra={
+            "input_mode": input_mode,
+            "max_events": int(max_events),
+            "threshold": float(threshold),
+            "n_images": int(len(labels)),
+            "limit": limit,
+            "events_per_image_max": int(events.max()),
+            "events_per_image_mean": round(float(events.mean()), 2),
+            "cache_file": str(cache_file) if cache_file else None,
+            "from_cache": from_cache,
+        },
+    )
     return DatasetSplits(*splits, meta=meta)

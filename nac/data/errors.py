@@ -45,8 +45,9 @@ def read_csv(path: Path | str, fix: str, **kwargs) -> pd.DataFrame:
         raise DataError(path, None, f"cannot be read ({type(err).__name__}: {err})", fix) from None
 
 
-def numeric_columns(frame: pd.DataFrame, columns: Sequence, path: Path | str, fix: str,
-                    first_line: int = 1) -> np.ndarray:
+def numeric_columns(
+    frame: pd.DataFrame, columns: Sequence, path: Path | str, fix: str, first_line: int = 1
+) -> np.ndarray:
     """``frame[columns]`` as float64 (rows, columns); a missing, non-numeric or infinite cell raises a
     :class:`DataError` naming its line (row ``i`` is line ``i + first_line``) and column.
 

@@ -16,8 +16,14 @@ import numpy as np
 from nac.data.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 #: canonical MNIST file names (without ``.gz``), by role
 MNIST_FILES = {
@@ -48,15 +54,25 @@ def parse_idx(data: bytes, source: str = "<bytes>", ndim: int | None = None) -> 
     if len(data) < 4:
         raise DataError(source, "header", f"too short for an IDX header ({len(data)} bytes)", _REFETCH)
     if data[0] != 0 or data[1] != 0:
-        raise DataError(source, "header", f"bad IDX magic number {data[:4].hex()} (must start with 0000): not an "
-                        "IDX file, or a corrupted one", _REFETCH)
+        raise DataError(
+            source,
+            "header",
+            f"bad IDX magic number {data[:4].hex()} (must start with 0000): not an IDX file, or a corrupted one",
+            _REFETCH,
+        )
     type_code, dims = data[2], data[3]
     if type_code not in _DTYPES:
-        raise DataError(source, "header", f"unknown IDX data type 0x{type_code:02x} in magic number {data[:4].hex()}",
-                        _REFETCH)
+        raise DataError(
+            source, "header", f"unknown IDX data type 0x{type_code:02x} in magic number {data[:4].hex()}", _REFETCH
+        )
     if ndim is not None and dims != ndim:
-        raise DataError(source, "header", f"IDX file has {dims} dimensions, expected {ndim} (magic number "
-                        f"{data[:4].hex()}; images are idx3, labels idx1)", "check which file this is, or " + _REFETCH)
+        raise DataError(
+            source,
+            "header",
+            f"IDX file has {dims} dimensions, expected {ndim} (magic number "
+            f"{data[:4].hex()}; images are idx3, labels idx1)",
+            "check which file this is, or " + _REFETCH,
+        )
     header = 4 + 4 * dims
     if len(data) < header:
         raise DataError(source, "header", "truncated IDX header", _REFETCH)
@@ -64,8 +80,13 @@ def parse_idx(data: bytes, source: str = "<bytes>", ndim: int | None = None) -> 
     dtype = _DTYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) - header != expected:
-        raise DataError(source, None, f"IDX header announces shape {shape} ({expected} data bytes) but the file "
-                        f"holds {len(data) - header} data bytes (truncated or corrupted)", _REFETCH)
+        raise DataError(
+            source,
+            None,
+            f"IDX header announces shape {shape} ({expected} data bytes) but the file "
+            f"holds {len(data) - header} data bytes (truncated or corrupted)",
+            _REFETCH,
+        )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -81,9 +102,11 @@ def find_mnist_file(folder: str | Path, stem: str, data_root: str | Path | None 
         if (folder / name).is_file():
             return folder / name
     root = Path(data_root) if data_root is not None else folder.parent
-    raise FileNotFoundError(f"MNIST file {stem}.gz (or {stem}) not found in {folder}; download it with "
-                            f"`{DOWNLOAD_HINT.format(root=root)}` or point paths.data_root / $NAC_DATA_ROOT "
-                            "at a folder holding mnist/")
+    raise FileNotFoundError(
+        f"MNIST file {stem}.gz (or {stem}) not found in {folder}; download it with "
+        f"`{DOWNLOAD_HINT.format(root=root)}` or point paths.data_root / $NAC_DATA_ROOT "
+        "at a folder holding mnist/"
+    )
 
 
 def mnist_paths(folder: str | Path, data_root: str | Path | None = None) -> dict[str, Path]:
@@ -101,11 +124,19 @@ def load_mnist(folder: str | Path, data_root: str | Path | None = None):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         image_file, label_file = paths[f"{split}_images"], paths[f"{split}_labels"]
         if images.shape[1:] != (28, 28):
-            raise DataError(image_file, "header", f"images of {images.shape[1:]} pixels, expected (28, 28)",
-                            "check which file this is, or " + _REFETCH)
+            raise DataError(
+                image_file,
+                "header",
+                f"images of {images.shape[1:]} pixels, expected (28, 28)",
+                "check which file this is, or " + _REFETCH,
+            )
         if len(images) != len(labels):
-            raise DataError(label_file, None, f"{len(labels)} labels but {image_file} holds {len(images)} images",
-                            "the two files must come from the same download: " + _REFETCH)
+            raise DataError(
+                label_file,
+                None,
+                f"{len(labels)} labels but {image_file} holds {len(images)} images",
+                "the two files must come from the same download: " + _REFETCH,
+            )
         if labels.dtype.kind not in "iu":
             raise DataError(label_file, "header", f"labels of type {labels.dtype}, expected integers", _REFETCH)
         bad = np.flatnonzero((labels < 0) | (labels > 9))

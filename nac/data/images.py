@@ -25,7 +25,7 @@ def linear_sampling(out_coords: np.ndarray, scale: float, offset: float, low: fl
 # OpenCV's fixed-point constants (imgproc color.hpp / color_yuv.simd.hpp, yuv_shift = 14)
 _YUV_SHIFT = 14
 _R2Y, _G2Y, _B2Y = 4899, 9617, 1868  # 0.299, 0.587, 0.114 * 2^14
-_B2U, _R2V = 8061, 14369             # 0.492, 0.877 * 2^14
+_B2U, _R2V = 8061, 14369  # 0.492, 0.877 * 2^14
 
 
 def _descale(value: np.ndarray) -> np.ndarray:

@@ -62,17 +62,37 @@ FOLDER = "person_activity"
 FILENAME = "ConfLongDemo_JSI.txt"
 COLUMNS = ["sequence", "tag", "ticks", "date", "x", "y", "z", "activity"]
 #: the 11 activities, sorted: label i is ACTIVITIES[i]
-ACTIVITIES = sorted([
-    "falling", "lying", "lying down", "on all fours", "sitting", "sitting down", "sitting on the ground",
-    "standing up from lying", "standing up from sitting", "standing up from sitting on the ground", "walking",
-])
+ACTIVITIES = sorted(
+    [
+        "falling",
+        "lying",
+        "lying down",
+        "on all fours",
+        "sitting",
+        "sitting down",
+        "sitting on the ground",
+        "standing up from lying",
+        "standing up from sitting",
+        "standing up from sitting on the ground",
+        "walking",
+    ]
+)
 #: the 4 body tags, sorted: ankle left, ankle right, chest, belt (UCI dataset description)
 TAGS = ["010-000-024-033", "010-000-030-096", "020-000-032-221", "020-000-033-111"]
 #: the activity order of the authors' ``PAR_balancer.py`` (their ``activity_id``): their balanced CSV holds
 #: the kept rows grouped by it, and that row order fixes which rows StratifiedKFold puts in each fold
 AUTHORS_ACTIVITY_ORDER = [
-    "walking", "falling", "lying down", "lying", "sitting down", "sitting", "standing up from lying",
-    "on all fours", "sitting on the ground", "standing up from sitting", "standing up from sitting on the ground",
+    "walking",
+    "falling",
+    "lying down",
+    "lying",
+    "sitting down",
+    "sitting",
+    "standing up from lying",
+    "on all fours",
+    "sitting on the ground",
+    "standing up from sitting",
+    "standing up from sitting on the ground",
 ]
 #: the synthetic clock step of the authors' code (seconds per row)
 PAPER_TIME_STEP = 0.211
@@ -90,12 +110,15 @@ def find_file(data_root: Path | str) -> Path:
         return others[0]
     raise FileNotFoundError(
         f"Person Activity data not found: expected {FILENAME} (or another ConfLongDemo_JSI*.txt) in {folder}. "
-        f"Get it with: python scripts/download_data.py person_activity --root {data_root}")
+        f"Get it with: python scripts/download_data.py person_activity --root {data_root}"
+    )
 
 
 def _fix(path: Path) -> str:
-    return (f"replace it with a fresh copy (python scripts/download_data.py person_activity --root "
-            f"{path.resolve().parent.parent})")
+    return (
+        f"replace it with a fresh copy (python scripts/download_data.py person_activity --root "
+        f"{path.resolve().parent.parent})"
+    )
 
 
 def read_raw(path: Path | str) -> pd.DataFrame:
@@ -106,27 +129,43 @@ def read_raw(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     frame = read_csv(path, _fix(path), header=None, dtype={0: str, 1: str, 2: str, 3: str, 7: str})
     if frame.shape[1] != len(COLUMNS):
-        raise DataError(path, None, f"has {frame.shape[1]} comma-separated columns, expected {len(COLUMNS)} "
-                        f"({', '.join(COLUMNS)})", _fix(path))
+        raise DataError(
+            path,
+            None,
+            f"has {frame.shape[1]} comma-separated columns, expected {len(COLUMNS)} ({', '.join(COLUMNS)})",
+            _fix(path),
+        )
     frame.columns = COLUMNS
     missing = frame.isna().to_numpy()
     if missing.any():
         row, col = np.argwhere(missing)[0]
-        raise DataError(path, f"line {row + 1}", f"column {COLUMNS[col]} is empty (the row ends early or a value is "
-                        "missing: a truncated or damaged file)", _fix(path))
+        raise DataError(
+            path,
+            f"line {row + 1}",
+            f"column {COLUMNS[col]} is empty (the row ends early or a value is missing: a truncated or damaged file)",
+            _fix(path),
+        )
     frame[["x", "y", "z"]] = numeric_columns(frame, ["x", "y", "z"], path, _fix(path))
     bad_ticks = np.flatnonzero(~frame["ticks"].str.fullmatch(r"\d{1,18}").to_numpy(bool))
     if len(bad_ticks):
         row = bad_ticks[0]
-        raise DataError(path, f"line {row + 1}", f"column ticks holds {frame['ticks'].iat[row][:30]!r}, not a "
-                        ".NET tick count", _fix(path))
+        raise DataError(
+            path,
+            f"line {row + 1}",
+            f"column ticks holds {frame['ticks'].iat[row][:30]!r}, not a .NET tick count",
+            _fix(path),
+        )
     frame["ticks"] = frame["ticks"].astype(np.int64)
     for column, known in (("activity", ACTIVITIES), ("tag", TAGS)):
         unknown = np.flatnonzero(~frame[column].isin(known).to_numpy())
         if len(unknown):
             row = unknown[0]
-            raise DataError(path, f"line {row + 1}", f"unknown {column} {frame[column].iat[row]!r}",
-                            f"the UCI dataset has {known}; {_fix(path)}")
+            raise DataError(
+                path,
+                f"line {row + 1}",
+                f"unknown {column} {frame[column].iat[row]!r}",
+                f"the UCI dataset has {known}; {_fix(path)}",
+            )
     return frame
 
 
@@ -135,8 +174,13 @@ def labels_of(activities) -> np.ndarray:
     return np.array([index[a] for a in activities], dtype=np.int64)
 
 
-def paper_rows(frame: pd.DataFrame, person: str, limit: int | None = None,
-               data_root: Path | str = "<data_root>", source: str = FILENAME) -> pd.DataFrame:
+def paper_rows(
+    frame: pd.DataFrame,
+    person: str,
+    limit: int | None = None,
+    data_root: Path | str = "<data_root>",
+    source: str = FILENAME,
+) -> pd.DataFrame:
     """The authors' preprocessing before scaling: one person, synthetic time, balanced per activity.
 
     Returns the kept rows in the order of the authors' balanced CSV (grouped by activity in
@@ -151,7 +195,8 @@ def paper_rows(frame: pd.DataFrame, person: str, limit: int | None = None,
             f"person {person!r} is not in the Person Activity file {source}; people present: {people}. "
             f"The shared development copy holds person A only; get the full file ({FILENAME}, persons A-E) with "
             f"`python scripts/download_data.py person_activity --root {data_root}`, or run the same code on "
-            f"person A with dataset.builder.person=A")
+            f"person A with dataset.builder.person=A"
+        )
     rows = rows[["x", "y", "z", "activity"]].copy()
     rows["row"] = np.arange(len(rows))
     rows["time"] = rows["row"] * PAPER_TIME_STEP
@@ -176,10 +221,16 @@ def _build_paper(frame: pd.DataFrame, protocol: Protocol, person: str, limit: in
     labels = labels_of(rows["activity"])
     n = len(rows)
     full = SequenceTensorDataset(x, np.ones((n, 1), np.float32), np.ones((n, 1), bool), labels)
-    extra = {"person": person, "rows_per_activity": int(np.bincount(labels).max()), "n_rows": n,
-             "activities_present": sorted(set(rows["activity"])), "scaler_mean": mean.tolist(),
-             "scaler_std": std.tolist(), "scaler_fitted_on": "all rows (paper protocol leak)",
-             "labels": ACTIVITIES}
+    extra = {
+        "person": person,
+        "rows_per_activity": int(np.bincount(labels).max()),
+        "n_rows": n,
+        "activities_present": sorted(set(rows["activity"])),
+        "scaler_mean": mean.tolist(),
+        "scaler_std": std.tolist(),
+        "scaler_fitted_on": "all rows (paper protocol leak)",
+        "labels": ACTIVITIES,
+    }
     return paper_splits(full, protocol, labels), extra
 
 
@@ -203,33 +254,52 @@ def _build_clean(frame: pd.DataFrame, protocol: Protocol, window: int, stride: i
     if window < 1 or stride < 1:
         raise ValueError(f"window={window} and stride={stride} must be positive")
     recordings = sorted(set(frame["sequence"]))
-    train_ids, val_ids, test_ids = split_recordings(recordings, protocol.val_fraction, protocol.test_fraction,
-                                                    protocol.split_seed)
+    train_ids, val_ids, test_ids = split_recordings(
+        recordings, protocol.val_fraction, protocol.test_fraction, protocol.split_seed
+    )
     arrays = {rec: recording_arrays(frame, rec) for rec in recordings}
     train_xyz = np.concatenate([arrays[rec][0][:, 4:] for rec in train_ids])
     mean, std = train_xyz.mean(0), train_xyz.std(0)  # training recordings only
 
     def windows(ids):
         """Windows of the recordings ``ids``; ``.windows``: (recording, start row in its tick-sorted order)."""
+
         def groups():
             for rec in ids:
                 features, elapsed, labels, _ = arrays[rec]
                 features = features.copy()
                 features[:, 4:] = _standardise(features[:, 4:], mean, std)
                 yield rec, features, elapsed, labels
-        return windows_dataset(groups(), window, lambda n: window_starts(n, window, stride), limit=limit,
-                               what="recordings")
+
+        return windows_dataset(
+            groups(), window, lambda n: window_starts(n, window, stride), limit=limit, what="recordings"
+        )
 
     splits = (windows(train_ids), windows(val_ids), windows(test_ids))
-    extra = {"recordings": {"train": train_ids, "val": val_ids, "test": test_ids}, "window": window,
-             "stride": stride, "tags": TAGS, "labels": ACTIVITIES, "scaler_mean": mean.tolist(),
-             "scaler_std": std.tolist(), "scaler_fitted_on": "training recordings",
-             "features": [f"tag {tag}" for tag in TAGS] + ["x", "y", "z"]}
+    extra = {
+        "recordings": {"train": train_ids, "val": val_ids, "test": test_ids},
+        "window": window,
+        "stride": stride,
+        "tags": TAGS,
+        "labels": ACTIVITIES,
+        "scaler_mean": mean.tolist(),
+        "scaler_std": std.tolist(),
+        "scaler_fitted_on": "training recordings",
+        "features": [f"tag {tag}" for tag in TAGS] + ["x", "y", "z"],
+    }
     return splits, extra
 
 
-def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Path | None = None,
-          person: str = "B", window: int = 32, stride: int = 16, limit: int | None = None) -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path | str,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    person: str = "B",
+    window: int = 32,
+    stride: int = 16,
+    limit: int | None = None,
+) -> DatasetSplits:
     """Person Activity splits for ``protocol.name`` ``paper`` or ``clean`` (module docstring).
 
     ``person``: the one person of the ``paper`` protocol (ignored by ``clean``); ``window``,
@@ -246,8 +316,18 @@ def build(protocol: Mapping, data_root: Path | str, seed: int = 0, cache_dir: Pa
         splits, extra = _build_clean(frame, protocol, int(window), int(stride), limit)
         input_dim, granularity = 7, "step"
     extra["file"] = str(path)
-    meta = DatasetMeta(name="par", input_dim=input_dim, output_dim=len(ACTIVITIES), task="classification",
-                       metric="accuracy", metric_mode="max", protocol=protocol.name, time_unit="second",
-                       label_granularity=granularity, fold=protocol.record_fold, source_files=[str(Path(path).resolve())],
-                       extra=extra)
+    meta = DatasetMeta(
+        name="par",
+        input_dim=input_dim,
+        output_dim=len(ACTIVITIES),
+        task="classification",
+        metric="accuracy",
+        metric_mode="max",
+        protocol=protocol.name,
+        time_unit="second",
+        label_granularity=granularity,
+        fold=protocol.record_fold,
+        source_files=[str(Path(path).resolve())],
+        extra=extra,
+    )
     return DatasetSplits(*splits, meta=meta)

@@ -51,9 +51,14 @@ class Protocol:
         if name not in supported or name not in DEFAULTS:
             raise unknown_protocol(dataset, name, supported)
         values = {key: protocol.get(key, default) for key, default in DEFAULTS[name].items()}
-        parsed = cls(name=str(name), n_folds=int(values["n_folds"]), fold=int(values["fold"]),
-                     split_seed=int(values["split_seed"]), val_fraction=float(values["val_fraction"]),
-                     test_fraction=float(values["test_fraction"]))
+        parsed = cls(
+            name=str(name),
+            n_folds=int(values["n_folds"]),
+            fold=int(values["fold"]),
+            split_seed=int(values["split_seed"]),
+            val_fraction=float(values["val_fraction"]),
+            test_fraction=float(values["test_fraction"]),
+        )
         if parsed.is_paper and not 0 <= parsed.fold < parsed.n_folds:
             raise ValueError(f"protocol.fold={parsed.fold} must be in [0, {parsed.n_folds - 1}]")
         return parsed

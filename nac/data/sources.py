@@ -54,7 +54,10 @@ def fingerprint(paths: Iterable[Path | str], root: Path | str | None = None) -> 
                 name = str(path.relative_to(root))
             except ValueError:
                 pass
-        files[name.replace(os.sep, "/")] = {"size": stat.st_size, "sha256": _sha256(path, stat.st_size, stat.st_mtime_ns)}
+        files[name.replace(os.sep, "/")] = {
+            "size": stat.st_size,
+            "sha256": _sha256(path, stat.st_size, stat.st_mtime_ns),
+        }
     overall = hashlib.sha256()
     for name, info in sorted(files.items()):
         overall.update(f"{name}\0{info['size']}\0{info['sha256']}\n".encode())

@@ -60,16 +60,19 @@ def group_counts(n: int, val_fraction: float, test_fraction: float | None) -> tu
     return n_test, n_val
 
 
-def group_split(groups: Sequence, val_fraction: float, test_fraction: float | None, seed: int, kind: str = "group",
-                hint: str = "") -> tuple[list, list, list]:
+def group_split(
+    groups: Sequence, val_fraction: float, test_fraction: float | None, seed: int, kind: str = "group", hint: str = ""
+) -> tuple[list, list, list]:
     """Groups (train, val, test), each sorted: the sorted groups shuffled with ``seed``, the first
     :func:`group_counts` test, the next validation, the rest training (``test_fraction`` None: no test
     groups). ``kind`` and ``hint`` word the error when there are too few groups (3, or 2 without test)."""
     groups = sorted(groups)
     minimum = 2 if test_fraction is None else 3
     if len(groups) < minimum:
-        raise ValueError(f"the clean protocol splits by {kind} and needs at least {minimum} {kind}s; got "
-                         f"{len(groups)}: {groups}{hint}")
+        raise ValueError(
+            f"the clean protocol splits by {kind} and needs at least {minimum} {kind}s; got "
+            f"{len(groups)}: {groups}{hint}"
+        )
     order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
     n_test, n_val = group_counts(len(groups), val_fraction, test_fraction)
-    return (sorted(order[n_test + n_val:]), sorted(order[n_test:n_test + n_val]), sorted(order[:n_test]))
+    return (sorted(order[n_test + n_val :]), sorted(order[n_test : n_test + n_val]), sorted(order[:n_test]))

@@ -118,19 +118,21 @@ DOWNLOAD_HINT = (
     "Udacity recordings come from the Udacity self-driving-car simulator: record your own (Training "
     "mode writes driving_log.csv and IMG/) or unpack a published sample recording (e.g. the course's "
     "track-1 sample " + SAMPLE_URL + ", whose data/ folder holds both) so that {folder}/driving_log.csv "
-    "and {folder}/IMG/ exist")
+    "and {folder}/IMG/ exist"
+)
 
 
 # ----------------------------------------------------------------------------------------- reading
+
 
 @dataclass
 class Recording:
     """One drive: its ``driving_log.csv`` rows (with the log ``line`` of each) and their image paths."""
 
-    name: str                  # folder relative to <data_root>/udacity ("." for that folder itself)
+    name: str  # folder relative to <data_root>/udacity ("." for that folder itself)
     log: Path
-    frame: pd.DataFrame        # COLUMNS + "line" (1-based line of the row in the log)
-    paths: list[list[Path]]    # [[center, left, right], ...] per row
+    frame: pd.DataFrame  # COLUMNS + "line" (1-based line of the row in the log)
+    paths: list[list[Path]]  # [[center, left, right], ...] per row
 
     def origin(self, row: int) -> str:
         """Where row ``row`` comes from, for messages: ``<log> line <n>``."""
@@ -143,13 +145,19 @@ def find_logs(data_root: Path | str) -> list[Path]:
     folder = Path(data_root) / FOLDER
     logs = []
     if folder.is_dir():
-        logs = sorted((p for p in folder.rglob(LOG_NAME)
-                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
-                      key=lambda p: p.parent.relative_to(folder).parts)
+        logs = sorted(
+            (
+                p
+                for p in folder.rglob(LOG_NAME)
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            ),
+            key=lambda p: p.parent.relative_to(folder).parts,
+        )
     if not logs:
-        raise FileNotFoundError(f"Udacity data not found: expected {folder / LOG_NAME} and {folder / 'IMG'}/ "
-                                f"(or one such pair per recording in subfolders of {folder}). "
-                                + DOWNLOAD_HINT.format(folder=folder))
+        raise FileNotFoundError(
+            f"Udacity data not found: expected {folder / LOG_NAME} and {folder / 'IMG'}/ "
+            f"(or one such pair per recording in subfolders of {folder}). " + DOWNLOAD_HINT.format(folder=folder)
+        )
     return logs
 
 
@@ -175,8 +183,9 @@ def read_log(path: Path | str) -> pd.DataFrame:
     four finite numbers, else a :class:`DataError` names the line.
     """
     path = Path(path)
-    fix = (f"fix or delete that line of {path.name} (the simulator writes {', '.join(COLUMNS)}; "
-           "quote a path with a comma)")
+    fix = (
+        f"fix or delete that line of {path.name} (the simulator writes {', '.join(COLUMNS)}; quote a path with a comma)"
+    )
     rows, lines = [], []
     first = True
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -187,16 +196,18 @@ def read_log(path: Path | str) -> pd.DataFrame:
                 if not any(field.strip() for field in fields):
                     continue
                 if len(fields) != len(COLUMNS):
-                    raise DataError(path, f"line {line}", f"has {len(fields)} comma-separated fields, expected "
-                                    f"{len(COLUMNS)}", fix)
+                    raise DataError(
+                        path, f"line {line}", f"has {len(fields)} comma-separated fields, expected {len(COLUMNS)}", fix
+                    )
                 numbers = [_number(field) for field in fields[3:]]
                 header, first = first and all(value is None for value in numbers), False
                 if header:
                     continue
                 for column, field, value in zip(COLUMNS[3:], fields[3:], numbers):
                     if value is None:
-                        raise DataError(path, f"line {line}", f"{column} is {field.strip()!r}, not a finite number",
-                                        fix)
+                        raise DataError(
+                            path, f"line {line}", f"{column} is {field.strip()!r}, not a finite number", fix
+                        )
                 for column, field in zip(CAMERAS, fields[:3]):
                     if not _base_name(field):
                         raise DataError(path, f"line {line}", f"the {column} image path is empty", fix)
@@ -219,11 +230,13 @@ def image_paths(frame: pd.DataFrame, image_dir: Path) -> list[list[Path]]:
     if missing:
         row, first = missing[0]
         line = int(frame["line"].iloc[row]) if "line" in frame else row + 1
-        raise DataError(image_dir.parent / LOG_NAME, f"line {line}",
-                        f"image {first.name} not found in {image_dir} ({len(missing)} of {3 * len(paths)} images "
-                        f"referenced by this log are missing)",
-                        "copy the recording's IMG/ folder next to its driving_log.csv, or delete the rows whose "
-                        "images are gone")
+        raise DataError(
+            image_dir.parent / LOG_NAME,
+            f"line {line}",
+            f"image {first.name} not found in {image_dir} ({len(missing)} of {3 * len(paths)} images "
+            f"referenced by this log are missing)",
+            "copy the recording's IMG/ folder next to its driving_log.csv, or delete the rows whose images are gone",
+        )
     return paths
 
 
@@ -235,7 +248,7 @@ def read_recordings(data_root: Path | str, limit: int | None = None) -> list[Rec
     for log_path in find_logs(data_root):
         frame = read_log(log_path)
         if limit is not None:
-            frame = frame.iloc[:int(limit)].reset_index(drop=True)
+            frame = frame.iloc[: int(limit)].reset_index(drop=True)
         name = log_path.parent.relative_to(folder).as_posix()
         recordings.append(Recording(name, log_path, frame, image_paths(frame, log_path.parent / "IMG")))
     return recordings
@@ -251,6 +264,7 @@ def source_files(recordings: Sequence[Recording]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------- preprocessing
+
 
 def _band_sampling(margin_rows: int):
     rows = np.arange(-margin_rows, HEIGHT + margin_rows, dtype=np.float64)
@@ -296,6 +310,7 @@ def preprocess(rgb: np.ndarray) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------ augmentation
 
+
 def _raw_coordinates(height: int, margin_rows: int):
     """Raw-frame (x, y) of each band pixel centre."""
     rows = np.arange(height, dtype=np.float32) - margin_rows
@@ -330,11 +345,12 @@ def augment(bands: np.ndarray, steering: float, rng: np.random.Generator, margin
     ratio = rng.uniform(*BRIGHTNESS_RANGE)
     value = band.max(axis=-1, keepdims=True)
     band = band * np.minimum(ratio, 255.0 / np.maximum(value, 1e-6))
-    crop = band[margin_rows:margin_rows + HEIGHT]
+    crop = band[margin_rows : margin_rows + HEIGHT]
     return np.clip(np.rint(crop), 0, 255).astype(np.uint8), steering
 
 
 # --------------------------------------------------------------------------------------- the cache
+
 
 def decode_band(path: Path, margin_rows: int = MARGIN_ROWS, origin: str | None = None) -> np.ndarray:
     """The band (66 + 2m, 200, 3) uint8 of one camera image; a DataError naming the file (and ``origin``,
@@ -343,13 +359,17 @@ def decode_band(path: Path, margin_rows: int = MARGIN_ROWS, origin: str | None =
         return resize_band(load_rgb(path), margin_rows)
     except (OSError, ValueError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated file; bad size
         problem = str(err).split("\n")[0] or type(err).__name__
-        raise DataError(path, f"referenced by {origin}" if origin else None,
-                        f"cannot be read as a {RAW_WIDTH}x{RAW_HEIGHT} image ({problem})",
-                        "restore the file from the original recording, or delete that row of the driving log") from err
+        raise DataError(
+            path,
+            f"referenced by {origin}" if origin else None,
+            f"cannot be read as a {RAW_WIDTH}x{RAW_HEIGHT} image ({problem})",
+            "restore the file from the original recording, or delete that row of the driving log",
+        ) from err
 
 
-def decode_bands(paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS,
-                 origins: Sequence[str] | None = None) -> np.ndarray:
+def decode_bands(
+    paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS, origins: Sequence[str] | None = None
+) -> np.ndarray:
     """(N, 3 cameras, 66 + 2m, 200, 3) uint8 RGB bands of the given ``[[center, left, right], ...]``;
     ``origins[i]`` names the log line of row ``i`` in error messages."""
     out = np.empty((len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3), np.uint8)
@@ -359,15 +379,24 @@ def decode_bands(paths: Sequence[Sequence[Path]], margin_rows: int = MARGIN_ROWS
     return out
 
 
-def load_bands(recordings: Sequence[Recording], cache_dir: Path | None, limit: int | None,
-               margin_rows: int = MARGIN_ROWS) -> tuple[np.ndarray, Path | None, bool]:
+def load_bands(
+    recordings: Sequence[Recording], cache_dir: Path | None, limit: int | None, margin_rows: int = MARGIN_ROWS
+) -> tuple[np.ndarray, Path | None, bool]:
     """The bands of every row of every recording (in order), from the cache when present:
     ``(bands, cache_file, from_cache)``. The cache is keyed on :func:`~nac.data.sources.stat_key` (path,
     size, modification time) of every log and image, the row limit, the margin and the preprocessing
     version, so a replaced image is decoded again."""
     paths = [row for recording in recordings for row in recording.paths]
-    cache_file = cache_path(cache_dir, FOLDER, "bands", ".npy", v=PREPROCESS_VERSION,
-                            sources=stat_key(source_files(recordings)), limit=limit, margin_rows=margin_rows)
+    cache_file = cache_path(
+        cache_dir,
+        FOLDER,
+        "bands",
+        ".npy",
+        v=PREPROCESS_VERSION,
+        sources=stat_key(source_files(recordings)),
+        limit=limit,
+        margin_rows=margin_rows,
+    )
     if cache_file is not None:
         bands = load_npy(cache_file, (len(paths), 3, HEIGHT + 2 * margin_rows, WIDTH, 3))  # memory-mapped
         if bands is not None:
@@ -383,6 +412,7 @@ def load_bands(recordings: Sequence[Recording], cache_dir: Path | None, limit: i
 
 # ------------------------------------------------------------------------------------- the dataset
 
+
 class UdacityFrames(Dataset):
     """Rows of a recording as single-frame items; training items may be augmented.
 
@@ -390,8 +420,16 @@ class UdacityFrames(Dataset):
     memory-mapped), ``steering`` (N,), ``rows`` the rows of this split.
     """
 
-    def __init__(self, bands: np.ndarray, steering: np.ndarray, rows: Sequence[int], augment: bool = False,
-                 probability: float = 0.6, seed: int = 0, margin_rows: int = MARGIN_ROWS):
+    def __init__(
+        self,
+        bands: np.ndarray,
+        steering: np.ndarray,
+        rows: Sequence[int],
+        augment: bool = False,
+        probability: float = 0.6,
+        seed: int = 0,
+        margin_rows: int = MARGIN_ROWS,
+    ):
         self.bands, self.steering = bands, np.asarray(steering, np.float32)
         self.rows = np.asarray(rows, np.int64)
         self.augment, self.probability, self.seed = bool(augment), float(probability), int(seed)
@@ -419,24 +457,31 @@ class UdacityFrames(Dataset):
             if rng.random() < self.probability:
                 return augment(self.bands[row], steering, rng, self.margin_rows)
         m = self.margin_rows
-        return np.asarray(self.bands[row, 0, m:m + HEIGHT]), steering
+        return np.asarray(self.bands[row, 0, m : m + HEIGHT]), steering
 
     def __getitem__(self, i: int) -> dict:
         crop, steering = self.frame(i)
-        return {"x": to_input(crop)[None], "t": torch.ones(1), "mask": torch.ones(1, dtype=torch.bool),
-                "y": torch.tensor(steering, dtype=torch.float32)}
+        return {
+            "x": to_input(crop)[None],
+            "t": torch.ones(1),
+            "mask": torch.ones(1, dtype=torch.bool),
+            "y": torch.tensor(steering, dtype=torch.float32),
+        }
 
 
 # ---------------------------------------------------------------------------------------- protocols
+
 
 def contiguous_blocks(n: int, val_fraction: float, test_fraction: float, margin: int):
     """Rows (train, val, test) as contiguous blocks ``train | margin | val | margin | test``."""
     n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
     n_train = n - n_test - n_val - 2 * margin
     if n_test < 1 or n_val < 1 or n_train < 1:
-        raise ValueError(f"the clean protocol cannot cut {n} rows into train / val ({val_fraction}) / test "
-                         f"({test_fraction}) blocks with margin={margin}; use a longer recording or a smaller "
-                         "dataset.builder.margin")
+        raise ValueError(
+            f"the clean protocol cannot cut {n} rows into train / val ({val_fraction}) / test "
+            f"({test_fraction}) blocks with margin={margin}; use a longer recording or a smaller "
+            "dataset.builder.margin"
+        )
     train = np.arange(n_train)
     val = np.arange(n_train + margin, n_train + margin + n_val)
     test = np.arange(n - n_test, n)
@@ -449,15 +494,18 @@ def split_recordings(n: int, val_fraction: float, test_fraction: float, seed: in
     the rest train."""
     n_test, n_val = max(1, round(test_fraction * n)), max(1, round(val_fraction * n))
     if n - n_test - n_val < 1:
-        raise ValueError(f"the clean protocol cannot split {n} recordings into train / val ({n_val}) / test "
-                         f"({n_test}) by recording; add recordings, or raise dataset.builder.recording_split_min "
-                         f"above {n} to cut each recording into contiguous blocks instead")
+        raise ValueError(
+            f"the clean protocol cannot split {n} recordings into train / val ({n_val}) / test "
+            f"({n_test}) by recording; add recordings, or raise dataset.builder.recording_split_min "
+            f"above {n} to cut each recording into contiguous blocks instead"
+        )
     _, val, test = group_split(range(n), val_fraction, test_fraction, seed, kind="recording")
     return ["test" if i in test else "val" if i in val else "train" for i in range(n)]
 
 
-def _clean_rows(recordings: Sequence[Recording], starts: np.ndarray, protocol: Protocol, margin: int,
-                recording_split_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _clean_rows(
+    recordings: Sequence[Recording], starts: np.ndarray, protocol: Protocol, margin: int, recording_split_min: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Pooled rows (train, val, test) of the clean protocol and each recording's share (see the docstring)."""
     val_fraction, test_fraction = protocol.val_fraction, protocol.test_fraction
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
@@ -478,9 +526,17 @@ def _clean_rows(recordings: Sequence[Recording], starts: np.ndarray, protocol: P
     return rows[0], rows[1], rows[2], shares
 
 
-def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | None = None, margin: int = 20,
-          augment: bool = True, augment_probability: float = 0.6, limit: int | None = None,
-          recording_split_min: int = 3) -> DatasetSplits:
+def build(
+    protocol: Mapping,
+    data_root: Path,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    margin: int = 20,
+    augment: bool = True,
+    augment_probability: float = 0.6,
+    limit: int | None = None,
+    recording_split_min: int = 3,
+) -> DatasetSplits:
     """Udacity splits for ``protocol`` (``paper`` or ``clean``, see the module docstring).
 
     ``margin``: frames dropped between the clean protocol's blocks; ``augment``: training augmentation
@@ -491,8 +547,10 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
     protocol = Protocol.parse("udacity", protocol)
     name = protocol.name
     if data_root is None:
-        raise FileNotFoundError("Udacity needs a data root holding udacity/driving_log.csv and udacity/IMG/ "
-                                "(paths.data_root or $NAC_DATA_ROOT). " + DOWNLOAD_HINT.format(folder="udacity"))
+        raise FileNotFoundError(
+            "Udacity needs a data root holding udacity/driving_log.csv and udacity/IMG/ "
+            "(paths.data_root or $NAC_DATA_ROOT). " + DOWNLOAD_HINT.format(folder="udacity")
+        )
     if limit is not None and int(limit) < 1:
         raise ValueError(f"dataset.builder.limit={limit} must be a positive number of rows (or null for all rows)")
     recordings = read_recordings(data_root, limit)
@@ -507,26 +565,47 @@ def build(protocol: Mapping, data_root: Path, seed: int = 0, cache_dir: Path | N
         train, val, test, shares = _clean_rows(recordings, starts, protocol, int(margin), int(recording_split_min))
 
     def split(rows, training: bool) -> UdacityFrames:
-        return UdacityFrames(bands, steering, rows, augment=training and augment, probability=augment_probability,
-                             seed=seed)
+        return UdacityFrames(
+            bands, steering, rows, augment=training and augment, probability=augment_probability, seed=seed
+        )
 
     owner = np.repeat(np.arange(len(recordings)), np.diff(starts))
-    per_recording = [{"name": recording.name, "log": str(recording.log), "n_rows": len(recording.frame),
-                      "split": share, **{key: int(np.sum(owner[rows] == i))
-                                         for key, rows in (("train", train), ("val", val), ("test", test))}}
-                     for i, (recording, share) in enumerate(zip(recordings, shares))]
+    per_recording = [
+        {
+            "name": recording.name,
+            "log": str(recording.log),
+            "n_rows": len(recording.frame),
+            "split": share,
+            **{key: int(np.sum(owner[rows] == i)) for key, rows in (("train", train), ("val", val), ("test", test))},
+        }
+        for i, (recording, share) in enumerate(zip(recordings, shares))
+    ]
     train_mean = float(steering[train].mean())
     meta = DatasetMeta(
-        name="udacity", input_dim=3, output_dim=1, task="regression", metric="mse", metric_mode="min",
-        protocol=name, time_unit="token (PilotNet feature-map slice; t = 1)", fold=protocol.record_fold,
+        name="udacity",
+        input_dim=3,
+        output_dim=1,
+        task="regression",
+        metric="mse",
+        metric_mode="min",
+        protocol=name,
+        time_unit="token (PilotNet feature-map slice; t = 1)",
+        fold=protocol.record_fold,
         source_files=source_files(recordings),
-        extra={"n_rows": n, "rows": {"train": len(train), "val": len(val), "test": len(test)},
-               "recordings": per_recording,
-               "split_by": {"clean": "recording" if shares[0] != "blocks" else "blocks", "paper": "rows"}[name],
-               "margin": int(margin) if name == "clean" else None, "augment": bool(augment),
-               "augment_probability": float(augment_probability), "limit": limit,
-               "train_mean_steering": train_mean,
-               "baseline_test_mse_train_mean": float(np.mean((steering[test] - train_mean) ** 2)),
-               "baseline_test_mse_zero": float(np.mean(steering[test].astype(np.float64) ** 2)),
-               "cache_file": str(cache_file) if cache_file else None, "from_cache": from_cache})
+        extra={
+            "n_rows": n,
+            "rows": {"train": len(train), "val": len(val), "test": len(test)},
+            "recordings": per_recording,
+            "split_by": {"clean": "recording" if shares[0] != "blocks" else "blocks", "paper": "rows"}[name],
+            "margin": int(margin) if name == "clean" else None,
+            "augment": bool(augment),
+            "augment_probability": float(augment_probability),
+            "limit": limit,
+            "train_mean_steering": train_mean,
+            "baseline_test_mse_train_mean": float(np.mean((steering[test] - train_mean) ** 2)),
+            "baseline_test_mse_zero": float(np.mean(steering[test].astype(np.float64) ** 2)),
+            "cache_file": str(cache_file) if cache_file else None,
+            "from_cache": from_cache,
+        },
+    )
     return DatasetSplits(split(train, True), split(val, False), split(test, False), meta=meta)

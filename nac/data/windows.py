@@ -38,9 +38,15 @@ def starts_of_ends(ends: np.ndarray, window: int) -> np.ndarray:
     return np.maximum(0, np.asarray(ends) - window + 1)
 
 
-def windows_dataset(groups: Iterable[tuple], window: int, starts: Callable[[int], np.ndarray],
-                    label: Literal["step", "last"] = "step", origin: Literal["start", "end"] = "start",
-                    limit: int | None = None, what: str = "groups") -> SequenceTensorDataset:
+def windows_dataset(
+    groups: Iterable[tuple],
+    window: int,
+    starts: Callable[[int], np.ndarray],
+    label: Literal["step", "last"] = "step",
+    origin: Literal["start", "end"] = "start",
+    limit: int | None = None,
+    what: str = "groups",
+) -> SequenceTensorDataset:
     """Windows of ``groups``, ``(key, x (n, C), t (n,), y (n, ...))`` each, as one dataset.
 
     ``starts(n)``: the start rows of a group of ``n`` rows; ``label``: ``step`` (y per step) or
@@ -64,5 +70,6 @@ def windows_dataset(groups: Iterable[tuple], window: int, starts: Callable[[int]
         xs, ts, masks, ys, where = xs[:limit], ts[:limit], masks[:limit], ys[:limit], where[:limit]
     if not xs:
         raise ValueError(f"{what} {keys} are all shorter than window={window}: lower dataset.builder.window")
-    return SequenceTensorDataset(np.stack(xs).astype(np.float32), np.stack(ts).astype(np.float32), np.stack(masks),
-                                 np.stack(ys), windows=where)
+    return SequenceTensorDataset(
+        np.stack(xs).astype(np.float32), np.stack(ts).astype(np.float32), np.stack(masks), np.stack(ys), windows=where
+    )

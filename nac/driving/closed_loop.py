@@ -34,8 +34,10 @@ from nac.driving.expert import GAS, PurePursuitExpert
 ENV_ID = "CarRacing-v3"
 #: steps of CarRacing's zoom-in at the start of an episode (t < 1 s at 50 FPS)
 ZOOM_STEPS = 50
-INSTALL_HINT = ("CarRacing needs Gymnasium with Box2D, an optional extra: pip install -e '.[carracing]' "
-                "(or pip install 'gymnasium[box2d]')")
+INSTALL_HINT = (
+    "CarRacing needs Gymnasium with Box2D, an optional extra: pip install -e '.[carracing]' "
+    "(or pip install 'gymnasium[box2d]')"
+)
 
 
 def require_gymnasium():
@@ -107,8 +109,14 @@ class ModelPolicy:
         return int(logits.reshape(-1, logits.shape[-1])[-1].argmax())
 
 
-def run_episode(policy, seed: int, env, max_steps: int = 1000, warmup_steps: int = ZOOM_STEPS,
-                on_step: Callable[[int, np.ndarray, int], None] | None = None) -> EpisodeResult:
+def run_episode(
+    policy,
+    seed: int,
+    env,
+    max_steps: int = 1000,
+    warmup_steps: int = ZOOM_STEPS,
+    on_step: Callable[[int, np.ndarray, int], None] | None = None,
+) -> EpisodeResult:
     """Drive one seeded episode in ``env`` (module docstring). ``on_step(step, frame, action)`` is called
     for every step after the warm-up with the frame the policy saw and the action it chose."""
     frame, _ = env.reset(seed=int(seed))
@@ -160,8 +168,13 @@ def expert_figures(seeds: tuple[int, ...], max_steps: int, warmup_steps: int) ->
     return summarise(drive(ExpertPolicy(), seeds, max_steps, warmup_steps), prefix="expert_")
 
 
-def closed_loop_evaluation(seeds: Iterable[int], max_steps: int = 1000, frames: int = 1,
-                           warmup_steps: int = ZOOM_STEPS, include_expert: bool = True):
+def closed_loop_evaluation(
+    seeds: Iterable[int],
+    max_steps: int = 1000,
+    frames: int = 1,
+    warmup_steps: int = ZOOM_STEPS,
+    include_expert: bool = True,
+):
     """An evaluation for :class:`~nac.data.base.DatasetSplits`: ``fn(model, device) -> figures``.
 
     Figures: ``mean_return``, ``std_return``, ``lap_completion``, ``laps_finished``, ``mean_steps``,
@@ -184,5 +197,15 @@ def closed_loop_evaluation(seeds: Iterable[int], max_steps: int = 1000, frames: 
     return evaluate
 
 
-__all__ = ["EpisodeResult", "ExpertPolicy", "ModelPolicy", "closed_loop_evaluation", "drive", "expert_figures", "make_env",
-           "require_gymnasium", "run_episode", "summarise"]
+__all__ = [
+    "EpisodeResult",
+    "ExpertPolicy",
+    "ModelPolicy",
+    "closed_loop_evaluation",
+    "drive",
+    "expert_figures",
+    "make_env",
+    "require_gymnasium",
+    "run_episode",
+    "summarise",
+]

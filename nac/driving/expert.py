@@ -44,14 +44,14 @@ class PurePursuitExpert:
     environment each step.
     """
 
-    lookahead: int = 5            #: waypoints ahead of the nearest one at standstill
+    lookahead: int = 5  #: waypoints ahead of the nearest one at standstill
     lookahead_per_speed: float = 0.0  #: extra waypoints per unit of speed
-    preview: int = 40             #: waypoints ahead checked for bends
+    preview: int = 40  #: waypoints ahead checked for bends
     steer_deadband: float = 0.25  #: heading error (rad) below which the expert does not steer
-    max_speed: float = 110.0      #: speed cap on straights
+    max_speed: float = 110.0  #: speed cap on straights
     lateral_accel: float = 200.0  #: cornering speed = sqrt(lateral_accel * radius)
-    braking_decel: float = 30.0   #: deceleration assumed for the braking curve (speed units / s)
-    brake_margin: float = 5.0     #: brake when faster than the allowed speed by more than this
+    braking_decel: float = 30.0  #: deceleration assumed for the braking curve (speed units / s)
+    brake_margin: float = 5.0  #: brake when faster than the allowed speed by more than this
 
     def __post_init__(self) -> None:
         self.reset()
@@ -86,7 +86,7 @@ class PurePursuitExpert:
         """The braking-curve speed limit at waypoint ``i`` (module docstring, step 3)."""
         k = np.arange(0, self.preview + 1)
         corner = self._corner[(i + k) % len(self._corner)]
-        return float(np.min(np.sqrt(corner ** 2 + 2 * self.braking_decel * self._spacing * k)))
+        return float(np.min(np.sqrt(corner**2 + 2 * self.braking_decel * self._spacing * k)))
 
     def act(self, env) -> int:
         """The action for the environment's current state."""

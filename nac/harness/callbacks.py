@@ -29,8 +29,10 @@ def write_sweep_table(sweep_dir: Path, partial_reason: str | None = None) -> Pat
     """Collect ``record.json`` of every job under ``sweep_dir`` (in job order) into ``table.md`` and
     ``table.csv`` (``table.partial.*`` with a first line giving ``partial_reason``); print it.
     Returns the Markdown file, or None when no job left a record."""
-    files = sorted(sweep_dir.rglob("record.json"),
-                   key=lambda p: (int(p.parent.name) if p.parent.name.isdigit() else 1 << 30, str(p)))
+    files = sorted(
+        sweep_dir.rglob("record.json"),
+        key=lambda p: (int(p.parent.name) if p.parent.name.isdigit() else 1 << 30, str(p)),
+    )
     table = summary_table(records_frame(load_records(files)))
     if table.empty:
         log.warning("no run records found under %s", sweep_dir)
@@ -38,8 +40,10 @@ def write_sweep_table(sweep_dir: Path, partial_reason: str | None = None) -> Pat
     stem = "table" if partial_reason is None else "table.partial"
     markdown = f"{to_markdown(table)}\n\n{LEGEND}"
     if partial_reason is not None:
-        markdown = (f"Partial table: the sweep was {partial_reason}; it holds the {len(files)} runs that had "
-                    f"started (see their status), runs that had not are missing.\n\n{markdown}")
+        markdown = (
+            f"Partial table: the sweep was {partial_reason}; it holds the {len(files)} runs that had "
+            f"started (see their status), runs that had not are missing.\n\n{markdown}"
+        )
     out = sweep_dir / f"{stem}.md"
     out.write_text(markdown + "\n")
     table.to_csv(sweep_dir / f"{stem}.csv", index=False)

@@ -28,26 +28,38 @@ def model_names() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 
 
-def build_sequence_model(name: str, input_dim: int, width: int, heads: int, seed: int = 0,
-                         overrides: Sequence[str] = ()) -> nn.Module:
+def build_sequence_model(
+    name: str, input_dim: int, width: int, heads: int, seed: int = 0, overrides: Sequence[str] = ()
+) -> nn.Module:
     """The sequence model of ``configs/model/<name>.yaml`` at the given width and head count."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=none", f"model={name}", f"dataset.width={width}",
-                                           f"dataset.heads={heads}", f"seed={seed}", *overrides])
+        cfg = compose(
+            "config",
+            overrides=[
+                "experiment=none",
+                f"model={name}",
+                f"dataset.width={width}",
+                f"dataset.heads={heads}",
+                f"seed={seed}",
+                *overrides,
+            ],
+        )
     torch.manual_seed(seed)
     return make_sequence_model(cfg.model, input_dim)
 
 
 @torch.no_grad()
-def time_forward(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1,
-                 repeats: int = 10) -> list[float]:
+def time_forward(
+    model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1, repeats: int = 10
+) -> list[float]:
     """Seconds of each of ``repeats`` forward passes (eval mode, no gradients) after ``warmup`` ones."""
     model.eval()
     return list(measure(lambda: model(x, t, None), warmup=warmup, repeats=repeats, label="forward").times)
 
 
-def time_train_step(model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1,
-                    repeats: int = 10) -> list[float]:
+def time_train_step(
+    model: nn.Module, x: torch.Tensor, t: torch.Tensor | None, warmup: int = 1, repeats: int = 10
+) -> list[float]:
     """Seconds of each training step: forward, a linear head, MSE loss, backward, Adam step."""
     model.train()
     head = nn.Linear(model.output_dim, 1).to(x.device)
@@ -68,8 +80,18 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values)
 
 
-def measure_point(model: str, mode: str, length: int, batch: int, features: int, width: int, heads: int,
-                  warmup: int, repeats: int, device: str) -> dict:
+def measure_point(
+    model: str,
+    mode: str,
+    length: int,
+    batch: int,
+    features: int,
+    width: int,
+    heads: int,
+    warmup: int,
+    repeats: int,
+    device: str,
+) -> dict:
     """One model at one (length, batch), in this process (run it in a fresh one: nac.bench.fresh):
     build, then time ``repeats`` forward passes or training steps after ``warmup``, with the memory
     increment over those passes. JSON-able."""
@@ -87,6 +109,14 @@ def measure_point(model: str, mode: str, length: int, batch: int, features: int,
     times = timer(net, x, t, warmup=warmup, repeats=repeats)
     memory = probe.stop()
     mean, std = mean_std(times)
-    row.update(mean_s=mean, std_s=std, seq_per_s=batch / mean, steps_per_s=batch * length / mean,
-               peak_mb=memory.peak_mib, increment_mb=memory.increment_mib, memory_method=memory.method, status="ok")
+    row.update(
+        mean_s=mean,
+        std_s=std,
+        seq_per_s=batch / mean,
+        steps_per_s=batch * length / mean,
+        peak_mb=memory.peak_mib,
+        increment_mb=memory.increment_mib,
+        memory_method=memory.method,
+        status="ok",
+    )
     return row

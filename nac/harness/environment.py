@@ -14,8 +14,18 @@ import numpy as np
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_PACKAGES = ("torch", "numpy", "pandas", "scikit-learn", "hydra-core", "omegaconf", "ncps", "torchdiffeq",
-             "wandb", "nac-bench")
+_PACKAGES = (
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "hydra-core",
+    "omegaconf",
+    "ncps",
+    "torchdiffeq",
+    "wandb",
+    "nac-bench",
+)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -73,8 +83,11 @@ def _uncommitted_digest(root: Path) -> str:
     files against HEAD, plus the names and content of untracked files that git does not ignore;
     empty when there is none."""
     diff = _git(root, "diff", "HEAD", "--binary", "--", *CODE_PATHS)
-    untracked = sorted(name for name in _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--",
-                                             *CODE_PATHS).split(b"\0") if name)
+    untracked = sorted(
+        name
+        for name in _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_PATHS).split(b"\0")
+        if name
+    )
     if not diff and not untracked:
         return ""
     digest = hashlib.sha256(diff)
@@ -91,8 +104,8 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
     """HEAD commit of the project checkout; ``unknown`` outside git.
 
     With uncommitted changes to the code (tracked edits or untracked, non-ignored files under
-    :data:`CODE_PATHS`) it is ``<sha>-dirty-<hash of those changes>``, so two different uncommitted states never share an id
-    (and a run is not skipped as finished after a second edit).
+    :data:`CODE_PATHS`) it is ``<sha>-dirty-<hash of those changes>``, so two different uncommitted states
+    never share an id (and a run is not skipped as finished after a second edit).
     """
     try:
         commit = _git(root, "rev-parse", "HEAD").decode().strip()

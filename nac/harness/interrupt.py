@@ -83,9 +83,11 @@ def sigterm_stops_run(snapshot: Callable[[], None]) -> Iterator[None]:
     if previous in (signal.SIG_DFL, _raise_terminated):
         handler = _raise_terminated
     else:
+
         def handler(signum, frame):
             snapshot()
             previous(signum, frame)
+
     signal.signal(signal.SIGTERM, handler)
     try:
         yield

@@ -36,8 +36,9 @@ def run_lock(record: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise RunLocked(f"{holder} is already running this run (lock {path}); wait for it to finish, "
-                            "or stop it first") from None
+            raise RunLocked(
+                f"{holder} is already running this run (lock {path}); wait for it to finish, or stop it first"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         try:

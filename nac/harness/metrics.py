@@ -70,6 +70,11 @@ class MetricAccumulator:
             out["accuracy"] = self.correct / self.n
         else:
             mse = self.sq_err / self.n
-            out.update(mse=mse, rmse=math.sqrt(mse), mae=self.abs_err / self.n, score=self.score,
-                       score_per_row=self.score / self.n)
+            out.update(
+                mse=mse,
+                rmse=math.sqrt(mse),
+                mae=self.abs_err / self.n,
+                score=self.score,
+                score_per_row=self.score / self.n,
+            )
         return out

@@ -66,8 +66,15 @@ def overlay(ax, name: str, panels: Sequence[tuple[dict, SetPredictions]], order:
     for i, (info, data) in enumerate(panels):
         idx = sample_order(info, data, order)
         metrics = regression_metrics(data.pred, data.true)
-        ax.plot(np.arange(len(idx)), data.pred[idx], ".", color=f"C{i}", markersize=2, alpha=0.5,
-                label=f"{info.get('model')}: RMSE {metrics['rmse']:.3f}, S {metrics['score']:.4g}")
+        ax.plot(
+            np.arange(len(idx)),
+            data.pred[idx],
+            ".",
+            color=f"C{i}",
+            markersize=2,
+            alpha=0.5,
+            label=f"{info.get('model')}: RMSE {metrics['rmse']:.3f}, S {metrics['score']:.4g}",
+        )
     if panels:
         info, data = panels[0]
         idx = sample_order(info, data, order)
@@ -86,16 +93,26 @@ def collect(paths: Sequence[Path | str]) -> list[tuple[Path, dict, dict[str, Set
         else:
             raise FileNotFoundError(f"{path} does not exist; give <record stem>{SUFFIX} files or folders holding them")
     if not files:
-        raise FileNotFoundError(f"no *{SUFFIX} file in {[str(p) for p in paths]}; runs write them with "
-                                "trainer.save_predictions=true")
+        raise FileNotFoundError(
+            f"no *{SUFFIX} file in {[str(p) for p in paths]}; runs write them with trainer.save_predictions=true"
+        )
     loaded = [(file, *read_predictions(file)) for file in files]
-    key = lambda item: (str(item[1].get("dataset")), str(item[1].get("tag") or item[1].get("subset")),  # noqa: E731
-                        str(item[1].get("model")), str(item[1].get("seed")), str(item[0]))
+
+    def key(item):
+        meta = item[1]
+        fields = (meta.get("dataset"), meta.get("tag") or meta.get("subset"), meta.get("model"), meta.get("seed"))
+        return (*map(str, fields), str(item[0]))
+
     return sorted(loaded, key=key)
 
 
-def plot_predictions(paths: Sequence[Path | str], out_dir: Path | str, name: str = "predictions",
-                     order: str = "auto", sets: Sequence[str] | None = None) -> list[Path]:
+def plot_predictions(
+    paths: Sequence[Path | str],
+    out_dir: Path | str,
+    name: str = "predictions",
+    order: str = "auto",
+    sets: Sequence[str] | None = None,
+) -> list[Path]:
     """Write ``<out_dir>/<name>_<set>.png`` for each test set; returns the files written."""
     loaded = collect(paths)
     names = list(sets) if sets else list(dict.fromkeys(n for _, _, found in loaded for n in found))
@@ -105,8 +122,9 @@ def plot_predictions(paths: Sequence[Path | str], out_dir: Path | str, name: str
     for set_name in names:
         panels = [(info, found[set_name]) for _, info, found in loaded if set_name in found]
         if not panels:
-            raise ValueError(f"no file holds test set {set_name!r}; they hold "
-                             f"{sorted({n for _, _, found in loaded for n in found})}")
+            raise ValueError(
+                f"no file holds test set {set_name!r}; they hold {sorted({n for _, _, found in loaded for n in found})}"
+            )
         target = out_dir / f"{name}_{set_name}.png"
         figure_for(set_name, panels, order).savefig(target, dpi=110)
         written.append(target)
@@ -115,13 +133,18 @@ def plot_predictions(paths: Sequence[Path | str], out_dir: Path | str, name: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI (scripts/plot_predictions.py); exit 2 with one line for bad input."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("paths", nargs="+", help=f"<record stem>{SUFFIX} files, or folders searched for them")
     parser.add_argument("--out", default=".", help="folder for the PNGs (default: .)")
     parser.add_argument("--name", default="predictions", help="file name prefix: <name>_<set>.png")
-    parser.add_argument("--order", choices=ORDERS, default="auto",
-                        help="x axis: truth (sorted by true value), rows (file order), auto (truth for C-MAPSS)")
+    parser.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="auto",
+        help="x axis: truth (sorted by true value), rows (file order), auto (truth for C-MAPSS)",
+    )
     parser.add_argument("--set", action="append", dest="sets", help="only this test set (repeatable)")
     args = parser.parse_args(argv)
     try:

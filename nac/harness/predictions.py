@@ -53,8 +53,9 @@ def requested(trainer: Mapping) -> bool:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, device: torch.device, task: str, per_step: bool,
-            target_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: torch.nn.Module, loader, device: torch.device, task: str, per_step: bool, target_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(predictions, targets) over a loader in its order (eval mode), in target units."""
     model.eval()
     preds, trues = [], []
@@ -73,12 +74,23 @@ def predict(model: torch.nn.Module, loader, device: torch.device, task: str, per
 def regression_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     """RMSE, MAE and the NASA/PHM08 score (``nac.harness.metrics``) of ``pred - true``."""
     error = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
-    return {"rmse": math.sqrt(float(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
-            "score": float(asymmetric_score(torch.from_numpy(error)))}
+    return {
+        "rmse": math.sqrt(float(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "score": float(asymmetric_score(torch.from_numpy(error))),
+    }
 
 
-def save_predictions(path: Path | str, model: torch.nn.Module, datasets: Mapping, make_loader: Callable,
-                     device: torch.device, meta, per_step: bool, info: Mapping) -> Path:
+def save_predictions(
+    path: Path | str,
+    model: torch.nn.Module,
+    datasets: Mapping,
+    make_loader: Callable,
+    device: torch.device,
+    meta,
+    per_step: bool,
+    info: Mapping,
+) -> Path:
     """Predict every dataset of ``datasets`` (name -> dataset; each distinct dataset once) and write
     them to ``path`` atomically; returns ``path``. ``make_loader(dataset)`` gives its ordered loader."""
     done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -92,9 +104,18 @@ def save_predictions(path: Path | str, model: torch.nn.Module, datasets: Mapping
         sets[name] = SetPredictions(pred, true, index)
     path = Path(path)
     subset = {"subset": meta.extra["subset"]} if "subset" in (meta.extra or {}) else {}  # C-MAPSS
-    return write_predictions(path, sets, {**info, **subset, "task": meta.task, "metric": meta.metric,
-                                          "target_scale": float(meta.target_scale),
-                                          "record": path.name.removesuffix(SUFFIX) + ".json"})
+    return write_predictions(
+        path,
+        sets,
+        {
+            **info,
+            **subset,
+            "task": meta.task,
+            "metric": meta.metric,
+            "target_scale": float(meta.target_scale),
+            "record": path.name.removesuffix(SUFFIX) + ".json",
+        },
+    )
 
 
 def write_predictions(path: Path | str, sets: Mapping[str, SetPredictions], info: Mapping) -> Path:
@@ -125,10 +146,17 @@ def read_predictions(path: Path | str) -> tuple[dict, dict[str, SetPredictions]]
     try:
         with np.load(path, allow_pickle=False) as data:
             info = json.loads(str(data["info"]))
-            sets = {name: SetPredictions(data[f"pred__{name}"], data[f"true__{name}"],
-                                         data[f"index__{name}"] if f"index__{name}" in data.files else None)
-                    for name in info["sets"]}
+            sets = {
+                name: SetPredictions(
+                    data[f"pred__{name}"],
+                    data[f"true__{name}"],
+                    data[f"index__{name}"] if f"index__{name}" in data.files else None,
+                )
+                for name in info["sets"]
+            }
     except (OSError, KeyError, ValueError) as err:
-        raise ValueError(f"{path} is not a predictions file written with trainer.save_predictions=true "
-                         f"(<record stem>{SUFFIX}): {type(err).__name__}: {err}") from None
+        raise ValueError(
+            f"{path} is not a predictions file written with trainer.save_predictions=true "
+            f"(<record stem>{SUFFIX}): {type(err).__name__}: {err}"
+        ) from None
     return info, sets

@@ -17,8 +17,21 @@ from nac.harness.records import RECORD_SCHEMA
 #: the values of ``status``
 STATUSES = ("ok", "failed", "diverged", "interrupted")
 #: fields written even when None (``fold`` is None outside the paper protocol's folds)
-_ALWAYS = ("schema", "status", "model", "dataset", "protocol", "fold", "seed", "tag", "started", "device",
-           "git_commit", "versions", "config")
+_ALWAYS = (
+    "schema",
+    "status",
+    "model",
+    "dataset",
+    "protocol",
+    "fold",
+    "seed",
+    "tag",
+    "started",
+    "device",
+    "git_commit",
+    "versions",
+    "config",
+)
 
 Metrics = dict[str, float]
 
@@ -92,8 +105,9 @@ class RunRecord:
         """Set several fields at once (unknown names are refused)."""
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise TypeError(f"RunRecord has no field(s) {unknown}; add them to nac/harness/record_schema.py "
-                            "and docs/RECORDS.md")
+            raise TypeError(
+                f"RunRecord has no field(s) {unknown}; add them to nac/harness/record_schema.py and docs/RECORDS.md"
+            )
         for name, value in values.items():
             setattr(self, name, value)
         self.__post_init__()

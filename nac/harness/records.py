@@ -31,8 +31,9 @@ def config_hash(config: dict) -> str:
     return hashlib.sha1(blob).hexdigest()[:10]
 
 
-def record_path(records_dir: Path, dataset: str, protocol: str, model: str, seed: int, fold: int | None,
-                cfg_hash: str) -> Path:
+def record_path(
+    records_dir: Path, dataset: str, protocol: str, model: str, seed: int, fold: int | None, cfg_hash: str
+) -> Path:
     """``records/<dataset>/<protocol>/<model>/seed<S>[-fold<F>]-<hash>.json``: distinct runs never share a path."""
     fold_part = "" if fold is None else f"-fold{fold}"
     return Path(records_dir) / dataset / protocol / model / f"seed{seed}{fold_part}-{cfg_hash}.json"

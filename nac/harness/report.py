@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,16 @@ from nac.harness.tables import (
 )
 
 #: config keys that do not change what a run computes or are swept (seed, fold): left out of the command
-IGNORED_KEYS = ("paths", "force", "logger", "trainer.progress", "trainer.save_predictions", "seed", "protocol.fold",
-                "hydra")
+IGNORED_KEYS = (
+    "paths",
+    "force",
+    "logger",
+    "trainer.progress",
+    "trainer.save_predictions",
+    "seed",
+    "protocol.fold",
+    "hydra",
+)
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 
 
@@ -107,48 +115,112 @@ class ReportSpec:
 
 FOLDS, SEEDS = (0, 1, 2, 3, 4), (0, 1, 2)
 EMNIST = ReportSpec(
-    dataset="emnist", title="E-MNIST: does the NAC paper's 96.64 % hold?", metric="accuracy",
+    dataset="emnist",
+    title="E-MNIST: does the NAC paper's 96.64 % hold?",
+    metric="accuracy",
     groups=(
-        GroupSpec("authors_paper", "NAC (nac_official), authors' pipeline, paper protocol", "emnist_authors",
-                  "nac_official", "paper", "authors", FOLDS),
-        GroupSpec("authors_clean", "NAC (nac_official), authors' pipeline, clean protocol", "emnist_authors_clean",
-                  "nac_official", "clean", "authors", SEEDS),
-        GroupSpec("nac_paper", "NAC (nac, paper variant), masked input, paper protocol", "emnist_paper", "nac",
-                  "paper", "masked", FOLDS),
-        GroupSpec("nac_clean", "NAC (nac, paper variant), masked input, clean protocol", "emnist_clean", "nac",
-                  "clean", "masked", SEEDS),
+        GroupSpec(
+            "authors_paper",
+            "NAC (nac_official), authors' pipeline, paper protocol",
+            "emnist_authors",
+            "nac_official",
+            "paper",
+            "authors",
+            FOLDS,
+        ),
+        GroupSpec(
+            "authors_clean",
+            "NAC (nac_official), authors' pipeline, clean protocol",
+            "emnist_authors_clean",
+            "nac_official",
+            "clean",
+            "authors",
+            SEEDS,
+        ),
+        GroupSpec(
+            "nac_paper",
+            "NAC (nac, paper variant), masked input, paper protocol",
+            "emnist_paper",
+            "nac",
+            "paper",
+            "masked",
+            FOLDS,
+        ),
+        GroupSpec(
+            "nac_clean",
+            "NAC (nac, paper variant), masked input, clean protocol",
+            "emnist_clean",
+            "nac",
+            "clean",
+            "masked",
+            SEEDS,
+        ),
         GroupSpec("lstm", "LSTM, masked input, clean protocol", "emnist_clean", "lstm", "clean", "masked", SEEDS),
         GroupSpec("cfc", "CfC, masked input, clean protocol", "emnist_clean", "cfc", "clean", "masked", SEEDS),
-        GroupSpec("transformer", "Transformer, masked input, clean protocol", "emnist_clean", "transformer", "clean",
-                  "masked", SEEDS),
+        GroupSpec(
+            "transformer",
+            "Transformer, masked input, clean protocol",
+            "emnist_clean",
+            "transformer",
+            "clean",
+            "masked",
+            SEEDS,
+        ),
         GroupSpec("ltc", "LTC, masked input, clean protocol", "emnist_clean", "ltc", "clean", "masked", (0,)),
-        GroupSpec("ode_rnn", "ODE-RNN, masked input, clean protocol", "emnist_clean", "ode_rnn", "clean", "masked",
-                  (0,)),
+        GroupSpec(
+            "ode_rnn", "ODE-RNN, masked input, clean protocol", "emnist_clean", "ode_rnn", "clean", "masked", (0,)
+        ),
     ),
     verdict_group="authors_paper",
-    pairs=(("authors_paper", "authors_clean", "authors' pipeline (nac_official, authors' input)"),
-           ("nac_paper", "nac_clean", "paper variant (nac, masked input)")),
-    curve_groups=("authors_paper", "authors_clean", "nac_paper", "nac_clean", "lstm", "cfc", "transformer", "ltc",
-                  "ode_rnn"),
+    pairs=(
+        ("authors_paper", "authors_clean", "authors' pipeline (nac_official, authors' input)"),
+        ("nac_paper", "nac_clean", "paper variant (nac, masked input)"),
+    ),
+    curve_groups=(
+        "authors_paper",
+        "authors_clean",
+        "nac_paper",
+        "nac_clean",
+        "lstm",
+        "cfc",
+        "transformer",
+        "ltc",
+        "ode_rnn",
+    ),
     test_set=(("paper", "the held-out fold of the pooled 70k"), ("clean", "the official 10k test set")),
     val_set=(("paper", "the same held-out fold (val = test)"), ("clean", "a stratified split of the official 60k")),
 )
 #: the bearing benchmark's models (campaign order) and their titles
-BEARING_MODELS = (("nac", "NAC (nac)"), ("nac_official", "NAC (nac_official)"), ("ltc", "LTC"), ("cfc", "CfC"),
-                  ("lstm", "LSTM"), ("transformer", "Transformer"))
+BEARING_MODELS = (
+    ("nac", "NAC (nac)"),
+    ("nac_official", "NAC (nac_official)"),
+    ("ltc", "LTC"),
+    ("cfc", "CfC"),
+    ("lstm", "LSTM"),
+    ("transformer", "Transformer"),
+)
 #: (key, label, experiment, protocol, where, expected) of the bearing settings
 BEARING_SETTINGS = (
     ("paper", "`paper`", "bearings_paper", "paper", (), FOLDS),
     ("clean_time", "`clean`, Time kept", "bearings_clean", "clean", (("dataset.builder.drop_time", False),), SEEDS),
-    ("clean_no_time", "`clean`, Time dropped", "bearings_clean", "clean", (("dataset.builder.drop_time", True),),
-     SEEDS),
+    (
+        "clean_no_time",
+        "`clean`, Time dropped",
+        "bearings_clean",
+        "clean",
+        (("dataset.builder.drop_time", True),),
+        SEEDS,
+    ),
 )
 BEARINGS = ReportSpec(
-    dataset="bearings", title="Bearings: the NAC paper's S on PRONOSTIA, XJTU-SY and HUST, and what it measures",
+    dataset="bearings",
+    title="Bearings: the NAC paper's S on PRONOSTIA, XJTU-SY and HUST, and what it measures",
     metric="score",
-    groups=tuple(GroupSpec(f"{model}/{key}", f"{title}, {label}", experiment, model, protocol, None, expected, where)
-                 for key, label, experiment, protocol, where, expected in BEARING_SETTINGS
-                 for model, title in BEARING_MODELS),
+    groups=tuple(
+        GroupSpec(f"{model}/{key}", f"{title}, {label}", experiment, model, protocol, None, expected, where)
+        for key, label, experiment, protocol, where, expected in BEARING_SETTINGS
+        for model, title in BEARING_MODELS
+    ),
     tests=(("pronostia", "PRONOSTIA Bearing1_1"), ("xjtu", "XJTU-SY Bearing1_1"), ("hust", "HUST Bearing1")),
     families=(("NAC", ("nac", "nac_official")), ("recurrent", ("ltc", "cfc", "lstm")), ("attention", ("transformer",))),
 )
@@ -187,7 +259,7 @@ def welch_interval(a: Iterable[float], b: Iterable[float], confidence: float = C
     va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
     if va + vb == 0.0:
         return Difference(len(x), len(y), diff, diff, diff, None)
-    df = (va + vb) ** 2 / (va ** 2 / (len(x) - 1) + vb ** 2 / (len(y) - 1))
+    df = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
     half = float(stats.t.ppf((1 + confidence) / 2, df)) * math.sqrt(va + vb)
     return Difference(len(x), len(y), diff, diff - half, diff + half, float(df))
 
@@ -199,11 +271,16 @@ def verdict(summary: Summary, paper: float, gaps: Sequence[str]) -> str:
     figure = f"{paper:.2f} %"
     if summary.n == 0:
         return f"No verdict on {figure}: not run yet."
-    runs = f"{summary.mean:.2f} %" + (f" ± {summary.std:.2f}" if summary.std is not None else "") + \
-        f" over {summary.n} run{'s' if summary.n > 1 else ''}"
+    runs = (
+        f"{summary.mean:.2f} %"
+        + (f" ± {summary.std:.2f}" if summary.std is not None else "")
+        + f" over {summary.n} run{'s' if summary.n > 1 else ''}"
+    )
     if gaps:
-        return f"No verdict on {figure} yet: the runs are not like for like with the paper ({'; '.join(gaps)}). " \
-               f"So far: {runs}."
+        return (
+            f"No verdict on {figure} yet: the runs are not like for like with the paper ({'; '.join(gaps)}). "
+            f"So far: {runs}."
+        )
     if summary.low is None:
         return f"No verdict on {figure}: a single run has no interval ({runs})."
     interval = f"95 % CI of the mean [{summary.low:.2f}, {summary.high:.2f}]"
@@ -212,10 +289,14 @@ def verdict(summary: Summary, paper: float, gaps: Sequence[str]) -> str:
     gap = paper - summary.mean
     low, high = paper - summary.high, paper - summary.low
     if gap > 0:
-        return f"{figure} is not reproduced: missed by {gap:.2f} points (95 % CI [{low:.2f}, {high:.2f}]; " \
-               f"runs: {runs}, {interval})."
-    return f"{figure} is not reproduced: exceeded by {-gap:.2f} points (95 % CI [{-high:.2f}, {-low:.2f}]; " \
-           f"runs: {runs}, {interval})."
+        return (
+            f"{figure} is not reproduced: missed by {gap:.2f} points (95 % CI [{low:.2f}, {high:.2f}]; "
+            f"runs: {runs}, {interval})."
+        )
+    return (
+        f"{figure} is not reproduced: exceeded by {-gap:.2f} points (95 % CI [{-high:.2f}, {-low:.2f}]; "
+        f"runs: {runs}, {interval})."
+    )
 
 
 # ---------------------------------------------------------------- commands
@@ -235,7 +316,7 @@ def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _composed(experiment: str, model: str, overrides: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...] | str:
     """The flattened resolved config of ``experiment=<experiment> model=<model> <overrides>``, or why it cannot
     be composed."""
@@ -265,8 +346,11 @@ def config_overrides(config: dict, reference: dict) -> tuple[list[str], list[str
     and the reference keys the record lacks (it predates them); seed, fold, paths and logging left out."""
     record = {k: v for k, v in _flat(config or {}).items() if not _ignored(k)}
     reference = {k: v for k, v in reference.items() if not _ignored(k)}
-    overrides = [f"{'' if k in reference else '+'}{k}={_value(v)}" for k, v in record.items()
-                 if k not in reference or reference[k] != v]
+    overrides = [
+        f"{'' if k in reference else '+'}{k}={_value(v)}"
+        for k, v in record.items()
+        if k not in reference or reference[k] != v
+    ]
     return overrides, sorted(set(reference) - set(record))
 
 
@@ -301,8 +385,16 @@ class Split:
 
     def command(self) -> str:
         sweep = _sweep(self.spec.protocol, self.frame.seed.dropna(), self.frame.fold.dropna())
-        return " ".join(["nac-bench", f"experiment={self.spec.experiment}", f"model={self.spec.model}",
-                         *self.spec.overrides(), *self.overrides, *sweep])
+        return " ".join(
+            [
+                "nac-bench",
+                f"experiment={self.spec.experiment}",
+                f"model={self.spec.model}",
+                *self.spec.overrides(),
+                *self.overrides,
+                *sweep,
+            ]
+        )
 
     def label(self) -> str:
         return "as the experiment" if not (self.overrides or self.note) else " ".join(self.overrides) or self.note
@@ -320,12 +412,12 @@ def frame_of(records: Sequence[dict], tests: Sequence[str] = ()) -> pd.DataFrame
     for rec in records:
         rows = records_frame([rec])
         if tests and not rec.get("tests") and len(rows) == 1:
-            rows = pd.concat([rows.assign(dataset=f"{rec.get('dataset')}/{name}") for name in tests],
-                             ignore_index=True)
+            rows = pd.concat([rows.assign(dataset=f"{rec.get('dataset')}/{name}") for name in tests], ignore_index=True)
         frames.append(rows.assign(_record=[rec] * len(rows)))
     if not frames:
-        return pd.DataFrame(columns=["dataset", "protocol", "model", "config", "group", "status", "_record",
-                                     "input_mode"])
+        return pd.DataFrame(
+            columns=["dataset", "protocol", "model", "config", "group", "status", "_record", "input_mode"]
+        )
     frame = pd.concat(frames, ignore_index=True)
     return frame.assign(input_mode=[input_mode(c) for c in frame.config])
 
@@ -377,19 +469,31 @@ def _percent(series: pd.Series) -> pd.Series:
 # ---------------------------------------------------------------- sections
 
 
-GROUP_COLUMNS = ["group", "runs (ok/total)", "test acc. (%)", f"test {CONFIDENCE:.0%} CI", "val at selected epoch (%)",
-                 "status", "paper (%)", "vs paper"]
+GROUP_COLUMNS = [
+    "group",
+    "runs (ok/total)",
+    "test acc. (%)",
+    f"test {CONFIDENCE:.0%} CI",
+    "val at selected epoch (%)",
+    "status",
+    "paper (%)",
+    "vs paper",
+]
 
 
 def _group_row(split: Split, paper: float | None, main: bool) -> dict[str, Any]:
     row = summary_table(split.frame.drop(columns=["_record", "input_mode"]), merge_commits=True).iloc[0]
     like = row.get("vs paper") == "like for like"
-    return {"group": split.spec.title + ("" if main else f" [{split.label()}]"),
-            "runs (ok/total)": row["runs"], "test acc. (%)": row["test"],
-            f"test {CONFIDENCE:.0%} CI": row[f"test {CONFIDENCE:.0%} CI"], "val at selected epoch (%)": row["val"],
-            "status": _status(split, row["status"]),
-            "paper (%)": f"{paper:.2f}" if like and paper is not None else None,
-            "vs paper": row.get("vs paper")}
+    return {
+        "group": split.spec.title + ("" if main else f" [{split.label()}]"),
+        "runs (ok/total)": row["runs"],
+        "test acc. (%)": row["test"],
+        f"test {CONFIDENCE:.0%} CI": row[f"test {CONFIDENCE:.0%} CI"],
+        "val at selected epoch (%)": row["val"],
+        "status": _status(split, row["status"]),
+        "paper (%)": f"{paper:.2f}" if like and paper is not None else None,
+        "vs paper": row.get("vs paper"),
+    }
 
 
 def results_section(spec: ReportSpec, splits: dict[str, list[Split]], paper: float | None) -> str:
@@ -402,9 +506,13 @@ def results_section(spec: ReportSpec, splits: dict[str, list[Split]], paper: flo
             continue
         rows.append(_group_row(found[0], paper, main=True))
         others += [_group_row(s, paper, main=False) for s in found[1:]]
-    text = ["## 1. The paper's figure and the runs", "",
-            f"Paper: **{paper:.2f} %** test accuracy for NAC on E-MNIST (`tables.PAPER_FIGURES`; the figure is "
-            "attributed from a results aggregator, not checked against the PDF).", ""]
+    text = [
+        "## 1. The paper's figure and the runs",
+        "",
+        f"Paper: **{paper:.2f} %** test accuracy for NAC on E-MNIST (`tables.PAPER_FIGURES`; the figure is "
+        "attributed from a results aggregator, not checked against the PDF).",
+        "",
+    ]
     main = splits[spec.verdict_group]
     if main:
         ok = main[0].ok
@@ -414,27 +522,40 @@ def results_section(spec: ReportSpec, splits: dict[str, list[Split]], paper: flo
         text.append(f"**Authors' pipeline, paper protocol:** {verdict(summary, paper, gaps)}")
     else:
         text.append(f"**Authors' pipeline, paper protocol:** not run yet, so no verdict on {paper:.2f} %.")
-    text += ["", f"Rule: {paper:.2f} % is *reproduced* when it lies inside the Student-t {CONFIDENCE:.0%} "
-             "interval of the mean test accuracy over the authors' pipeline's runs (its 5 folds: n − 1 = 4 degrees of "
-             "freedom), bounds "
-             "included; otherwise the miss is the paper's figure minus that mean, with the same interval shifted. "
-             "The interval covers the fold-to-fold spread of these runs only: the paper gives no spread for its "
-             "figure. A verdict is given only when the group is like for like with the paper (every fold, 75 "
-             "epochs, the authors' input and NAC settings: `tables.paper_gaps`).", "",
-             to_markdown(pd.DataFrame(rows, columns=GROUP_COLUMNS)), "",
-             f"Test and val: mean ± sample std (ddof 1) over ok runs; CI: Student-t {CONFIDENCE:.0%} interval of the "
-             "mean (single run: no std or interval). Val at the selected epoch is the best validation accuracy, "
-             "which chose the checkpoint; under the paper protocol it is the test fold itself (val = test). The "
-             "paper column is filled only where `tables.paper_gaps` finds the group like for like; `vs paper` "
-             "says why not otherwise. Status: incomplete when runs failed, folds (paper) or seeds (clean) are "
-             "missing. Runs of one group made with different commits are pooled (section 4 lists the commits)."]
+    text += [
+        "",
+        f"Rule: {paper:.2f} % is *reproduced* when it lies inside the Student-t {CONFIDENCE:.0%} "
+        "interval of the mean test accuracy over the authors' pipeline's runs (its 5 folds: n − 1 = 4 degrees of "
+        "freedom), bounds "
+        "included; otherwise the miss is the paper's figure minus that mean, with the same interval shifted. "
+        "The interval covers the fold-to-fold spread of these runs only: the paper gives no spread for its "
+        "figure. A verdict is given only when the group is like for like with the paper (every fold, 75 "
+        "epochs, the authors' input and NAC settings: `tables.paper_gaps`).",
+        "",
+        to_markdown(pd.DataFrame(rows, columns=GROUP_COLUMNS)),
+        "",
+        f"Test and val: mean ± sample std (ddof 1) over ok runs; CI: Student-t {CONFIDENCE:.0%} interval of the "
+        "mean (single run: no std or interval). Val at the selected epoch is the best validation accuracy, "
+        "which chose the checkpoint; under the paper protocol it is the test fold itself (val = test). The "
+        "paper column is filled only where `tables.paper_gaps` finds the group like for like; `vs paper` "
+        "says why not otherwise. Status: incomplete when runs failed, folds (paper) or seeds (clean) are "
+        "missing. Runs of one group made with different commits are pooled (section 4 lists the commits).",
+    ]
     if absent:
-        text += ["", "Not run yet: " + "; ".join(f"{g.title} (`nac-bench experiment={g.experiment} model={g.model}`)"
-                                                  for g in absent) + "."]
+        text += [
+            "",
+            "Not run yet: "
+            + "; ".join(f"{g.title} (`nac-bench experiment={g.experiment} model={g.model}`)" for g in absent)
+            + ".",
+        ]
     if others:
-        text += ["", "Runs of the same groups with other settings (left out of every figure above and below; the "
-                 "brackets give their config differences from the experiment):", "",
-                 to_markdown(pd.DataFrame(others, columns=GROUP_COLUMNS))]
+        text += [
+            "",
+            "Runs of the same groups with other settings (left out of every figure above and below; the "
+            "brackets give their config differences from the experiment):",
+            "",
+            to_markdown(pd.DataFrame(others, columns=GROUP_COLUMNS)),
+        ]
     return "\n".join(text)
 
 
@@ -470,63 +591,110 @@ def inflation_section(spec: ReportSpec, splits: dict[str, list[Split]]) -> str:
         sides = {key: splits[key][0].ok if splits[key] else None for key in (paper_key, clean_key)}
         for key in (paper_key, clean_key):
             group, ok = titles[key], sides[key]
-            figures.append({"group": group.title, "test scored on": test_set.get(group.protocol, ""),
-                            "test (%)": _fmt_summary(summarize(_percent(ok.test))) if ok is not None else "not run yet",
-                            "val at selected epoch (%)": _fmt_summary(summarize(_percent(ok.val)))
-                            if ok is not None else "not run yet",
-                            "val scored on": val_set.get(group.protocol, ""),
-                            "images (train / val / test)": _sizes(ok) if ok is not None else "-"})
+            figures.append(
+                {
+                    "group": group.title,
+                    "test scored on": test_set.get(group.protocol, ""),
+                    "test (%)": _fmt_summary(summarize(_percent(ok.test))) if ok is not None else "not run yet",
+                    "val at selected epoch (%)": _fmt_summary(summarize(_percent(ok.val)))
+                    if ok is not None
+                    else "not run yet",
+                    "val scored on": val_set.get(group.protocol, ""),
+                    "images (train / val / test)": _sizes(ok) if ok is not None else "-",
+                }
+            )
         paper_ok, clean_ok = sides[paper_key], sides[clean_key]
         if paper_ok is None or clean_ok is None or paper_ok.empty or clean_ok.empty:
-            missing.append(f"{what}: needs ok runs of both `{titles[paper_key].experiment}` and "
-                           f"`{titles[clean_key].experiment}`")
+            missing.append(
+                f"{what}: needs ok runs of both `{titles[paper_key].experiment}` and `{titles[clean_key].experiment}`"
+            )
             continue
         paper_test, clean_test, clean_val = _percent(paper_ok.test), _percent(clean_ok.test), _percent(clean_ok.val)
         for label, d, how in (
-                ("paper test − clean test (the inflation)", welch_interval(paper_test, clean_test), "Welch, unpaired"),
-                ("paper test − clean val at selected epoch", welch_interval(paper_test, clean_val), "Welch, unpaired")):
+            ("paper test − clean test (the inflation)", welch_interval(paper_test, clean_test), "Welch, unpaired"),
+            ("paper test − clean val at selected epoch", welch_interval(paper_test, clean_val), "Welch, unpaired"),
+        ):
             value, interval = _fmt_diff(d)
-            diffs.append({"model and input": what, "difference (points)": label, "value": value,
-                          f"{CONFIDENCE:.0%} CI": interval, "interval": how + (f", df {d.df:.1f}" if d.df else ""),
-                          "runs": f"{d.n_a} vs {d.n_b}"})
+            diffs.append(
+                {
+                    "model and input": what,
+                    "difference (points)": label,
+                    "value": value,
+                    f"{CONFIDENCE:.0%} CI": interval,
+                    "interval": how + (f", df {d.df:.1f}" if d.df else ""),
+                    "runs": f"{d.n_a} vs {d.n_b}",
+                }
+            )
         within = summarize((clean_val - clean_test).dropna())
         value = f"{within.mean:+.2f}" if within.mean is not None else "-"
-        interval = (f"[{within.low:+.2f}, {within.high:+.2f}]" if within.low is not None
-                    else "single run" if within.n == 1 else "-")
-        diffs.append({"model and input": what, "difference (points)": "clean val at selected epoch − clean test",
-                      "value": value, f"{CONFIDENCE:.0%} CI": interval,
-                      "interval": "paired by run, Student t", "runs": f"{within.n}"})
-    text = ["## 2. Selection on the test fold: `paper` − `clean`", "",
-            "The `paper` protocol picks the checkpoint on the fold it reports; `clean` picks it on a validation "
-            "split and scores the untouched official test set once. The difference of their mean test "
-            "accuracies, for the same model and input, is the selection-on-test inflation. The two protocols "
-            "train different runs (folds vs seeds), so the difference is unpaired and its interval is Welch's "
-            "(Student t with Welch–Satterthwaite degrees of freedom).", "",
-            "It is not selection alone: `paper` scores a fold of the pooled 70k images while `clean` scores the "
-            "official 10k test set, and the two train on different numbers of images (last column of the first "
-            "table). Of the differences below, the second compares two selected figures (paper test = its best "
-            "val; clean's best val on its split of the 60k): what remains is training-set size and split "
-            "difficulty. The third, within the clean runs, is what selecting on a split of the 60k, plus that "
-            "split's difficulty against the 10k test set's, adds to the clean test figure.", "",
-            to_markdown(pd.DataFrame(figures)), ""]
+        interval = (
+            f"[{within.low:+.2f}, {within.high:+.2f}]"
+            if within.low is not None
+            else "single run"
+            if within.n == 1
+            else "-"
+        )
+        diffs.append(
+            {
+                "model and input": what,
+                "difference (points)": "clean val at selected epoch − clean test",
+                "value": value,
+                f"{CONFIDENCE:.0%} CI": interval,
+                "interval": "paired by run, Student t",
+                "runs": f"{within.n}",
+            }
+        )
+    text = [
+        "## 2. Selection on the test fold: `paper` − `clean`",
+        "",
+        "The `paper` protocol picks the checkpoint on the fold it reports; `clean` picks it on a validation "
+        "split and scores the untouched official test set once. The difference of their mean test "
+        "accuracies, for the same model and input, is the selection-on-test inflation. The two protocols "
+        "train different runs (folds vs seeds), so the difference is unpaired and its interval is Welch's "
+        "(Student t with Welch–Satterthwaite degrees of freedom).",
+        "",
+        "It is not selection alone: `paper` scores a fold of the pooled 70k images while `clean` scores the "
+        "official 10k test set, and the two train on different numbers of images (last column of the first "
+        "table). Of the differences below, the second compares two selected figures (paper test = its best "
+        "val; clean's best val on its split of the 60k): what remains is training-set size and split "
+        "difficulty. The third, within the clean runs, is what selecting on a split of the 60k, plus that "
+        "split's difficulty against the 10k test set's, adds to the clean test figure.",
+        "",
+        to_markdown(pd.DataFrame(figures)),
+        "",
+    ]
     text += [to_markdown(pd.DataFrame(diffs)) if diffs else "(no difference measured yet)"]
     if missing:
         text += ["", "Not measured yet: " + "; ".join(missing) + "."]
     return "\n".join(text)
 
 
-def _curve(records: Sequence[dict], key: str = "val_accuracy") -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                         np.ndarray] | None:
+def _curve(
+    records: Sequence[dict], key: str = "val_accuracy"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Epochs, mean, min and max over runs of ``history[*][key]`` (×100); runs shorter than others count
     only at the epochs they reached."""
-    series = [pd.Series({int(h["epoch"]): 100.0 * float(h[key]) for h in (rec.get("history") or [])
-                         if h.get(key) is not None and h.get("epoch") is not None}, dtype=float) for rec in records]
+    series = [
+        pd.Series(
+            {
+                int(h["epoch"]): 100.0 * float(h[key])
+                for h in (rec.get("history") or [])
+                if h.get(key) is not None and h.get("epoch") is not None
+            },
+            dtype=float,
+        )
+        for rec in records
+    ]
     series = [s for s in series if not s.empty]
     if not series:
         return None
     table = pd.concat(series, axis=1).sort_index()
-    return (table.index.to_numpy(), table.mean(axis=1).to_numpy(), table.min(axis=1).to_numpy(),
-            table.max(axis=1).to_numpy())
+    return (
+        table.index.to_numpy(),
+        table.mean(axis=1).to_numpy(),
+        table.min(axis=1).to_numpy(),
+        table.max(axis=1).to_numpy(),
+    )
 
 
 def plot_curves(curves: Sequence[tuple[str, str, Sequence[dict]]], path: Path) -> bool:
@@ -549,8 +717,14 @@ def plot_curves(curves: Sequence[tuple[str, str, Sequence[dict]]], path: Path) -
         for label, prot, (epochs, mean, low, high), n in data:
             if prot != protocol:
                 continue
-            ax.plot(epochs, mean, color=colors[label], label=f"{label} (n = {n})", marker="o" if len(epochs) < 10
-                    else None, markersize=3)
+            ax.plot(
+                epochs,
+                mean,
+                color=colors[label],
+                label=f"{label} (n = {n})",
+                marker="o" if len(epochs) < 10 else None,
+                markersize=3,
+            )
             ax.fill_between(epochs, low, high, color=colors[label], alpha=0.2, linewidth=0)
         ax.set_title(f"{protocol} protocol", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -568,16 +742,21 @@ def plot_curves(curves: Sequence[tuple[str, str, Sequence[dict]]], path: Path) -
 def curves_section(spec: ReportSpec, splits: dict[str, list[Split]], png: Path) -> str:
     titles = {g.key: g for g in spec.groups}
     nac = [k for k in spec.curve_groups if titles[k].model.startswith("nac")]
-    baselines = [k for k in spec.curve_groups if k not in nac and splits[k]][:spec.curve_baselines]
-    chosen = [(titles[k].title, titles[k].protocol, [r for r in splits[k][0].ok._record] if splits[k] else [])
-              for k in nac + baselines]
+    baselines = [k for k in spec.curve_groups if k not in nac and splits[k]][: spec.curve_baselines]
+    chosen = [
+        (titles[k].title, titles[k].protocol, [r for r in splits[k][0].ok._record] if splits[k] else [])
+        for k in nac + baselines
+    ]
     text = ["## 3. Validation-accuracy learning curves", ""]
     if plot_curves(chosen, png):
-        text += [f"![Validation accuracy per epoch]({png.name})", "",
-                 f"`{png.name}`: the NAC groups and the first {spec.curve_baselines} baselines with runs "
-                 f"({', '.join(titles[k].model for k in baselines) or 'none yet'}); ok runs of the main settings; "
-                 "line = mean over runs at each epoch (runs count at the epochs they reached), band = min to max. "
-                 "Validation is the reported fold under `paper`, a split of the 60k under `clean`."]
+        text += [
+            f"![Validation accuracy per epoch]({png.name})",
+            "",
+            f"`{png.name}`: the NAC groups and the first {spec.curve_baselines} baselines with runs "
+            f"({', '.join(titles[k].model for k in baselines) or 'none yet'}); ok runs of the main settings; "
+            "line = mean over runs at each epoch (runs count at the epochs they reached), band = min to max. "
+            "Validation is the reported fold under `paper`, a split of the 60k under `clean`.",
+        ]
     else:
         png.unlink(missing_ok=True)
         text.append("Not run yet: no ok run of these groups has a training history.")
@@ -611,27 +790,43 @@ def provenance_section(spec: ReportSpec, splits: dict[str, list[Split]]) -> str:
             records = split.records
             commits = list(dict.fromkeys(short_commit(r.get("git_commit")) for r in records))
             dirty = sum("-dirty-" in (r.get("git_commit") or "") for r in records)
-            note = "; ".join(filter(None, [split.note, f"record predates config keys: {', '.join(split.predates)}"
-                                           if split.predates else ""]))
-            rows.append({
-                "group": group.title + ("" if i == 0 else " [other settings]"), "records": len(records),
-                "commit(s)": ", ".join(commits) + (f" ({dirty} with uncommitted changes)" if dirty else ""),
-                "data digest": ", ".join(dict.fromkeys((r.get("data") or {}).get("digest") or "-" for r in records)),
-                "command": f"`{split.command()}`" + (f" ({note})" if note else ""),
-                "device": ", ".join(sorted({str(r.get("device") or "-") for r in records})),
-                "dates": _dates(records), "train time (h)": f"{_train_hours(records):.2f}",
-                "run wall time (h)": f"{sum(float(r.get('wall_time_s') or 0.0) for r in records) / 3600:.2f}"})
+            note = "; ".join(
+                filter(
+                    None,
+                    [split.note, f"record predates config keys: {', '.join(split.predates)}" if split.predates else ""],
+                )
+            )
+            rows.append(
+                {
+                    "group": group.title + ("" if i == 0 else " [other settings]"),
+                    "records": len(records),
+                    "commit(s)": ", ".join(commits) + (f" ({dirty} with uncommitted changes)" if dirty else ""),
+                    "data digest": ", ".join(
+                        dict.fromkeys((r.get("data") or {}).get("digest") or "-" for r in records)
+                    ),
+                    "command": f"`{split.command()}`" + (f" ({note})" if note else ""),
+                    "device": ", ".join(sorted({str(r.get("device") or "-") for r in records})),
+                    "dates": _dates(records),
+                    "train time (h)": f"{_train_hours(records):.2f}",
+                    "run wall time (h)": f"{sum(float(r.get('wall_time_s') or 0.0) for r in records) / 3600:.2f}",
+                }
+            )
     text = ["## 4. Provenance", ""]
     if not rows:
         return "\n".join(text + ["No records yet."])
-    return "\n".join(text + [
-        to_markdown(pd.DataFrame(rows)), "",
-        "Command: the experiment and model, the record's config differences from that experiment's config as "
-        "composed from `configs/` now (paths, logging and `force` left out), and the seeds or folds run. Train "
-        "time: the sum of every epoch's training pass (`history[*].epoch_time_s`, wall clock, validation "
-        "excluded) over all the group's records, ok or not; each run uses one thread (`threads: 1`) unless its "
-        "command says otherwise, so this approximates the training CPU time. Run wall time: the sum of the "
-        "records' `wall_time_s` (data, training, validation, testing). Dates: first start to last finish."])
+    return "\n".join(
+        text
+        + [
+            to_markdown(pd.DataFrame(rows)),
+            "",
+            "Command: the experiment and model, the record's config differences from that experiment's config as "
+            "composed from `configs/` now (paths, logging and `force` left out), and the seeds or folds run. Train "
+            "time: the sum of every epoch's training pass (`history[*].epoch_time_s`, wall clock, validation "
+            "excluded) over all the group's records, ok or not; each run uses one thread (`threads: 1`) unless its "
+            "command says otherwise, so this approximates the training CPU time. Run wall time: the sum of the "
+            "records' `wall_time_s` (data, training, validation, testing). Dates: first start to last finish.",
+        ]
+    )
 
 
 def other_records_section(spec: ReportSpec, frame: pd.DataFrame, dataset: str | None = None) -> str:
@@ -650,21 +845,48 @@ def other_records_section(spec: ReportSpec, frame: pd.DataFrame, dataset: str | 
     rest = rest.assign(**{key: rest.config.map(lambda c, k=key: _value(_get(c, k))) for key in keys})
     by = ["protocol", "model"] + (["input_mode"] if any(g.input_mode for g in spec.groups) else []) + keys
     counts = rest.groupby(by, dropna=False).size().reset_index(name="records")
-    return "\n".join(["## Other records of this dataset", "",
-                      "Found under the records folder but in none of the groups above (not reported):", "",
-                      to_markdown(counts)])
+    return "\n".join(
+        [
+            "## Other records of this dataset",
+            "",
+            "Found under the records folder but in none of the groups above (not reported):",
+            "",
+            to_markdown(counts),
+        ]
+    )
 
 
 # ---------------------------------------------------------------- bearings: named test sets, S and S per row
 
 #: columns of the Time-only CSV (scripts/bearing_time_reference.py --out) the report reads
-TIME_ONLY_COLUMNS = ("test", "rows", "folds", "S mean", "S std", "S 95% low", "S 95% high", "S/row mean",
-                     "S/row std", "S/row 95% low", "S/row 95% high")
+TIME_ONLY_COLUMNS = (
+    "test",
+    "rows",
+    "folds",
+    "S mean",
+    "S std",
+    "S 95% low",
+    "S 95% high",
+    "S/row mean",
+    "S/row std",
+    "S/row 95% low",
+    "S/row 95% high",
+)
 #: decimals of S (summed over a bearing's rows; tens)
 S_DIGITS = 2
 CI = f"{CONFIDENCE:.0%} CI"
-BEARING_COLUMNS = ["model", "protocol", "runs (ok/total)", "S", f"S {CI}", "S/row", f"S/row {CI}", "n", "status",
-                   "settings"]
+BEARING_COLUMNS = [
+    "model",
+    "protocol",
+    "runs (ok/total)",
+    "S",
+    f"S {CI}",
+    "S/row",
+    f"S/row {CI}",
+    "n",
+    "status",
+    "settings",
+]
 #: the run whose predictions are plotted per setting: (setting key, record column, value)
 PLOT_RUNS = (("paper", "fold", 0), ("clean_time", "seed", 0), ("clean_no_time", "seed", 0))
 
@@ -677,8 +899,10 @@ def read_time_only(path: Path | str | None) -> dict[str, dict[str, Any]] | None:
     table = pd.read_csv(path)
     missing = [column for column in TIME_ONLY_COLUMNS if column not in table]
     if missing:
-        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: pass a CSV written by "
-                         "scripts/bearing_time_reference.py --out")
+        raise ValueError(
+            f"{path} lacks the column(s) {', '.join(missing)}: pass a CSV written by "
+            "scripts/bearing_time_reference.py --out"
+        )
     return {str(row["test"]): row.to_dict() for _, row in table.iterrows()}
 
 
@@ -689,9 +913,13 @@ def _csv_summary(row: dict, figure: str) -> Summary:
 
 
 def _score_cells(score: Summary, per_row: Summary, single: str = "single run") -> dict[str, str | None]:
-    return {"S": _fmt(score, S_DIGITS), f"S {CI}": _fmt_interval(score, S_DIGITS, single),
-            "S/row": _fmt(per_row, PER_ROW_DIGITS), f"S/row {CI}": _fmt_interval(per_row, PER_ROW_DIGITS, single),
-            "n": str(score.n)}
+    return {
+        "S": _fmt(score, S_DIGITS),
+        f"S {CI}": _fmt_interval(score, S_DIGITS, single),
+        "S/row": _fmt(per_row, PER_ROW_DIGITS),
+        f"S/row {CI}": _fmt_interval(per_row, PER_ROW_DIGITS, single),
+        "n": str(score.n),
+    }
 
 
 def _numbers(series: pd.Series) -> pd.Series:
@@ -701,9 +929,14 @@ def _numbers(series: pd.Series) -> pd.Series:
 def _bearing_row(split: Split, title: str, protocol: str) -> dict[str, Any]:
     row = summary_table(split.frame.drop(columns=["_record", "input_mode"]), merge_commits=True).iloc[0]
     ok = split.ok
-    return {"model": title, "protocol": protocol, "runs (ok/total)": row["runs"],
-            **_score_cells(summarize(_numbers(ok.test_score)), summarize(_numbers(ok.test_score_per_row))),
-            "status": _status(split, row["status"]), "settings": split.label()}
+    return {
+        "model": title,
+        "protocol": protocol,
+        "runs (ok/total)": row["runs"],
+        **_score_cells(summarize(_numbers(ok.test_score)), summarize(_numbers(ok.test_score_per_row))),
+        "status": _status(split, row["status"]),
+        "settings": split.label(),
+    }
 
 
 def _time_only_row(time_only: dict | None, name: str, protocol: str, command: str) -> dict[str, Any]:
@@ -711,9 +944,12 @@ def _time_only_row(time_only: dict | None, name: str, protocol: str, command: st
     base = {"model": "Time only (a line on Time)", "protocol": protocol, "settings": f"`{command}`"}
     if row is None:
         return {**base, "runs (ok/total)": "-", "status": "not run yet" if time_only is None else f"no row {name}"}
-    return {**base, "runs (ok/total)": f"{int(row['folds'])} fit(s)",
-            **_score_cells(_csv_summary(row, "S"), _csv_summary(row, "S/row"), single="single fit"),
-            "status": "reference"}
+    return {
+        **base,
+        "runs (ok/total)": f"{int(row['folds'])} fit(s)",
+        **_score_cells(_csv_summary(row, "S"), _csv_summary(row, "S/row"), single="single fit"),
+        "status": "reference",
+    }
 
 
 def _test_rows(records: Sequence[dict], name: str, time_only: Iterable[dict | None]) -> int | None:
@@ -747,21 +983,33 @@ def sources_note(spec: ReportSpec, records: Sequence[dict]) -> str:
             extra = (r.get("dataset_meta") or {}).get("extra") or {}
             for name, bearing in ((extra.get("bearings") or {}).get("test") or {}).items():
                 tests.setdefault(name, set()).add(f"{bearing} {(extra.get('bearing_sources') or {}).get(bearing, '?')}")
-        lines.append(f"- `{protocol}`, {len(mine)} record(s): mixed sources in {mixed}; extracted features: "
-                     f"{', '.join(extracted) or 'none'}; test bearings: "
-                     f"{'; '.join(', '.join(sorted(v)) for v in tests.values()) or 'not recorded'}"
-                     + (f"; {unknown} record(s) name no sources" if unknown else "") + ".")
-    lines += ["", "Bearings marked extracted were computed by this project's extractor from raw PRONOSTIA "
-              "(`bearings/extracted/`): their kurtosis, skewness, mean, std and Time follow the authors' definitions, "
-              "their energy, dominant frequency, spectral entropy and temperature do not (docs/PROTOCOLS.md section "
-              "3). Where a training bearing is extracted, every test score is of a model trained on other features "
-              "than the authors'; where the test bearing is, it is also scored on them. Either way the comparison "
-              "with the paper's figures is not like for like."]
+        lines.append(
+            f"- `{protocol}`, {len(mine)} record(s): mixed sources in {mixed}; extracted features: "
+            f"{', '.join(extracted) or 'none'}; test bearings: "
+            f"{'; '.join(', '.join(sorted(v)) for v in tests.values()) or 'not recorded'}"
+            + (f"; {unknown} record(s) name no sources" if unknown else "")
+            + "."
+        )
+    lines += [
+        "",
+        "Bearings marked extracted were computed by this project's extractor from raw PRONOSTIA "
+        "(`bearings/extracted/`): their kurtosis, skewness, mean, std and Time follow the authors' definitions, "
+        "their energy, dominant frequency, spectral entropy and temperature do not (docs/PROTOCOLS.md section "
+        "3). Where a training bearing is extracted, every test score is of a model trained on other features "
+        "than the authors'; where the test bearing is, it is also scored on them. Either way the comparison "
+        "with the paper's figures is not like for like.",
+    ]
     return "\n".join(lines)
 
 
-def bearing_table(spec: ReportSpec, name: str, title: str, splits: dict[str, list[Split]],
-                  time_only: dict[str, dict | None], n_rows: int | None) -> str:
+def bearing_table(
+    spec: ReportSpec,
+    name: str,
+    title: str,
+    splits: dict[str, list[Split]],
+    time_only: dict[str, dict | None],
+    n_rows: int | None,
+) -> str:
     """One test bearing: the paper's figure, every group's S and S/row, the Time-only references."""
     titles = dict(BEARING_MODELS)
     paper = PAPER_FIGURES.get((f"{spec.dataset}/{name}", "score"))
@@ -781,11 +1029,18 @@ def bearing_table(spec: ReportSpec, name: str, title: str, splits: dict[str, lis
             protocol = "paper" if key == "paper" else "clean"
             command = "scripts/bearing_time_reference.py" + ("" if key == "paper" else " --protocol clean")
             rows.append(_time_only_row(time_only.get(protocol), name, label, command))
-    per_row = (f" (S/row {paper / n_rows:.{PER_ROW_DIGITS}f} if the authors' file has the {n_rows:,} rows ours has)"
-               if paper is not None and n_rows else "")
-    text = [f"### {title} (`{name}`)", "",
-            f"Paper: **S = {paper}** for NAC under `paper`{per_row}." if paper is not None else "Paper: no figure.",
-            "", to_markdown(pd.DataFrame(rows + others, columns=BEARING_COLUMNS))]
+    per_row = (
+        f" (S/row {paper / n_rows:.{PER_ROW_DIGITS}f} if the authors' file has the {n_rows:,} rows ours has)"
+        if paper is not None and n_rows
+        else ""
+    )
+    text = [
+        f"### {title} (`{name}`)",
+        "",
+        f"Paper: **S = {paper}** for NAC under `paper`{per_row}." if paper is not None else "Paper: no figure.",
+        "",
+        to_markdown(pd.DataFrame(rows + others, columns=BEARING_COLUMNS)),
+    ]
     if gaps:
         text += ["", "Against the paper's figure (`tables.paper_gaps`): " + "; ".join(gaps) + "."]
     return "\n".join(text)
@@ -801,27 +1056,41 @@ def time_only_note(time_only: dict[str, dict | None], paths: dict[str, str]) -> 
             parts.append(f"`{protocol}`: not run yet (`python scripts/bearing_time_reference.py{flag} --out {path}`)")
             continue
         row = next(iter(table.values()), {})
-        made = ", ".join(f"{key} `{row[key]}`" if key == "command" else f"{key} {row[key]}"
-                         for key in ("command", "commit", "date") if key in row and not pd.isna(row[key]))
+        made = ", ".join(
+            f"{key} `{row[key]}`" if key == "command" else f"{key} {row[key]}"
+            for key in ("command", "commit", "date")
+            if key in row and not pd.isna(row[key])
+        )
         parts.append(f"`{protocol}`: {path}" + (f" ({made})" if made else ""))
     return "Time-only references: " + "; ".join(parts) + "."
 
 
-def bearing_results_section(spec: ReportSpec, by_test: dict[str, dict[str, list[Split]]], records: Sequence[dict],
-                            time_only: dict[str, dict | None], time_only_paths: dict[str, str]) -> str:
-    text = ["## 1. Per test bearing: the paper's figure, `paper`, Time only, `clean`", "",
-            "S sums the asymmetric score over every row of the test bearing (lower is better); S/row is S divided by "
-            "the bearing's rows, so bearings of different length compare. Figures: mean ± sample std (ddof 1) over "
-            f"ok runs (5 folds under `paper`, seeds 0-2 under `clean`); CI: Student-t {CONFIDENCE:.0%} interval of "
-            "the mean; n: ok runs. `paper` selects each fold's epoch on its validation MSE and standardises every "
-            "test bearing on its own rows (it leaks Time: the label is almost Time / Time at failure); `clean` leaves "
-            "bearings out, selects on a validation bearing's S and fits one scaler on the training bearings; Time "
-            "kept or dropped (`dataset.builder.drop_time`). Time only: a straight line on the Time input alone on the "
-            f"same split (`scripts/bearing_time_reference.py`; read from {time_only_paths['paper']} and "
-            f"{time_only_paths['clean']}). Settings: the runs' config differences from the experiment (other settings, "
-            "e.g. fewer epochs, are listed below the main rows and left out of section 2). The paper's figures are "
-            "attributed from a results aggregator, not checked against the PDF.", "",
-            sources_note(spec, records), "", time_only_note(time_only, time_only_paths)]
+def bearing_results_section(
+    spec: ReportSpec,
+    by_test: dict[str, dict[str, list[Split]]],
+    records: Sequence[dict],
+    time_only: dict[str, dict | None],
+    time_only_paths: dict[str, str],
+) -> str:
+    text = [
+        "## 1. Per test bearing: the paper's figure, `paper`, Time only, `clean`",
+        "",
+        "S sums the asymmetric score over every row of the test bearing (lower is better); S/row is S divided by "
+        "the bearing's rows, so bearings of different length compare. Figures: mean ± sample std (ddof 1) over "
+        f"ok runs (5 folds under `paper`, seeds 0-2 under `clean`); CI: Student-t {CONFIDENCE:.0%} interval of "
+        "the mean; n: ok runs. `paper` selects each fold's epoch on its validation MSE and standardises every "
+        "test bearing on its own rows (it leaks Time: the label is almost Time / Time at failure); `clean` leaves "
+        "bearings out, selects on a validation bearing's S and fits one scaler on the training bearings; Time "
+        "kept or dropped (`dataset.builder.drop_time`). Time only: a straight line on the Time input alone on the "
+        f"same split (`scripts/bearing_time_reference.py`; read from {time_only_paths['paper']} and "
+        f"{time_only_paths['clean']}). Settings: the runs' config differences from the experiment (other settings, "
+        "e.g. fewer epochs, are listed below the main rows and left out of section 2). The paper's figures are "
+        "attributed from a results aggregator, not checked against the PDF.",
+        "",
+        sources_note(spec, records),
+        "",
+        time_only_note(time_only, time_only_paths),
+    ]
     for name, title in spec.tests:
         n_rows = _test_rows(records, name, time_only.values())
         text += ["", bearing_table(spec, name, title, by_test[name], time_only, n_rows)]
@@ -841,8 +1110,10 @@ def _fmt_diff_digits(d: Difference, digits: int) -> tuple[str, str]:
 
 def protocol_effect_section(spec: ReportSpec, by_test: dict[str, dict[str, list[Split]]]) -> str:
     """Per bearing and model, on S/row: ``paper`` − ``clean`` (Time kept) and Time kept − Time dropped."""
-    comparisons = (("paper", "clean_time", "`paper` − `clean` Time kept (the protocol)"),
-                   ("clean_time", "clean_no_time", "`clean` Time kept − Time dropped (the Time input)"))
+    comparisons = (
+        ("paper", "clean_time", "`paper` − `clean` Time kept (the protocol)"),
+        ("clean_time", "clean_no_time", "`clean` Time kept − Time dropped (the Time input)"),
+    )
     rows = []
     for name, title in spec.tests:
         for model, model_title in BEARING_MODELS:
@@ -851,19 +1122,31 @@ def protocol_effect_section(spec: ReportSpec, by_test: dict[str, dict[str, list[
                 values = [_numbers(found[0].ok.test_score_per_row) if found else [] for found in sides]
                 d = welch_interval(*values)
                 value, interval = _fmt_diff_digits(d, PER_ROW_DIGITS)
-                rows.append({"test bearing": title, "model": model_title, "difference (S/row)": label,
-                             "value": value, CI: interval,
-                             "interval": "Welch, unpaired" + (f", df {d.df:.1f}" if d.df else ""),
-                             "runs": f"{d.n_a} vs {d.n_b}"})
-    return "\n".join([
-        "## 2. The protocol's effect and the Time input's, per bearing (S/row)", "",
-        "For each model and test bearing: the mean S/row under `paper` minus that under `clean` with Time kept "
-        "(leave-bearings-out, training-only scaler, windows; the same inputs), and under `clean` with Time kept "
-        "minus Time dropped (what the Time input adds). S/row, not S, because the three bearings differ in length. "
-        "The sides are different runs (folds vs seeds, or seeds of two settings), so each interval is Welch's "
-        f"(Student t with Welch–Satterthwaite degrees of freedom), {CONFIDENCE:.0%}. Negative: the first side "
-        "scores better (lower S). Main settings only (section 1).", "",
-        to_markdown(pd.DataFrame(rows))])
+                rows.append(
+                    {
+                        "test bearing": title,
+                        "model": model_title,
+                        "difference (S/row)": label,
+                        "value": value,
+                        CI: interval,
+                        "interval": "Welch, unpaired" + (f", df {d.df:.1f}" if d.df else ""),
+                        "runs": f"{d.n_a} vs {d.n_b}",
+                    }
+                )
+    return "\n".join(
+        [
+            "## 2. The protocol's effect and the Time input's, per bearing (S/row)",
+            "",
+            "For each model and test bearing: the mean S/row under `paper` minus that under `clean` with Time kept "
+            "(leave-bearings-out, training-only scaler, windows; the same inputs), and under `clean` with Time kept "
+            "minus Time dropped (what the Time input adds). S/row, not S, because the three bearings differ in length. "
+            "The sides are different runs (folds vs seeds, or seeds of two settings), so each interval is Welch's "
+            f"(Student t with Welch–Satterthwaite degrees of freedom), {CONFIDENCE:.0%}. Negative: the first side "
+            "scores better (lower S). Main settings only (section 1).",
+            "",
+            to_markdown(pd.DataFrame(rows)),
+        ]
+    )
 
 
 def _prediction_file(split: Split, column: str, value: int) -> Path | None:
@@ -878,8 +1161,12 @@ def _prediction_file(split: Split, column: str, value: int) -> Path | None:
     return None
 
 
-def bearing_predictions_figure(cells: dict[tuple[str, str], list[tuple[dict, Any]]], families: Sequence[str],
-                               columns: Sequence[tuple[str, str]], test: str):
+def bearing_predictions_figure(
+    cells: dict[tuple[str, str], list[tuple[dict, Any]]],
+    families: Sequence[str],
+    columns: Sequence[tuple[str, str]],
+    test: str,
+):
     """A panel per (family, setting) column: each model's predictions and the truth of test set ``test``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -923,57 +1210,77 @@ def bearing_predictions_section(spec: ReportSpec, splits: dict[str, list[Split]]
                     continue
                 cells.setdefault((family, key), []).append((info, sets[name]))
                 used.append(path)
-    columns = [(key, f"{labels[key]}, {column} {value}") for key, column, value in PLOT_RUNS
-               if any((family, key) in cells for family, _ in spec.families)]
+    columns = [
+        (key, f"{labels[key]}, {column} {value}")
+        for key, column, value in PLOT_RUNS
+        if any((family, key) in cells for family, _ in spec.families)
+    ]
     text = [f"## 3. Predictions against the truth on {title}", ""]
     if not columns:
         png.unlink(missing_ok=True)
-        return "\n".join(text + ["No predictions saved yet: runs write them with `+trainer.save_predictions=true` "
-                                 "(`<record stem>.predictions.npz` beside the record)."])
+        return "\n".join(
+            text
+            + [
+                "No predictions saved yet: runs write them with `+trainer.save_predictions=true` "
+                "(`<record stem>.predictions.npz` beside the record)."
+            ]
+        )
     figure = bearing_predictions_figure(cells, [family for family, _ in spec.families], columns, name)
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=100, metadata={"Software": None})
     families = "; ".join(f"{family}: {', '.join(models)}" for family, models in spec.families)
-    text += [f"![Predictions on {title}]({png.name})", "",
-             f"`{png.name}`: a row per model family ({families}), "
-             "a column per setting, from the `.predictions.npz` of fold 0 (`paper`) or seed 0 (`clean`), main "
-             "settings; dots: each model's prediction per row in the bearing's row order, line: the truth; the legend "
-             "gives RMSE and S recomputed from the file."]
+    text += [
+        f"![Predictions on {title}]({png.name})",
+        "",
+        f"`{png.name}`: a row per model family ({families}), "
+        "a column per setting, from the `.predictions.npz` of fold 0 (`paper`) or seed 0 (`clean`), main "
+        "settings; dots: each model's prediction per row in the bearing's row order, line: the truth; the legend "
+        "gives RMSE and S recomputed from the file.",
+    ]
     if missing:
         text += ["", "No predictions saved: " + "; ".join(missing) + "."]
     return "\n".join(text)
 
 
-def bearing_sections(spec: ReportSpec, records: Sequence[dict], out: Path, time_only_paths: dict[str, str]
-                     ) -> list[str]:
+def bearing_sections(
+    spec: ReportSpec, records: Sequence[dict], out: Path, time_only_paths: dict[str, str]
+) -> list[str]:
     """Sections of a report over named test sets (the bearings; see :data:`BEARINGS`)."""
     names = [name for name, _ in spec.tests]
     frame = frame_of(records, tests=names)
-    by_test = {name: {g.key: splits_of(frame, f"{spec.dataset}/{name}", g) if not frame.empty else []
-                      for g in spec.groups} for name in names}
+    by_test = {
+        name: {g.key: splits_of(frame, f"{spec.dataset}/{name}", g) if not frame.empty else [] for g in spec.groups}
+        for name in names
+    }
     time_only = {protocol: read_time_only(path) for protocol, path in time_only_paths.items()}
     first = by_test[names[0]]  # every record has a row for every test set (failed ones too)
-    return [bearing_results_section(spec, by_test, records, time_only, time_only_paths),
-            protocol_effect_section(spec, by_test),
-            bearing_predictions_section(spec, first, out.with_name(f"{out.stem}_predictions.png")),
-            provenance_section(spec, first), other_records_section(spec, frame, f"{spec.dataset}/{names[0]}")]
+    return [
+        bearing_results_section(spec, by_test, records, time_only, time_only_paths),
+        protocol_effect_section(spec, by_test),
+        bearing_predictions_section(spec, first, out.with_name(f"{out.stem}_predictions.png")),
+        provenance_section(spec, first),
+        other_records_section(spec, frame, f"{spec.dataset}/{names[0]}"),
+    ]
 
 
 #: default Time-only CSVs per protocol (scripts/bearing_time_reference.py --out)
 TIME_ONLY_DEFAULTS = {"paper": "results/bearings_time_only_paper.csv", "clean": "results/bearings_time_only_clean.csv"}
 
 
-def build_report(spec: ReportSpec, records: Sequence[dict], out: Path, command: str,
-                 time_only: dict[str, str] | None = None) -> str:
+def build_report(
+    spec: ReportSpec, records: Sequence[dict], out: Path, command: str, time_only: dict[str, str] | None = None
+) -> str:
     """The report's Markdown (written to ``out``; beside it ``<out stem>_curves.png``, the learning curves, or for
     a report over named test sets ``<out stem>_predictions.png``). ``time_only``: the Time-only CSV per protocol
     (bearings; default :data:`TIME_ONLY_DEFAULTS`)."""
     if spec.tests:
         n_dataset = sum(r.get("dataset") == spec.dataset for r in records)
-        sections = [f"# {spec.title}",
-                    f"Generated by `{command}` from {n_dataset} {spec.dataset} record(s) ({len(records)} read). "
-                    "Rerun the same command when records land.",
-                    *bearing_sections(spec, records, out, {**TIME_ONLY_DEFAULTS, **(time_only or {})})]
+        sections = [
+            f"# {spec.title}",
+            f"Generated by `{command}` from {n_dataset} {spec.dataset} record(s) ({len(records)} read). "
+            "Rerun the same command when records land.",
+            *bearing_sections(spec, records, out, {**TIME_ONLY_DEFAULTS, **(time_only or {})}),
+        ]
         markdown = "\n\n".join(s for s in sections if s) + "\n"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown)
@@ -983,12 +1290,16 @@ def build_report(spec: ReportSpec, records: Sequence[dict], out: Path, command: 
     paper = PAPER_FIGURES.get((spec.dataset, spec.metric))
     n_dataset = int((frame.dataset == spec.dataset).sum()) if not frame.empty else 0
     png = out.with_name(f"{out.stem}_curves.png")
-    sections = [f"# {spec.title}",
-                f"Generated by `{command}` from {n_dataset} {spec.dataset} record(s) ({len(records)} read). "
-                "Rerun the same command when records land.",
-                results_section(spec, splits, paper), inflation_section(spec, splits),
-                curves_section(spec, splits, png), provenance_section(spec, splits),
-                other_records_section(spec, frame)]
+    sections = [
+        f"# {spec.title}",
+        f"Generated by `{command}` from {n_dataset} {spec.dataset} record(s) ({len(records)} read). "
+        "Rerun the same command when records land.",
+        results_section(spec, splits, paper),
+        inflation_section(spec, splits),
+        curves_section(spec, splits, png),
+        provenance_section(spec, splits),
+        other_records_section(spec, frame),
+    ]
     markdown = "\n\n".join(s for s in sections if s) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
@@ -1003,25 +1314,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from nac.harness.records import load_records
 
-    parser = argparse.ArgumentParser(description="Write a reproduction report (Markdown and a PNG: learning curves, "
-                                                 "or predictions for the bearings) from run records.")
+    parser = argparse.ArgumentParser(
+        description="Write a reproduction report (Markdown and a PNG: learning curves, "
+        "or predictions for the bearings) from run records."
+    )
     parser.add_argument("dataset", choices=sorted(REPORTS), help="the benchmark to report on")
     parser.add_argument("--records", nargs="+", default=["results/records"], help="record folders or files")
     parser.add_argument("--out", default=None, help="the Markdown file (default: results/reproduction_<dataset>.md)")
-    parser.add_argument("--time-only", default=None, help="bearings: the paper-protocol Time-only CSV "
-                        f"(scripts/bearing_time_reference.py --out; default {TIME_ONLY_DEFAULTS['paper']})")
-    parser.add_argument("--time-only-clean", default=None, help="bearings: the clean-protocol Time-only CSV "
-                        f"(default {TIME_ONLY_DEFAULTS['clean']})")
+    parser.add_argument(
+        "--time-only",
+        default=None,
+        help="bearings: the paper-protocol Time-only CSV "
+        f"(scripts/bearing_time_reference.py --out; default {TIME_ONLY_DEFAULTS['paper']})",
+    )
+    parser.add_argument(
+        "--time-only-clean",
+        default=None,
+        help=f"bearings: the clean-protocol Time-only CSV (default {TIME_ONLY_DEFAULTS['clean']})",
+    )
     args = parser.parse_args(argv)
     time_only = {k: v for k, v in (("paper", args.time_only), ("clean", args.time_only_clean)) if v is not None}
     if time_only and not REPORTS[args.dataset].tests:
-        print(f"make_report: --time-only and --time-only-clean are for the bearings report, not {args.dataset}",
-              file=sys.stderr)
+        print(
+            f"make_report: --time-only and --time-only-clean are for the bearings report, not {args.dataset}",
+            file=sys.stderr,
+        )
         return 2
     missing = [r for r in args.records if not Path(r).exists()]
     if missing:
-        print(f"make_report: no records at {', '.join(missing)}; pass the folder the records are in "
-              "(e.g. --records results/records)", file=sys.stderr)
+        print(
+            f"make_report: no records at {', '.join(missing)}; pass the folder the records are in "
+            "(e.g. --records results/records)",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out or f"results/reproduction_{args.dataset}.md")
     if out.suffix != ".md":

@@ -25,8 +25,9 @@ def finished_record(path: Path, commit: str) -> dict | None:
     if record is None or record.get("status") != "ok":
         return None
     if record.get("git_commit") != commit:
-        log.info("rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"),
-                 commit)
+        log.info(
+            "rerunning %s: its record is from commit %s, the code is at %s", path, record.get("git_commit"), commit
+        )
         return None
     return record
 

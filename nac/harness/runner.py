@@ -68,8 +68,11 @@ def resolve_data_root(value: str | None, folder: str | None = None) -> Path:
         return Path(os.environ["NAC_DATA_ROOT"]).expanduser()
     candidates = [Path("datasets"), env.PROJECT_ROOT / "datasets", env.PROJECT_ROOT.parent / "shared" / "data"]
     for candidate in candidates:
-        if (candidate / folder).is_dir() if folder else \
-                (candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir())):
+        if (
+            (candidate / folder).is_dir()
+            if folder
+            else (candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir()))
+        ):
             return candidate
     return candidates[0]
 
@@ -92,8 +95,12 @@ build_model = build_predictor
 
 def build_splits(cfg: DictConfig) -> DatasetSplits:
     builder = instantiate(_without(cfg.dataset.builder))
-    return builder(protocol=OmegaConf.to_container(cfg.protocol, resolve=True), data_root=data_root_of(cfg),
-                   seed=cfg.seed, cache_dir=Path(cfg.paths.cache_dir))
+    return builder(
+        protocol=OmegaConf.to_container(cfg.protocol, resolve=True),
+        data_root=data_root_of(cfg),
+        seed=cfg.seed,
+        cache_dir=Path(cfg.paths.cache_dir),
+    )
 
 
 class TensorBatches(Dataset):
@@ -124,8 +131,7 @@ def _whole_batch(batch: dict) -> dict:
 
 def _reads_whole_batches(dataset) -> bool:
     """Whether ``dataset`` is a :class:`SequenceTensorDataset` whose items are plain rows of its tensors."""
-    return isinstance(dataset, SequenceTensorDataset) and \
-        type(dataset).__getitem__ is SequenceTensorDataset.__getitem__
+    return isinstance(dataset, SequenceTensorDataset) and type(dataset).__getitem__ is SequenceTensorDataset.__getitem__
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
@@ -137,12 +143,25 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
     """
     generator = torch.Generator().manual_seed(seed)
     if not _reads_whole_batches(dataset):
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_sequences,
-                          num_workers=num_workers, generator=generator, drop_last=False)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collate_sequences,
+            num_workers=num_workers,
+            generator=generator,
+            drop_last=False,
+        )
     view = TensorBatches(dataset)
     order = RandomSampler(view, generator=generator) if shuffle else SequentialSampler(view)
-    return DataLoader(view, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False),
-                      collate_fn=_whole_batch, num_workers=num_workers, generator=generator)
+    return DataLoader(
+        view,
+        batch_size=None,
+        sampler=BatchSampler(order, batch_size, drop_last=False),
+        collate_fn=_whole_batch,
+        num_workers=num_workers,
+        generator=generator,
+    )
 
 
 def _loader(dataset, batch_size: int, shuffle: bool, cfg: DictConfig, seed: int) -> DataLoader:
@@ -193,9 +212,18 @@ class _Attempt:
         self.closed = False  # no more writes (skipped, locked out, or final record written)
         self.owned = False  # this process holds the run's lock
         self.record = RunRecord(
-            model=cfg.model.name, dataset=cfg.dataset.name, protocol=cfg.protocol.name, fold=self.fold,
-            seed=cfg.seed, tag=cfg.get("tag", ""), started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            device=env.describe_device(device), git_commit=commit, versions=env.package_versions(), config=resolved)
+            model=cfg.model.name,
+            dataset=cfg.dataset.name,
+            protocol=cfg.protocol.name,
+            fold=self.fold,
+            seed=cfg.seed,
+            tag=cfg.get("tag", ""),
+            started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            device=env.describe_device(device),
+            git_commit=commit,
+            versions=env.package_versions(),
+            config=resolved,
+        )
         self.memory = PeakMemory(device)
         self.memory.reset()
         self.wall = time.perf_counter()
@@ -203,18 +231,27 @@ class _Attempt:
     def locate(self, data: dict) -> Path:
         """Name the run by its identity (config, data fingerprint, device type); returns its record path."""
         run_id = run_hash(self.resolved, data["digest"], self.device_type)
-        self.record.update(data=data, config_hash=run_id,
-                           group_hash=group_hash(self.cfg, data["digest"], self.device_type))
-        path = record_path(Path(self.cfg.paths.records_dir), self.cfg.dataset.name, self.cfg.protocol.name,
-                           self.cfg.model.name, self.cfg.seed, self.fold, run_id)
+        self.record.update(
+            data=data, config_hash=run_id, group_hash=group_hash(self.cfg, data["digest"], self.device_type)
+        )
+        path = record_path(
+            Path(self.cfg.paths.records_dir),
+            self.cfg.dataset.name,
+            self.cfg.protocol.name,
+            self.cfg.model.name,
+            self.cfg.seed,
+            self.fold,
+            run_id,
+        )
         self.writer = RecordWriter(path)
         return path
 
     def skip(self, done: dict) -> dict:
         """This run already finished (``done`` is its record): nothing to write but the Hydra copy."""
         self.closed = True
-        log.info("skipped: %s already has a finished record %s (force=true reruns it)", self.cfg.model.name,
-                 self.writer.path)
+        log.info(
+            "skipped: %s already has a finished record %s (force=true reruns it)", self.cfg.model.name, self.writer.path
+        )
         if self.hydra_dir is not None:
             write_json_atomic(self.hydra_dir / "record.json", done)
         return done
@@ -222,15 +259,29 @@ class _Attempt:
     def describe(self, splits: DatasetSplits, model: torch.nn.Module) -> None:
         """Record the task, the split sizes and the parameter counts; start the tracker."""
         meta = splits.meta
-        self.record.update(task=meta.task, metric=meta.metric, metric_mode=meta.metric_mode,
-                           dataset_meta=meta.to_dict(), n_train=len(splits.train), n_val=len(splits.val),
-                           n_test=len(splits.test), parameters=count_parameters(model),
-                           parameters_sequence_model=count_parameters(model.sequence_model))
+        self.record.update(
+            task=meta.task,
+            metric=meta.metric,
+            metric_mode=meta.metric_mode,
+            dataset_meta=meta.to_dict(),
+            n_train=len(splits.train),
+            n_val=len(splits.val),
+            n_test=len(splits.test),
+            parameters=count_parameters(model),
+            parameters_sequence_model=count_parameters(model.sequence_model),
+        )
         fold_part = "" if self.fold is None else f"-fold{self.fold}"
         name = f"{self.cfg.model.name}-{meta.name}-{meta.protocol}-seed{self.cfg.seed}{fold_part}"
         self.tracker = make_tracker(self.cfg, self.resolved, name=name)
-        log.info("%s on %s (%s protocol), seed %s: %s parameters, device %s", self.cfg.model.name, meta.name,
-                 meta.protocol, self.cfg.seed, f"{self.record.parameters:,}", self.record.device)
+        log.info(
+            "%s on %s (%s protocol), seed %s: %s parameters, device %s",
+            self.cfg.model.name,
+            meta.name,
+            meta.protocol,
+            self.cfg.seed,
+            f"{self.record.parameters:,}",
+            self.record.device,
+        )
 
     def epoch_done(self, entry: dict) -> None:
         """After each epoch: keep its entry (for an interrupted record), log it, send it to the tracker."""
@@ -245,8 +296,12 @@ class _Attempt:
 
     def _save(self, record: RunRecord) -> Path:
         peak_mb, method = self.memory.read()
-        record.update(peak_memory_mb=peak_mb, peak_memory_method=method, wall_time_s=time.perf_counter() - self.wall,
-                      finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        record.update(
+            peak_memory_mb=peak_mb,
+            peak_memory_method=method,
+            wall_time_s=time.perf_counter() - self.wall,
+            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
         payload = record.to_dict()
         with interrupt.signals_deferred():
             path = self.writer.save(payload)
@@ -260,9 +315,13 @@ class _Attempt:
         if not self.owned or self.closed:
             return
         record = dataclasses.replace(
-            self.record, status="interrupted", epochs_run=len(self.history), history=list(self.history),
+            self.record,
+            status="interrupted",
+            epochs_run=len(self.history),
+            history=list(self.history),
             error="SIGTERM received while training (the job was cancelled, preempted or timed out); no later "
-                  "record: the process did not finish")
+            "record: the process did not finish",
+        )
         log.warning("SIGTERM: interrupted record with %d epochs saved to %s", len(self.history), self._save(record))
 
     @contextmanager
@@ -282,12 +341,17 @@ class _Attempt:
             self.stopped("interrupted", f"{interrupt.signal_name(err)} received")
             where = self.save()
             raise interrupt.RunInterrupted(
-                interrupt.signal_of(err), f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
-                f"{len(self.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)") from None
+                interrupt.signal_of(err),
+                f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
+                f"{len(self.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)",
+            ) from None
         except BaseException as err:
             if _is_submitit_stop(err):
-                self.stopped("interrupted", f"stopped by submitit ({type(err).__name__}: {err}); "
-                             "it requeues the job after preemption or a timeout where it can")
+                self.stopped(
+                    "interrupted",
+                    f"stopped by submitit ({type(err).__name__}: {err}); "
+                    "it requeues the job after preemption or a timeout where it can",
+                )
             else:
                 record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
             raise
@@ -390,22 +454,45 @@ def _eval_loader(cfg: DictConfig, dataset) -> DataLoader:
     return _loader(dataset, cfg.trainer.eval_batch_size, False, cfg, cfg.seed)
 
 
-def _fit(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord,
-         optimizer_factory, scheduler_factory, on_epoch_end) -> None:
+def _fit(
+    cfg: DictConfig,
+    model,
+    splits: DatasetSplits,
+    device: torch.device,
+    record: RunRecord,
+    optimizer_factory,
+    scheduler_factory,
+    on_epoch_end,
+) -> None:
     """Train with selection on validation (the best epoch's weights are loaded back)."""
     meta = splits.meta
     result = fit(
-        model, _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed), _eval_loader(cfg, splits.val),
-        device=device, task=meta.task, metric=meta.metric, mode=meta.metric_mode, epochs=cfg.trainer.epochs,
-        optimizer_factory=optimizer_factory, scheduler_factory=scheduler_factory,
-        early_stopping_patience=cfg.trainer.early_stopping_patience, grad_clip=cfg.trainer.grad_clip,
-        limit_train_batches=cfg.trainer.limit_train_batches, per_step=meta.label_granularity == "step",
-        target_scale=meta.target_scale, progress=cfg.trainer.progress, on_epoch_end=on_epoch_end,
+        model,
+        _loader(splits.train, cfg.trainer.batch_size, True, cfg, cfg.seed),
+        _eval_loader(cfg, splits.val),
+        device=device,
+        task=meta.task,
+        metric=meta.metric,
+        mode=meta.metric_mode,
+        epochs=cfg.trainer.epochs,
+        optimizer_factory=optimizer_factory,
+        scheduler_factory=scheduler_factory,
+        early_stopping_patience=cfg.trainer.early_stopping_patience,
+        grad_clip=cfg.trainer.grad_clip,
+        limit_train_batches=cfg.trainer.limit_train_batches,
+        per_step=meta.label_granularity == "step",
+        target_scale=meta.target_scale,
+        progress=cfg.trainer.progress,
+        on_epoch_end=on_epoch_end,
     )
-    record.update(best_epoch=result.best_epoch, epochs_run=len(result.epoch_times_s), history=result.history,
-                  val={**result.best_val},
-                  train_time_per_epoch_s=sum(result.epoch_times_s) / max(1, len(result.epoch_times_s)),
-                  train_time_total_s=sum(result.epoch_times_s))
+    record.update(
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.epoch_times_s),
+        history=result.history,
+        val={**result.best_val},
+        train_time_per_epoch_s=sum(result.epoch_times_s) / max(1, len(result.epoch_times_s)),
+        train_time_total_s=sum(result.epoch_times_s),
+    )
 
 
 def _test(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord) -> None:
@@ -414,9 +501,12 @@ def _test(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, r
     per_step = meta.label_granularity == "step"
     record.test = evaluate(model, _eval_loader(cfg, splits.test), device, meta.task, per_step, meta.target_scale)
     if splits.tests:
-        record.tests = {name: record.test if dataset is splits.test else
-                        evaluate(model, _eval_loader(cfg, dataset), device, meta.task, per_step, meta.target_scale)
-                        for name, dataset in splits.tests.items()}
+        record.tests = {
+            name: record.test
+            if dataset is splits.test
+            else evaluate(model, _eval_loader(cfg, dataset), device, meta.task, per_step, meta.target_scale)
+            for name, dataset in splits.tests.items()
+        }
 
 
 def _evaluations(model, splits: DatasetSplits, device: torch.device, record: RunRecord) -> None:
@@ -426,14 +516,21 @@ def _evaluations(model, splits: DatasetSplits, device: torch.device, record: Run
         record.evaluations = {name: evaluation(model, device) for name, evaluation in splits.evaluations.items()}
 
 
-def _save_predictions(cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord,
-                      to: Path) -> None:
+def _save_predictions(
+    cfg: DictConfig, model, splits: DatasetSplits, device: torch.device, record: RunRecord, to: Path
+) -> None:
     """The test sets' predictions and targets, beside the record (nac/harness/predictions.py)."""
     meta = splits.meta
     saved = save_predictions(
-        to, model, {"test": splits.test, **(splits.tests or {})}, lambda data: _eval_loader(cfg, data), device, meta,
+        to,
+        model,
+        {"test": splits.test, **(splits.tests or {})},
+        lambda data: _eval_loader(cfg, data),
+        device,
+        meta,
         meta.label_granularity == "step",
-        {"dataset": meta.name, "model": cfg.model.name, "seed": cfg.seed, "tag": cfg.get("tag", "")})
+        {"dataset": meta.name, "model": cfg.model.name, "seed": cfg.seed, "tag": cfg.get("tag", "")},
+    )
     record.predictions_file = saved.name
 
 
@@ -441,7 +538,16 @@ def _log_summary(cfg: DictConfig, record: RunRecord) -> None:
     if record.status != "ok":
         return
     metric = record.metric
-    log.info("%s: val %s %.4f (epoch %d), test %s %.4f, %.2fs/epoch, latency %.2f ms, peak memory %.0f MB (%s)",
-             cfg.model.name, metric, record.val.get(metric, float("nan")), record.best_epoch, metric,
-             record.test.get(metric, float("nan")), record.train_time_per_epoch_s,
-             1e3 * record.latency_per_sample_s, record.peak_memory_mb, record.peak_memory_method)
+    log.info(
+        "%s: val %s %.4f (epoch %d), test %s %.4f, %.2fs/epoch, latency %.2f ms, peak memory %.0f MB (%s)",
+        cfg.model.name,
+        metric,
+        record.val.get(metric, float("nan")),
+        record.best_epoch,
+        metric,
+        record.test.get(metric, float("nan")),
+        record.train_time_per_epoch_s,
+        1e3 * record.latency_per_sample_s,
+        record.peak_memory_mb,
+        record.peak_memory_method,
+    )

@@ -88,21 +88,40 @@ _NAC = {"dense": False, "pairwise": False, "causal": False}  # not an ablation (
 _NAC_EULER = {**_NAC, "topk": 10, "sparsity": 0.7, "mode": "euler", "euler_steps": 6, "delta_t": 1.5}
 #: per dataset (the part before ``/`` of a table row's dataset): the setup behind the paper's figure
 PAPER_SETUPS: dict[str, PaperSetup] = {
-    "emnist": PaperSetup(75, {"limit": None, "max_events": 256, "threshold": 128, "input_mode": "authors"},
-                         {"d_model": 64, "num_heads": 16, "backbone_units": 170, **_NAC_EULER}),
-    "par": PaperSetup(100, {"limit": None, "person": "B"},  # NAC: the layer's defaults besides width/heads/backbone
-                      {**_NAC, "d_model": 64, "num_heads": 16, "topk": 8, "mode": "exact", "sparsity": 0.5,
-                       "backbone_units": 170}),  # their layer's AutoNCP: 64 + floor(64 / 0.6) units
-    "carracing": PaperSetup(70, {"limit": None, "frames": 1},
-                            {**_NAC, "d_model": 64, "num_heads": 16, "topk": 10, "sparsity": 0.7},
-                            unpublished="not the paper's recording"),
-    "udacity": PaperSetup(10, {"limit": None}, {**_NAC, "d_model": 64, "num_heads": 16, "topk": 10, "sparsity": 0.7},
-                          unpublished="not the paper's recording"),
-    "bearings": PaperSetup(50, {"limit": None, "drop_time": False,
-                                "train_bearings": ["Bearing1_4", "Bearing1_5", "Bearing1_6", "Bearing1_7"],
-                                "test_bearings": {"pronostia": "Bearing1_1", "xjtu": "Bearing1_1", "hust": "Bearing1"}},
-                           {"d_model": 16, "num_heads": 8, "activation": "relu", **_NAC_EULER},
-                           select_on="mse", figure_metric="score"),
+    "emnist": PaperSetup(
+        75,
+        {"limit": None, "max_events": 256, "threshold": 128, "input_mode": "authors"},
+        {"d_model": 64, "num_heads": 16, "backbone_units": 170, **_NAC_EULER},
+    ),
+    "par": PaperSetup(
+        100,
+        {"limit": None, "person": "B"},  # NAC: the layer's defaults besides width/heads/backbone
+        {**_NAC, "d_model": 64, "num_heads": 16, "topk": 8, "mode": "exact", "sparsity": 0.5, "backbone_units": 170},
+    ),  # their layer's AutoNCP: 64 + floor(64 / 0.6) units
+    "carracing": PaperSetup(
+        70,
+        {"limit": None, "frames": 1},
+        {**_NAC, "d_model": 64, "num_heads": 16, "topk": 10, "sparsity": 0.7},
+        unpublished="not the paper's recording",
+    ),
+    "udacity": PaperSetup(
+        10,
+        {"limit": None},
+        {**_NAC, "d_model": 64, "num_heads": 16, "topk": 10, "sparsity": 0.7},
+        unpublished="not the paper's recording",
+    ),
+    "bearings": PaperSetup(
+        50,
+        {
+            "limit": None,
+            "drop_time": False,
+            "train_bearings": ["Bearing1_4", "Bearing1_5", "Bearing1_6", "Bearing1_7"],
+            "test_bearings": {"pronostia": "Bearing1_1", "xjtu": "Bearing1_1", "hust": "Bearing1"},
+        },
+        {"d_model": 16, "num_heads": 8, "activation": "relu", **_NAC_EULER},
+        select_on="mse",
+        figure_metric="score",
+    ),
 }
 #: column of :func:`records_frame` holding each record's (named) test figure of a metric other than its primary
 SCORE_COLUMNS = {"score": "test_score", "score_per_row": "test_score_per_row"}
@@ -126,8 +145,15 @@ def _data_gap(key: str, value: Any, paper: Any) -> str:
     return f"{key} {value} (paper {paper})" if not isinstance(paper, (list, dict)) else f"other {key}"
 
 
-def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_folds: Iterable[int],
-               extracted: Iterable[str] = (), selected_on: str | None = None) -> list[str]:
+def paper_gaps(
+    dataset: str,
+    protocol: str,
+    model: str,
+    config: dict | None,
+    ok_folds: Iterable[int],
+    extracted: Iterable[str] = (),
+    selected_on: str | None = None,
+) -> list[str]:
     """Why a group of runs is not like for like with the paper's NAC figure; [] when it is.
 
     Like for like means: a model of :data:`NAC_MODELS` with the paper's NAC settings for the dataset
@@ -163,8 +189,11 @@ def paper_gaps(dataset: str, protocol: str, model: str, config: dict | None, ok_
     if batches is not None:
         gaps.append(f"{batches} batches per epoch")
     if model in NAC_MODELS:
-        gaps += [f"{key} {_get(config, 'model.' + key)} (paper {value})" for key, value in setup.nac.items()
-                 if _get(config, "model." + key) != value]
+        gaps += [
+            f"{key} {_get(config, 'model.' + key)} (paper {value})"
+            for key, value in setup.nac.items()
+            if _get(config, "model." + key) != value
+        ]
     if protocol == "paper":
         n_folds, split_seed = _get(config, "protocol.n_folds"), _get(config, "protocol.split_seed")
         if n_folds != PAPER_N_FOLDS:
@@ -216,19 +245,30 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
         sources, extracted = data_sources(rec)
         protocol_cfg = (rec.get("config") or {}).get("protocol") or {}
         row = {
-            "dataset": rec.get("dataset"), "protocol": rec.get("protocol"), "model": rec.get("model"),
-            "tag": rec.get("tag", ""), "group": rec.get("group_hash", ""), "seed": rec.get("seed"),
-            "fold": rec.get("fold"), "n_folds": protocol_cfg.get("n_folds"), "status": rec.get("status"),
-            "commit": rec.get("git_commit") or "", "data": (rec.get("data") or {}).get("digest") or "",
-            "context": pairing_context(rec), "config": rec.get("config"),
-            "metric": metric, "metric_mode": rec.get("metric_mode"),
+            "dataset": rec.get("dataset"),
+            "protocol": rec.get("protocol"),
+            "model": rec.get("model"),
+            "tag": rec.get("tag", ""),
+            "group": rec.get("group_hash", ""),
+            "seed": rec.get("seed"),
+            "fold": rec.get("fold"),
+            "n_folds": protocol_cfg.get("n_folds"),
+            "status": rec.get("status"),
+            "commit": rec.get("git_commit") or "",
+            "data": (rec.get("data") or {}).get("digest") or "",
+            "context": pairing_context(rec),
+            "config": rec.get("config"),
+            "metric": metric,
+            "metric_mode": rec.get("metric_mode"),
             "test": (rec.get("test") or {}).get(metric) if metric else None,
             "val": (rec.get("val") or {}).get(metric) if metric else None,
             "parameters": rec.get("parameters_sequence_model"),
             "train_s_per_epoch": rec.get("train_time_per_epoch_s"),
             "latency_ms": 1e3 * rec["latency_per_sample_s"] if rec.get("latency_per_sample_s") is not None else None,
-            "peak_memory_mb": rec.get("peak_memory_mb"), "memory_method": rec.get("peak_memory_method"),
-            "sources": sources, "extracted": extracted,
+            "peak_memory_mb": rec.get("peak_memory_mb"),
+            "memory_method": rec.get("peak_memory_method"),
+            "sources": sources,
+            "extracted": extracted,
             **{column: (rec.get("test") or {}).get(name) for name, column in SCORE_COLUMNS.items()},
         }
         for evaluation, figures in (rec.get("evaluations") or {}).items():
@@ -239,9 +279,14 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
         if not named:
             rows.append(row)
         for name, metrics in named.items():
-            rows.append({**row, "dataset": f"{rec.get('dataset')}/{name}",
-                         "test": (metrics or {}).get(metric) if metric else None,
-                         **{column: (metrics or {}).get(key) for key, column in SCORE_COLUMNS.items()}})
+            rows.append(
+                {
+                    **row,
+                    "dataset": f"{rec.get('dataset')}/{name}",
+                    "test": (metrics or {}).get(metric) if metric else None,
+                    **{column: (metrics or {}).get(key) for key, column in SCORE_COLUMNS.items()},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -346,8 +391,9 @@ def _sources_cell(group: pd.DataFrame) -> str | None:
     return f"{kind} (extracted: {', '.join(extracted)})" if kind == "mixed" and extracted else kind
 
 
-def _paper_columns(dataset: str, protocol: str, model: str, metric: str, group: pd.DataFrame,
-                   ok: pd.DataFrame, mean: float | None) -> dict[str, Any]:
+def _paper_columns(
+    dataset: str, protocol: str, model: str, metric: str, group: pd.DataFrame, ok: pd.DataFrame, mean: float | None
+) -> dict[str, Any]:
     """``paper (NAC)``, ``diff vs paper`` and ``vs paper`` of one group (all None where the paper has
     no figure for the dataset and metric). Where the paper's figure is of another metric than the
     runs' primary one (:attr:`PaperSetup.figure_metric`, e.g. the bearings' S under selection on MSE),
@@ -362,12 +408,22 @@ def _paper_columns(dataset: str, protocol: str, model: str, metric: str, group: 
         values = ok[column] if column in ok else pd.Series(dtype=float)
         mean = summarize(pd.to_numeric(values, errors="coerce") * _scale(figure_metric)).mean
     config = (ok if not ok.empty else group).config.iloc[0]
-    gaps = paper_gaps(dataset, protocol, model, config, ok.fold.dropna().astype(int), extracted=_extracted_of(group),
-                      selected_on=metric)
+    gaps = paper_gaps(
+        dataset,
+        protocol,
+        model,
+        config,
+        ok.fold.dropna().astype(int),
+        extracted=_extracted_of(group),
+        selected_on=metric,
+    )
     if gaps or mean is None:
         return {"paper (NAC)": None, "diff vs paper": None, "vs paper": "; ".join(gaps) or "no ok runs"}
-    return {"paper (NAC)": paper, "diff vs paper": round(mean - paper, _digits(figure_metric)),
-            "vs paper": "like for like"}
+    return {
+        "paper (NAC)": paper,
+        "diff vs paper": round(mean - paper, _digits(figure_metric)),
+        "vs paper": "like for like",
+    }
 
 
 def summary_table(frame: pd.DataFrame, merge_commits: bool = False) -> pd.DataFrame:
@@ -394,32 +450,49 @@ def summary_table(frame: pd.DataFrame, merge_commits: bool = False) -> pd.DataFr
         test = summarize(pd.to_numeric(ok.test, errors="coerce") * _scale(metric))
         score = _column_summary(ok, "test_score") if metric != "score" else Summary(0, None, None, None, None)
         per_row = _column_summary(ok, "test_score_per_row")
-        rows.append({
-            "dataset": dataset, "protocol": protocol, "model": model, "tag": tag,
-            "settings": settings if variants.get((dataset, protocol, model, tag), 1) > 1 else "",
-            "commit": _joined(group.commit, short_commit), "data": _joined(group.data),
-            "sources": _sources_cell(group),
-            "metric": _metric_label(metric),
-            "test": _fmt(test, digits),
-            f"test {CONFIDENCE:.0%} CI": _fmt_interval(test, digits),
-            "test S": _fmt(score, 4), f"test S {CONFIDENCE:.0%} CI": _fmt_interval(score, 4),
-            "test S/row": _fmt(per_row, PER_ROW_DIGITS),
-            "val": _fmt(summarize(pd.to_numeric(ok.val, errors="coerce") * _scale(metric)), digits),
-            "runs": f"{len(ok)}/{len(group)}",
-            "status": _completeness(group, ok),
-            **_paper_columns(dataset, protocol, model, metric, group, ok, test.mean),
-            "params": int(ok.parameters.dropna().iloc[0]) if not ok.parameters.dropna().empty else pd.NA,
-            "train s/epoch": _fmt(summarize(ok.train_s_per_epoch), 2),
-            "latency ms": _fmt(summarize(ok.latency_ms), 3),
-            "peak MB": _fmt(summarize(ok.peak_memory_mb), 0),
-            "memory": ", ".join(sorted(set(ok.memory_method.dropna()))),
-            **{column[len(EVAL_PREFIX):]: _fmt(summarize(ok[column]), 2) for column in evaluation_columns},
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "protocol": protocol,
+                "model": model,
+                "tag": tag,
+                "settings": settings if variants.get((dataset, protocol, model, tag), 1) > 1 else "",
+                "commit": _joined(group.commit, short_commit),
+                "data": _joined(group.data),
+                "sources": _sources_cell(group),
+                "metric": _metric_label(metric),
+                "test": _fmt(test, digits),
+                f"test {CONFIDENCE:.0%} CI": _fmt_interval(test, digits),
+                "test S": _fmt(score, 4),
+                f"test S {CONFIDENCE:.0%} CI": _fmt_interval(score, 4),
+                "test S/row": _fmt(per_row, PER_ROW_DIGITS),
+                "val": _fmt(summarize(pd.to_numeric(ok.val, errors="coerce") * _scale(metric)), digits),
+                "runs": f"{len(ok)}/{len(group)}",
+                "status": _completeness(group, ok),
+                **_paper_columns(dataset, protocol, model, metric, group, ok, test.mean),
+                "params": int(ok.parameters.dropna().iloc[0]) if not ok.parameters.dropna().empty else pd.NA,
+                "train s/epoch": _fmt(summarize(ok.train_s_per_epoch), 2),
+                "latency ms": _fmt(summarize(ok.latency_ms), 3),
+                "peak MB": _fmt(summarize(ok.peak_memory_mb), 0),
+                "memory": ", ".join(sorted(set(ok.memory_method.dropna()))),
+                **{column[len(EVAL_PREFIX) :]: _fmt(summarize(ok[column]), 2) for column in evaluation_columns},
+            }
+        )
     table = pd.DataFrame(rows)
     table["params"] = table["params"].astype("Int64")  # whole numbers even where a group has none
-    evaluation_names = [column[len(EVAL_PREFIX):] for column in evaluation_columns]
-    for optional in ("tag", "settings", "sources", "test S", f"test S {CONFIDENCE:.0%} CI", "test S/row",
-                     "paper (NAC)", "diff vs paper", "vs paper", *evaluation_names):
+    evaluation_names = [column[len(EVAL_PREFIX) :] for column in evaluation_columns]
+    for optional in (
+        "tag",
+        "settings",
+        "sources",
+        "test S",
+        f"test S {CONFIDENCE:.0%} CI",
+        "test S/row",
+        "paper (NAC)",
+        "diff vs paper",
+        "vs paper",
+        *evaluation_names,
+    ):
         if table[optional].isna().all() or table[optional].isin(["", "-"]).all():
             table = table.drop(columns=optional)
     return table
@@ -461,8 +534,21 @@ def paired_comparison(frame: pd.DataFrame, model_a: str, model_b: str, merge_com
     interval of the mean difference, the number of pairs, the seeds or folds without a partner, and
     a verdict (the better model by the metric's mode when the interval excludes 0).
     """
-    columns = ["dataset", "protocol", "tag", "commit", "data", "metric", "comparison", "difference",
-               f"{CONFIDENCE:.0%} CI", "pairs", "paired by", "unpaired", "verdict"]
+    columns = [
+        "dataset",
+        "protocol",
+        "tag",
+        "commit",
+        "data",
+        "metric",
+        "comparison",
+        "difference",
+        f"{CONFIDENCE:.0%} CI",
+        "pairs",
+        "paired by",
+        "unpaired",
+        "verdict",
+    ]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     frame = frame.assign(commit=frame.commit.fillna(""), data=frame.data.fillna(""))
@@ -482,31 +568,45 @@ def paired_comparison(frame: pd.DataFrame, model_a: str, model_b: str, merge_com
         shared = a_units.index.intersection(b_units.index).sort_values()
         diff = summarize((a_units[shared] - b_units[shared]) * _scale(metric))
         as_tuple = lambda index: index if isinstance(index, tuple) else (index,)  # noqa: E731
-        unpaired = ([f"{_unit(pair_on, as_tuple(i))} ({model_a} only)" for i in a_units.index.difference(shared)]
-                    + [f"{_unit(pair_on, as_tuple(i))} ({model_b} only)" for i in b_units.index.difference(shared)]
-                    + [f"{_unit(pair_on, as_tuple(i))} (several runs)" for i in sorted(duplicated)])
+        unpaired = (
+            [f"{_unit(pair_on, as_tuple(i))} ({model_a} only)" for i in a_units.index.difference(shared)]
+            + [f"{_unit(pair_on, as_tuple(i))} ({model_b} only)" for i in b_units.index.difference(shared)]
+            + [f"{_unit(pair_on, as_tuple(i))} (several runs)" for i in sorted(duplicated)]
+        )
         modes = group.metric_mode.dropna()
-        rows.append({
-            "dataset": dataset, "protocol": protocol, "tag": tag,
-            "commit": _joined(group.commit, short_commit), "data": _joined(group.data),
-            "metric": _metric_label(metric), "comparison": f"{model_a} − {model_b}",
-            "difference": _fmt(diff, _digits(metric)),
-            f"{CONFIDENCE:.0%} CI": _fmt_interval(diff, _digits(metric), single="single pair"),
-            "pairs": diff.n, "paired by": " and ".join(pair_on), "unpaired": ", ".join(unpaired),
-            "verdict": _verdict(diff, model_a, model_b, modes.iloc[0] if not modes.empty else None),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "protocol": protocol,
+                "tag": tag,
+                "commit": _joined(group.commit, short_commit),
+                "data": _joined(group.data),
+                "metric": _metric_label(metric),
+                "comparison": f"{model_a} − {model_b}",
+                "difference": _fmt(diff, _digits(metric)),
+                f"{CONFIDENCE:.0%} CI": _fmt_interval(diff, _digits(metric), single="single pair"),
+                "pairs": diff.n,
+                "paired by": " and ".join(pair_on),
+                "unpaired": ", ".join(unpaired),
+                "verdict": _verdict(diff, model_a, model_b, modes.iloc[0] if not modes.empty else None),
+            }
+        )
     table = pd.DataFrame(rows, columns=columns)
     return table.drop(columns="tag") if table.tag.isin(["", None]).all() else table
 
 
 #: what the figures of :func:`summary_table` and :func:`paired_comparison` are, printed under them
-LEGEND = (f"Figures: mean ± sample std (ddof 1) over ok runs; CI: Student-t {CONFIDENCE:.0%} interval of the "
-          "mean (single run: n = 1, no std or interval); runs: ok/total; commit and data: the code and data "
-          "digest of the runs; paper (NAC) and diff only where like for like, else vs paper says why.")
+LEGEND = (
+    f"Figures: mean ± sample std (ddof 1) over ok runs; CI: Student-t {CONFIDENCE:.0%} interval of the "
+    "mean (single run: n = 1, no std or interval); runs: ok/total; commit and data: the code and data "
+    "digest of the runs; paper (NAC) and diff only where like for like, else vs paper says why."
+)
 #: the same for :func:`paired_comparison`
-PAIRED_LEGEND = (f"Paired: model A − model B on the same seed (clean) or fold (paper), same data and settings; "
-                 f"difference: mean ± sample std of the per-pair differences; CI: Student-t {CONFIDENCE:.0%} "
-                 "interval of the mean difference; a verdict names a better model only when it excludes 0.")
+PAIRED_LEGEND = (
+    f"Paired: model A − model B on the same seed (clean) or fold (paper), same data and settings; "
+    f"difference: mean ± sample std of the per-pair differences; CI: Student-t {CONFIDENCE:.0%} "
+    "interval of the mean difference; a verdict names a better model only when it excludes 0."
+)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -1,9 +1,10 @@
 """Experiment tracking: Weights & Biases as an option (``logger=wandb``), off by default.
 
-The tracker is the ``_target_`` of the ``logger`` config (``configs/logger/``): add a tracker
-by adding a class with ``log`` and ``finish`` and a config naming it. Each run opens its own W&B run and always finishes it (in the runner's ``finally``), so every job
-of a multirun sweep logs separately. ``mode: offline`` needs no account (sync later with
-``wandb sync``); ``disabled`` turns it into a no-op. The same metrics go to W&B as to the record.
+The tracker is the ``_target_`` of the ``logger`` config (``configs/logger/``): add a tracker by adding a
+class with ``log`` and ``finish`` and a config naming it. Each run opens its own W&B run and always finishes
+it (in the runner's ``finally``), so every job of a multirun sweep logs separately. ``mode: offline`` needs no
+account (sync later with ``wandb sync``); ``disabled`` turns it into a no-op. The same metrics go to W&B as to
+the record.
 """
 
 from __future__ import annotations
@@ -30,13 +31,30 @@ class WandbTracker:
     """One W&B run per harness run: per-epoch history, then the record's metrics as summary.
     The keyword arguments are those of ``configs/logger/wandb.yaml`` (``wandb.init``'s)."""
 
-    def __init__(self, run_config: dict, name: str, project: str = "nac-bench", entity: str | None = None,
-                 mode: str = "offline", group: str | None = None, tags: list[str] | None = None,
-                 dir: str | None = None):
+    def __init__(
+        self,
+        run_config: dict,
+        name: str,
+        project: str = "nac-bench",
+        entity: str | None = None,
+        mode: str = "offline",
+        group: str | None = None,
+        tags: list[str] | None = None,
+        dir: str | None = None,
+    ):
         import wandb
 
-        self.run = wandb.init(project=project, entity=entity, mode=mode, group=group, tags=list(tags or []),
-                              name=name, dir=dir, config=run_config, reinit="create_new")
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            mode=mode,
+            group=group,
+            tags=list(tags or []),
+            name=name,
+            dir=dir,
+            config=run_config,
+            reinit="create_new",
+        )
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         self.run.log(metrics, step=step)
@@ -45,8 +63,15 @@ class WandbTracker:
         summary = {"status": record.get("status")}
         for split in ("val", "test"):
             summary.update({f"{split}/{k}": v for k, v in (record.get(split) or {}).items()})
-        for key in ("parameters", "train_time_per_epoch_s", "latency_per_sample_s", "peak_memory_mb",
-                    "peak_memory_method", "best_epoch", "error"):
+        for key in (
+            "parameters",
+            "train_time_per_epoch_s",
+            "latency_per_sample_s",
+            "peak_memory_mb",
+            "peak_memory_method",
+            "best_epoch",
+            "error",
+        ):
             if record.get(key) is not None:
                 summary[key] = record[key]
         self.run.summary.update(summary)

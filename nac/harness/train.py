@@ -39,8 +39,9 @@ def _forward(model: nn.Module, batch: dict, use_time: bool = True) -> torch.Tens
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, task: str, per_step: bool,
-             target_scale: float = 1.0) -> dict:
+def evaluate(
+    model: nn.Module, loader: DataLoader, device: torch.device, task: str, per_step: bool, target_scale: float = 1.0
+) -> dict:
     """Metrics of ``model`` over a loader (eval mode, no gradients); regression errors in target units
     times ``target_scale``."""
     model.eval()
@@ -60,8 +61,10 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 
 def make_scheduler(scheduler_factory: Callable, optimizer: torch.optim.Optimizer, mode: str):
     """The scheduler for ``optimizer``; ReduceLROnPlateau gets ``mode`` (max/min) from the dataset's metric."""
-    is_plateau = isinstance(scheduler_factory, functools.partial) and \
-        scheduler_factory.func is torch.optim.lr_scheduler.ReduceLROnPlateau
+    is_plateau = (
+        isinstance(scheduler_factory, functools.partial)
+        and scheduler_factory.func is torch.optim.lr_scheduler.ReduceLROnPlateau
+    )
     return scheduler_factory(optimizer, mode=mode) if is_plateau else scheduler_factory(optimizer)
 
 
@@ -76,8 +79,11 @@ def make_optimizer(optimizer_factory: Callable, params) -> torch.optim.Optimizer
     """
     func = optimizer_factory.func if isinstance(optimizer_factory, functools.partial) else optimizer_factory
     keywords = optimizer_factory.keywords if isinstance(optimizer_factory, functools.partial) else {}
-    takes_foreach = isinstance(func, type) and issubclass(func, torch.optim.Optimizer) and \
-        "foreach" in inspect.signature(func).parameters
+    takes_foreach = (
+        isinstance(func, type)
+        and issubclass(func, torch.optim.Optimizer)
+        and "foreach" in inspect.signature(func).parameters
+    )
     if takes_foreach and not {"foreach", "fused"} & keywords.keys():
         return optimizer_factory(params, foreach=True)
     return optimizer_factory(params)
@@ -115,8 +121,13 @@ def fit(
         model.train()
         start = time.perf_counter()
         loss_sum, seen = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=None if progress else True, dynamic_ncols=True)
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            leave=False,
+            disable=None if progress else True,
+            dynamic_ncols=True,
+        )
         for step, batch in enumerate(bar):
             if limit_train_batches is not None and step >= limit_train_batches:
                 break
@@ -124,8 +135,10 @@ def fit(
             pred, y = flatten_steps(_forward(model, batch), batch["y"], batch["mask"], per_step)
             loss = loss_fn(task, pred, y)
             if not torch.isfinite(loss):
-                raise Diverged(f"training loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}; "
-                               "lower trainer.optimizer.lr or set trainer.grad_clip")
+                raise Diverged(
+                    f"training loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}; "
+                    "lower trainer.optimizer.lr or set trainer.grad_clip"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:
@@ -139,8 +152,13 @@ def fit(
             torch.cuda.synchronize(device)
         result.epoch_times_s.append(time.perf_counter() - start)
         val = evaluate(model, val_loader, device, task, per_step, target_scale)
-        entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
-                 **{f"val_{k}": v for k, v in val.items()}, "epoch_time_s": result.epoch_times_s[-1]}
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"],
+            **{f"val_{k}": v for k, v in val.items()},
+            "epoch_time_s": result.epoch_times_s[-1],
+        }
         result.history.append(entry)
         if on_epoch_end is not None:
             on_epoch_end(entry)
@@ -164,8 +182,7 @@ def fit(
 
 
 @torch.no_grad()
-def latency_per_sample(model: nn.Module, dataset, device: torch.device, n_samples: int = 32,
-                       warmup: int = 2) -> float:
+def latency_per_sample(model: nn.Module, dataset, device: torch.device, n_samples: int = 32, warmup: int = 2) -> float:
     """Mean seconds for one forward pass at batch size 1 over up to ``n_samples`` samples."""
     model.eval()
     n = min(n_samples, len(dataset))

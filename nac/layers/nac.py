@@ -36,8 +36,15 @@ TimeInput = Literal["constant", "step", "pair"]
 #: a top-K selection is applied as a mask over every key when T <= this ratio * K (:meth:`_select`)
 DENSE_SELECTION_RATIO = 1.1
 
-_ACTIVATIONS = {None: nn.Identity, "none": nn.Identity, "relu": nn.ReLU, "tanh": nn.Tanh,
-                "gelu": nn.GELU, "elu": nn.ELU, "sigmoid": nn.Sigmoid}
+_ACTIVATIONS = {
+    None: nn.Identity,
+    "none": nn.Identity,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+}
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -45,8 +52,14 @@ def _choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(map(str, allowed))}")
 
 
-def ode_logits(phi: torch.Tensor, w_tau: torch.Tensor, t: torch.Tensor | float, mode: Mode,
-               euler_steps: int = 5, delta_t: float = 0.5) -> torch.Tensor:
+def ode_logits(
+    phi: torch.Tensor,
+    w_tau: torch.Tensor,
+    t: torch.Tensor | float,
+    mode: Mode,
+    euler_steps: int = 5,
+    delta_t: float = 0.5,
+) -> torch.Tensor:
     """Logit a(t) of ``da/dt = -w_tau a + phi, a(0) = 0`` in one of the three modes.
 
     ``euler`` uses the closed form of ``euler_steps`` explicit Euler steps of size ``delta_t``:
@@ -182,12 +195,12 @@ class NeuronalAttentionCircuit(SequenceModel):
             self.q_proj, self.k_proj, self.v_proj = (_dense(input_dim, d_model, use_bias) for _ in range(3))
         elif variant == "official":
             units = math.ceil((d_model - 0.5) / 0.6)  # the size of the authors' sensory cell
-            self.q_proj, self.k_proj, self.v_proj = (
-                AffineProjection(input_dim, d_model, units) for _ in range(3))
+            self.q_proj, self.k_proj, self.v_proj = (AffineProjection(input_dim, d_model, units) for _ in range(3))
         else:
             self.q_proj, self.k_proj, self.v_proj = (
                 MaskedLinear(sensory_mask(input_dim, d_model, sparsity, wiring_seed + i), bias=use_bias)
-                for i in range(3))
+                for i in range(3)
+            )
 
         # --- gates phi and w_tau
         if variant == "paper":
@@ -257,8 +270,11 @@ class NeuronalAttentionCircuit(SequenceModel):
         phi, w_tau = self._pair_gates(q, sel)
         t_ode = self._pair_time(t, mask, sel, q_pos, b, t_len, q)
         if self.time_interpolation:
-            ab = sel.pair_linear(q, torch.cat([self.time_a.weight, self.time_b.weight]).t(),
-                                 torch.cat([self.time_a.bias, self.time_b.bias]))
+            ab = sel.pair_linear(
+                q,
+                torch.cat([self.time_a.weight, self.time_b.weight]).t(),
+                torch.cat([self.time_a.bias, self.time_b.bias]),
+            )
             t_ode = torch.sigmoid(ab[..., 0] * t_ode + ab[..., 1])
         logits = ode_logits(phi, w_tau, t_ode, self.mode, self.euler_steps, self.delta_t)
         logits = logits.expand(b, self.num_heads, sel.n_queries, sel.idx.shape[-1])
@@ -292,8 +308,9 @@ class NeuronalAttentionCircuit(SequenceModel):
     def _dropout_active(self) -> bool:
         return self.training and self.attn_dropout.p > 0
 
-    def _select(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None,
-                q_pos: torch.Tensor | None) -> Selection:
+    def _select(
+        self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None, q_pos: torch.Tensor | None
+    ) -> Selection:
         """The keys of each query: all of them (NAC-PW, or K >= T) or the exact top-K by q.k.
 
         With K >= T every key is selected whatever the scores, so no score is computed and keys
@@ -324,8 +341,13 @@ class NeuronalAttentionCircuit(SequenceModel):
         (indices are distinct: exact top-K of a row, never the block path at these lengths)."""
         b, h, t_q, _ = idx.shape
         every = torch.zeros(b, h, t_q, t_keys, dtype=torch.bool, device=idx.device).scatter_(-1, idx, valid)
-        return Selection(torch.arange(t_keys, device=idx.device).expand(t_q, t_keys)[None, None], every,
-                         every=True, keys=k, subset=True)
+        return Selection(
+            torch.arange(t_keys, device=idx.device).expand(t_q, t_keys)[None, None],
+            every,
+            every=True,
+            keys=k,
+            subset=True,
+        )
 
     def _pair_gates(self, q: torch.Tensor, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`gates` of the pairs [q_i; k_j] of ``sel``, with each network's first (linear)
@@ -381,8 +403,16 @@ class NeuronalAttentionCircuit(SequenceModel):
             t = t * mask
         return t
 
-    def _pair_time(self, t, mask: torch.Tensor | None, sel: Selection, q_pos: torch.Tensor | None,
-                   b: int, t_len: int, like: torch.Tensor) -> torch.Tensor:
+    def _pair_time(
+        self,
+        t,
+        mask: torch.Tensor | None,
+        sel: Selection,
+        q_pos: torch.Tensor | None,
+        b: int,
+        t_len: int,
+        like: torch.Tensor,
+    ) -> torch.Tensor:
         """The ODE time broadcastable to (B, H, Tq, K) for the queries at ``q_pos`` (all if None);
         the same values as :meth:`_ode_time`."""
         t = self._masked_time(t, mask, b, t_len, like)
@@ -476,6 +506,8 @@ class NeuronalAttentionCircuit(SequenceModel):
         return self.time_input != "constant"
 
     def extra_repr(self) -> str:
-        return (f"variant={self.variant}, d_model={self.d_model}, heads={self.num_heads}, topk={self.topk}, "
-                f"mode={self.mode}, dense={self.dense}, pairwise={self.pairwise}, causal={self.causal}, "
-                f"time_input={self.time_input}, time_interpolation={self.time_interpolation}")
+        return (
+            f"variant={self.variant}, d_model={self.d_model}, heads={self.num_heads}, topk={self.topk}, "
+            f"mode={self.mode}, dense={self.dense}, pairwise={self.pairwise}, causal={self.causal}, "
+            f"time_input={self.time_input}, time_interpolation={self.time_interpolation}"
+        )

@@ -35,7 +35,12 @@ BLOCK_MIN_KEYS = 4096
 
 
 def _allowed_keys(
-    key_mask: torch.Tensor | None, causal: bool, q_start: int, q_stop: int, t_keys: int, device,
+    key_mask: torch.Tensor | None,
+    causal: bool,
+    q_start: int,
+    q_stop: int,
+    t_keys: int,
+    device,
     q_pos: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """Boolean (B or 1, 1, chunk or 1, T) tensor of keys a query may select, or None (all).
@@ -98,7 +103,12 @@ def _row_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def every_key(
-    b: int, t_q: int, t_k: int, key_mask: torch.Tensor | None, causal: bool, device,
+    b: int,
+    t_q: int,
+    t_k: int,
+    key_mask: torch.Tensor | None,
+    causal: bool,
+    device,
     q_pos: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every key for every query (T <= K, or NAC-PW): indices (1, 1, Tq, T), validity (B or 1, 1, Tq, T)."""
@@ -158,7 +168,11 @@ def chunked_topk(
 
 @torch.no_grad()
 def reference_topk(
-    q: torch.Tensor, k: torch.Tensor, topk: int, key_mask: torch.Tensor | None = None, causal: bool = False,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    topk: int,
+    key_mask: torch.Tensor | None = None,
+    causal: bool = False,
     q_pos: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The readable selection that :func:`chunked_topk` speeds up: all scores at once, one

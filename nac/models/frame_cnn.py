@@ -19,9 +19,15 @@ class FrameCNNStem(nn.Module):
     ``in_features`` is the number of colour channels (the dataset's ``input_dim``, 3 for RGB).
     """
 
-    def __init__(self, in_features: int = 3, channels: tuple[int, ...] = (10, 20, 30),
-                 kernel_sizes: tuple[int, ...] = (3, 5, 5), stride: int = 2, dropout: float = 0.2,
-                 image_size: tuple[int, int] = (96, 96)):
+    def __init__(
+        self,
+        in_features: int = 3,
+        channels: tuple[int, ...] = (10, 20, 30),
+        kernel_sizes: tuple[int, ...] = (3, 5, 5),
+        stride: int = 2,
+        dropout: float = 0.2,
+        image_size: tuple[int, int] = (96, 96),
+    ):
         super().__init__()
         if len(channels) != len(kernel_sizes):
             raise ValueError(f"FrameCNNStem: {len(channels)} channel sizes but {len(kernel_sizes)} kernel sizes")

@@ -24,8 +24,13 @@ class PilotNetStem(nn.Module):
     frames follow each other.
     """
 
-    def __init__(self, in_features: int = 3, dropout: float = 0.5, token_layout: str = "keras",
-                 image_size: tuple[int, int] = (66, 200)):
+    def __init__(
+        self,
+        in_features: int = 3,
+        dropout: float = 0.5,
+        token_layout: str = "keras",
+        image_size: tuple[int, int] = (66, 200),
+    ):
         super().__init__()
         if token_layout not in ("keras", "channels"):
             raise ValueError(f"token_layout={token_layout!r} is not valid; choose 'keras' or 'channels'")

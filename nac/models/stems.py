@@ -43,9 +43,17 @@ class ConvStem(nn.Module):
     defaults) instead of torch's.
     """
 
-    def __init__(self, in_features: int, channels: list[int] | int, kernel_size: int = 5,
-                 stride: list[int] | int = 1, activation: str = "relu", padding: str = "left",
-                 keep_time: bool = True, init: str = "torch"):
+    def __init__(
+        self,
+        in_features: int,
+        channels: list[int] | int,
+        kernel_size: int = 5,
+        stride: list[int] | int = 1,
+        activation: str = "relu",
+        padding: str = "left",
+        keep_time: bool = True,
+        init: str = "torch",
+    ):
         super().__init__()
         if padding not in ("left", "keras"):
             raise ValueError(f"stem.padding={padding!r} is not valid; use one of left, keras")
@@ -92,7 +100,7 @@ class ConvStem(nn.Module):
         if conv.stride[0] != k or conv.dilation[0] != 1 or conv.groups != 1 or conv.padding != (0,):
             return conv(h)
         b, c, _ = h.shape
-        windows = h[..., :out_len * k].reshape(b, c, out_len, k).transpose(1, 2).reshape(b, out_len, c * k)
+        windows = h[..., : out_len * k].reshape(b, c, out_len, k).transpose(1, 2).reshape(b, out_len, c * k)
         return nn.functional.linear(windows, conv.weight.reshape(conv.out_channels, c * k), conv.bias).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, t=None, mask=None):
