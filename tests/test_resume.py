@@ -6,7 +6,14 @@ import pytest
 
 from nac.harness.lock import RunLocked, run_lock
 from nac.harness.records import write_json_atomic
-from nac.harness.resume import finished_record, skip_or_claim
+from nac.harness.resume import (
+    checkpoint_path,
+    discard_checkpoint,
+    finished_record,
+    load_checkpoint,
+    save_checkpoint,
+    skip_or_claim,
+)
 
 
 @pytest.fixture
@@ -85,3 +92,55 @@ def test_run_finished_by_another_process_meanwhile_is_skipped(path, monkeypatch)
     monkeypatch.setattr(resume, "run_lock", lock_after_the_other_process_finished)
     with ExitStack() as held:
         assert skip_or_claim(path, "c1", force=False, held=held) == {"status": "ok", "git_commit": "c1"}
+
+
+def test_checkpoint_beside_the_record_is_read_back_by_the_same_code_only(path, caplog):
+    import logging
+
+    import torch
+
+    caplog.set_level(logging.INFO, logger="nac.harness.resume")
+    ckpt = checkpoint_path(path)
+    assert ckpt == path.parent / "seed0-abc.ckpt.pt"
+    assert load_checkpoint(ckpt, "c1") is None  # none yet
+    path.parent.mkdir(parents=True)
+    save_checkpoint(ckpt, {"epoch": 2, "model": {"w": torch.arange(3.0)}, "history": [{"epoch": 1}]}, "c1")
+    assert [p.name for p in path.parent.iterdir()] == [ckpt.name]  # no temporary file left
+    state = load_checkpoint(ckpt, "c1")
+    assert state["epoch"] == 2 and state["git_commit"] == "c1" and torch.equal(state["model"]["w"], torch.arange(3.0))
+    assert load_checkpoint(ckpt, "c2") is None
+    assert f"not resuming from {ckpt}: it was saved by commit c1, the code is at c2" in caplog.text
+    discard_checkpoint(ckpt)
+    assert not ckpt.exists()
+    discard_checkpoint(ckpt)  # nothing to delete is fine
+
+
+def test_damaged_checkpoint_or_other_layout_is_not_used(path, caplog):
+    import torch
+
+    ckpt = checkpoint_path(path)
+    path.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"torn")
+    assert load_checkpoint(ckpt, "c1") is None and "cannot be read" in caplog.text
+    torch.save({"format": 0, "git_commit": "c1"}, ckpt)
+    assert load_checkpoint(ckpt, "c1") is None and "checkpoint format 0, expected 1" in caplog.text
+
+
+def test_checkpoint_write_is_atomic(path, monkeypatch):
+    """A write that fails part way leaves the previous checkpoint whole and no temporary file."""
+    import torch
+
+    ckpt = checkpoint_path(path)
+    path.parent.mkdir(parents=True)
+    save_checkpoint(ckpt, {"epoch": 1}, "c1")
+
+    def torn_save(obj, file):
+        open(file, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(ckpt, {"epoch": 2}, "c1")
+    monkeypatch.undo()
+    assert load_checkpoint(ckpt, "c1")["epoch"] == 1
+    assert [p.name for p in path.parent.iterdir()] == [ckpt.name]

@@ -21,7 +21,16 @@ from omegaconf import DictConfig, OmegaConf
 from nac.harness.records import config_hash
 
 #: config keys (dotted for nested ones) that cannot change a run's numbers
-VOLATILE = ("paths", "device", "hydra", "force", "logger", "trainer.progress", "trainer.save_predictions")
+VOLATILE = (
+    "paths",
+    "device",
+    "hydra",
+    "force",
+    "logger",
+    "trainer.progress",
+    "trainer.save_predictions",
+    "trainer.checkpoint",
+)
 
 
 def _without(config: dict, dotted: Iterable[str]) -> dict:

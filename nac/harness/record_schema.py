@@ -73,6 +73,7 @@ class RunRecord:
     evaluations: dict[str, Any] | None = None
     best_epoch: int | None = None
     epochs_run: int | None = None
+    resumed_from_epoch: int | None = None  # set only when the run continued from its checkpoint
     history: list[dict[str, float]] | None = None
     val: Metrics | None = None
     test: Metrics | None = None

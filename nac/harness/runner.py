@@ -9,12 +9,15 @@ versions, git commit, device and the fingerprint of the data. Its path is named 
 (nac/harness/identity.py); an ok record is never replaced by a worse attempt (nac/harness/records.py),
 finished runs are skipped and one lock per run keeps two processes from training the same run
 (nac/harness/resume.py, nac/harness/lock.py). SIGTERM and SIGINT stop the run with an
-``interrupted`` record (nac/harness/interrupt.py). Models come from nac/models/factory.py.
+``interrupted`` record (nac/harness/interrupt.py); a run that is started again continues from its
+last finished epoch (``<record stem>.ckpt.pt``, ``trainer.checkpoint``). Models come from
+nac/models/factory.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -41,7 +44,7 @@ from nac.harness.memory import PeakMemory
 from nac.harness.predictions import predictions_path, requested, save_predictions
 from nac.harness.record_schema import RunRecord
 from nac.harness.records import RecordWriter, record_path, write_json_atomic
-from nac.harness.resume import skip_or_claim
+from nac.harness.resume import checkpoint_path, discard_checkpoint, load_checkpoint, save_checkpoint, skip_or_claim
 from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
 from nac.harness.train import Diverged, evaluate, fit, latency_per_sample, make_scheduler
@@ -209,6 +212,7 @@ class _Attempt:
         self.history: list[dict] = []
         self.tracker = None  # set once the run trains
         self.writer: RecordWriter | None = None
+        self.checkpoint: Path | None = None  # <record stem>.ckpt.pt, once located
         self.closed = False  # no more writes (skipped, locked out, or final record written)
         self.owned = False  # this process holds the run's lock
         self.record = RunRecord(
@@ -244,6 +248,7 @@ class _Attempt:
             run_id,
         )
         self.writer = RecordWriter(path)
+        self.checkpoint = checkpoint_path(path)
         return path
 
     def skip(self, done: dict) -> dict:
@@ -282,6 +287,19 @@ class _Attempt:
             f"{self.record.parameters:,}",
             self.record.device,
         )
+
+    def resume_state(self, commit: str, force: bool, enabled: bool) -> dict | None:
+        """The training state to continue from (this run's checkpoint, saved by the same code), or None;
+        ``force`` deletes the checkpoint. Called once this process holds the run's lock."""
+        if force:
+            discard_checkpoint(self.checkpoint)
+            return None
+        state = load_checkpoint(self.checkpoint, commit) if enabled else None
+        if state is not None:
+            self.history = list(state["history"])
+            self.record.update(resumed_from_epoch=int(state["epoch"]))
+            log.info("resuming from epoch %d of %s", state["epoch"], self.checkpoint)
+        return state
 
     def epoch_done(self, entry: dict) -> None:
         """After each epoch: keep its entry (for an interrupted record), log it, send it to the tracker."""
@@ -359,6 +377,8 @@ class _Attempt:
             if not self.closed:
                 log.info("record: %s", self.save())
                 _log_summary(cfg, record)
+            if self.owned and record.status in ("ok", "diverged"):
+                discard_checkpoint(self.checkpoint)  # kept for an interrupted or failed run to resume from
             if self.tracker is not None:
                 self.tracker.finish(record.to_dict())
 
@@ -381,6 +401,9 @@ def execute(cfg: DictConfig) -> dict:
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     validate_settings(resolved)
+    checkpointing = cfg.trainer.get("checkpoint", True)
+    if not isinstance(checkpointing, bool):
+        raise SetupError(f"trainer.checkpoint={checkpointing!r} is not valid; use true or false")
     keep_predictions = requested(cfg.trainer)
     device = _setup(cfg)
     commit = env.git_commit()
@@ -394,9 +417,22 @@ def execute(cfg: DictConfig) -> dict:
         if done is not None:
             return attempt.skip(done)
         attempt.owned = True
+        resume_from = attempt.resume_state(commit, cfg.get("force", False), checkpointing)
         model, optimizer_factory, scheduler_factory = _model(cfg, splits.meta, device)
         attempt.describe(splits, model)
-        _fit(cfg, model, splits, device, record, optimizer_factory, scheduler_factory, attempt.epoch_done)
+        checkpoint = functools.partial(save_checkpoint, attempt.checkpoint, commit=commit) if checkpointing else None
+        _fit(
+            cfg,
+            model,
+            splits,
+            device,
+            record,
+            optimizer_factory,
+            scheduler_factory,
+            attempt.epoch_done,
+            checkpoint,
+            resume_from,
+        )
         _test(cfg, model, splits, device, record)
         _evaluations(model, splits, device, record)
         record.latency_per_sample_s = latency_per_sample(model, splits.test, device, cfg.trainer.latency_samples)
@@ -463,8 +499,11 @@ def _fit(
     optimizer_factory,
     scheduler_factory,
     on_epoch_end,
+    checkpoint=None,
+    resume_from: dict | None = None,
 ) -> None:
-    """Train with selection on validation (the best epoch's weights are loaded back)."""
+    """Train with selection on validation (the best epoch's weights are loaded back); ``checkpoint``
+    saves the training state after every epoch, ``resume_from`` continues from one."""
     meta = splits.meta
     result = fit(
         model,
@@ -484,6 +523,8 @@ def _fit(
         target_scale=meta.target_scale,
         progress=cfg.trainer.progress,
         on_epoch_end=on_epoch_end,
+        save_checkpoint=checkpoint,
+        resume_from=resume_from,
     )
     record.update(
         best_epoch=result.best_epoch,

@@ -6,10 +6,12 @@ import copy
 import functools
 import inspect
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -89,6 +91,62 @@ def make_optimizer(optimizer_factory: Callable, params) -> torch.optim.Optimizer
     return optimizer_factory(params)
 
 
+def _generators(loader: DataLoader) -> list[torch.Generator]:
+    """The distinct random generators of ``loader`` and its samplers (the data order), in a fixed order."""
+    found: dict[int, torch.Generator] = {}
+    sampler, batch_sampler = loader.sampler, loader.batch_sampler
+    for owner in (
+        loader,
+        sampler,
+        getattr(sampler, "sampler", None),
+        batch_sampler,
+        getattr(batch_sampler, "sampler", None),
+    ):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator):
+            found.setdefault(id(generator), generator)
+    return list(found.values())
+
+
+def rng_states(loaders: list[DataLoader], device: torch.device) -> dict:
+    """Every random state the rest of a run draws from: torch (CPU, and CUDA on CUDA), NumPy's and
+    Python's global generators, and the generators of ``loaders`` (their data order)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "python": random.getstate(),
+        "loaders": [[g.get_state() for g in _generators(loader)] for loader in loaders],
+    }
+
+
+def set_rng_states(states: dict, loaders: list[DataLoader], device: torch.device) -> None:
+    """Restore what :func:`rng_states` saved."""
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    numpy = states["numpy"]
+    np.random.set_state(
+        ("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["gauss"])
+    )
+    random.setstate(states["python"])
+    for loader, saved in zip(loaders, states["loaders"], strict=True):
+        for generator, state in zip(_generators(loader), saved, strict=True):
+            generator.set_state(state)
+
+
+@dataclass
+class _Best:
+    """The selection so far: the best epoch's weights, metrics and score, and epochs since it improved."""
+
+    state: dict | None = None
+    val: dict = field(default_factory=dict)
+    epoch: int = -1
+    score: float | None = None
+    stale: int = 0
+
+
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
@@ -108,16 +166,27 @@ def fit(
     target_scale: float = 1.0,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    save_checkpoint: Callable[[dict], None] | None = None,
+    resume_from: dict | None = None,
 ) -> FitResult:
     """Train for ``epochs``, keep the weights of the best validation epoch, load them back.
 
+    After every epoch, ``save_checkpoint`` (if given) receives the training state (:func:`training_state`)
+    and then ``on_epoch_end`` the epoch's history entry. ``resume_from``, such a state, continues the run
+    from the epoch after it: the same numbers as a run that was never stopped.
     Raises :class:`Diverged` when the loss is not finite.
     """
     optimizer = make_optimizer(optimizer_factory, model.parameters())
     scheduler = make_scheduler(scheduler_factory, optimizer, mode) if scheduler_factory is not None else None
-    best_state, best_val, best_epoch, best_score, stale = None, {}, -1, None, 0
+    loaders = [train_loader, val_loader]
+    best = _Best()
     result = FitResult(best_epoch=-1, best_val={})
-    for epoch in range(epochs):
+    first = 0
+    if resume_from is not None:
+        first = _restore(resume_from, model, optimizer, scheduler, result, best, loaders, device)
+    for epoch in range(first, epochs):
+        if early_stopping_patience is not None and best.stale > early_stopping_patience:
+            break
         model.train()
         start = time.perf_counter()
         loss_sum, seen = 0.0, 0
@@ -160,25 +229,78 @@ def fit(
             "epoch_time_s": result.epoch_times_s[-1],
         }
         result.history.append(entry)
-        if on_epoch_end is not None:
-            on_epoch_end(entry)
         score = val[metric]
-        if math.isfinite(score) and _improved(score, best_score, mode):
-            best_score, best_val, best_epoch, stale = score, val, epoch + 1, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if math.isfinite(score) and _improved(score, best.score, mode):
+            best.score, best.val, best.epoch, best.stale = score, val, epoch + 1, 0
+            best.state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         else:
-            stale += 1
+            best.stale += 1
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(score)
             else:
                 scheduler.step()
-        if early_stopping_patience is not None and stale > early_stopping_patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.best_epoch, result.best_val = best_epoch, best_val
+        if save_checkpoint is not None:
+            save_checkpoint(training_state(epoch + 1, model, optimizer, scheduler, result, best, loaders, device))
+        if on_epoch_end is not None:
+            on_epoch_end(entry)
+    if best.state is not None:
+        model.load_state_dict(best.state)
+    result.best_epoch, result.best_val = best.epoch, best.val
     return result
+
+
+def training_state(
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    result: FitResult,
+    best: _Best,
+    loaders: list[DataLoader],
+    device: torch.device,
+) -> dict:
+    """Everything :func:`fit` needs to continue after ``epoch`` (finished epochs, from 1) as if it had not stopped."""
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "history": result.history,
+        "epoch_times_s": result.epoch_times_s,
+        "best": {"state": best.state, "val": best.val, "epoch": best.epoch, "score": best.score, "stale": best.stale},
+        "rng": rng_states(loaders, device),
+    }
+
+
+def _restore(
+    state: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    result: FitResult,
+    best: _Best,
+    loaders: list[DataLoader],
+    device: torch.device,
+) -> int:
+    """Load a :func:`training_state` into the run; returns the number of epochs it had finished."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if (scheduler is None) != (state["scheduler"] is None):
+        raise ValueError("the checkpoint's scheduler does not match the run's; delete the checkpoint or use force=true")
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    result.history, result.epoch_times_s = list(state["history"]), list(state["epoch_times_s"])
+    saved = state["best"]
+    best.state, best.val, best.epoch, best.score, best.stale = (
+        saved["state"],
+        dict(saved["val"]),
+        saved["epoch"],
+        saved["score"],
+        saved["stale"],
+    )
+    set_rng_states(state["rng"], loaders, device)
+    return int(state["epoch"])
 
 
 @torch.no_grad()
