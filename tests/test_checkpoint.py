@@ -186,3 +186,45 @@ def test_rng_states_restore_every_generator_the_rest_of_a_run_draws_from(tmp_pat
     draw()
     set_rng_states(load_checkpoint(tmp_path / "c.ckpt.pt", "c1")["rng"], loaders, torch.device("cpu"))
     assert draw() == expected
+
+
+def test_killed_process_resumes_from_its_last_checkpoint(tmp_path):
+    """SIGKILL (no record, no cleanup) after epoch 2 of a real ``nac-bench`` process; the next one continues."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, run_cli
+
+    args = ["experiment=none", "model=lstm", "trainer.epochs=4", "dataset.builder.limit=600", "trainer.progress=false"]
+    args += ["trainer.latency_samples=2", "threads=1"]
+    done = run_cli(*args, f"paths.output_root={tmp_path / 'reference'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reference, _ = _record(tmp_path / "reference")
+
+    out = tmp_path / "killed"
+    log = tmp_path / "killed.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nac", *args, f"paths.output_root={out}"], cwd=tmp_path, env=env, stdout=stdout
+        )
+    deadline = time.monotonic() + 120
+    while "epoch 2/4" not in log.read_text():  # logged once the epoch's checkpoint is saved
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not list((out / "records").rglob("*.json"))  # killed: no record at all
+    (checkpoint,) = _checkpoints(out)
+
+    done = run_cli(*args, f"paths.output_root={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed, _ = _record(out)
+    assert resumed["resumed_from_epoch"] in (2, 3)  # epoch 3 may have ended before the kill landed
+    for key in ("val", "test", "best_epoch", "epochs_run", "config_hash"):
+        assert resumed[key] == reference[key], key
+    assert _without_times(resumed["history"]) == _without_times(reference["history"])
+    assert not checkpoint.exists()
