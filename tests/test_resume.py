@@ -110,6 +110,9 @@ def test_checkpoint_beside_the_record_is_read_back_by_the_same_code_only(path, c
     assert state["epoch"] == 2 and state["git_commit"] == "c1" and torch.equal(state["model"]["w"], torch.arange(3.0))
     assert load_checkpoint(ckpt, "c2") is None
     assert f"not resuming from {ckpt}: it was saved by commit c1, the code is at c2" in caplog.text
+    save_checkpoint(ckpt, {"epoch": 2}, "unknown")
+    assert load_checkpoint(ckpt, "unknown") is None  # outside git the code cannot be checked
+    assert "the code is not in git" in caplog.text
     discard_checkpoint(ckpt)
     assert not ckpt.exists()
     discard_checkpoint(ckpt)  # nothing to delete is fine

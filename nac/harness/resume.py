@@ -82,6 +82,12 @@ def load_checkpoint(path: Path, commit: str) -> dict | None:
     path = Path(path)
     if not path.exists():
         return None
+    if commit == "unknown":
+        log.info(
+            "not resuming from %s: the code is not in git, so its version cannot be checked; training from epoch 1",
+            path,
+        )
+        return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged file or one torch cannot read: train from the start
