@@ -69,7 +69,7 @@ def test_runner_writes_the_schema(make_cfg, tmp_path, monkeypatch):
     assert json.loads(json.dumps(returned)) == written
     order = field_names()
     assert list(written) == [name for name in order if name in written]
-    optional = {"tests", "evaluations", "predictions_file", "error", "traceback"}
+    optional = {"tests", "evaluations", "resumed_from_epoch", "predictions_file", "error", "traceback"}
     assert set(order) - set(written) == optional  # an ok record without named test sets or evaluations
     assert RunRecord(**written).to_dict() == written  # the JSON object reads back into the dataclass
     assert isinstance(written["parameters"], int) and isinstance(written["latency_per_sample_s"], float)
