@@ -226,7 +226,8 @@ def test_missing_groups_say_not_run_yet(tmp_path):
 def test_empty_records_folder_gives_every_group_not_run_yet(tmp_path):
     (tmp_path / "none").mkdir()
     out = tmp_path / "r.md"
-    assert main(["bearings", "--records", str(tmp_path / "none"), "--out", str(out)]) == 0
+    no_csv = ["--time-only", str(tmp_path / "no_paper.csv"), "--time-only-clean", str(tmp_path / "no_clean.csv")]
+    assert main(["bearings", "--records", str(tmp_path / "none"), "--out", str(out), *no_csv]) == 0
     rows = _table(out.read_text(), PRONOSTIA, "model")
     assert len(rows) == len(BEARINGS.groups) + 2 and {r["status"] for r in rows} == {"not run yet"}
     assert "Sources: no records yet" in out.read_text() and not (tmp_path / "r_predictions.png").exists()
