@@ -105,6 +105,7 @@ def test_cmapss_bad_rul_file_names_the_line(fd002):
     raises_one_line(lambda: _build_fd002(fd002), path, "2 values", "3 engines")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "cmapss" / "train_FD001.txt").is_file(), reason="no shared C-MAPSS FD001")
 def test_cli_reports_a_truncated_cmapss_copy_in_one_line(tmp_path):
     """End to end: a truncated copy of the real FD001 stops the CLI with exit 2 and one error line."""

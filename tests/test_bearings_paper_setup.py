@@ -315,6 +315,7 @@ def test_tables_compare_the_papers_s_where_like_for_like(paper_config):
 # ---------------------------------------------------------------- the Time-only reference
 
 
+@pytest.mark.slow
 @needs_extracted
 def test_time_reference_writes_csv_and_markdown_with_s_per_row(tmp_path):
     out = tmp_path / "results" / "time_only.csv"

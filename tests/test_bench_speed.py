@@ -20,6 +20,8 @@ from nac.bench.speed import PARTS, UsageError, attach_ratios, output_path, parse
 from nac.bench.timing import Summary, measure
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
+
 HEAD = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 

@@ -188,6 +188,7 @@ def test_rng_states_restore_every_generator_the_rest_of_a_run_draws_from(tmp_pat
     assert draw() == expected
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_from_its_last_checkpoint(tmp_path):
     """SIGKILL (no record, no cleanup) after epoch 2 of a real ``nac-bench`` process; the next one continues."""
     import os

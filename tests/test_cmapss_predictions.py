@@ -162,6 +162,7 @@ def test_cmapss_panels_sort_engines_by_true_rul_and_rows_keep_file_order(tmp_pat
         sample_order(info, sets["xjtu"], "up")
 
 
+@pytest.mark.slow
 def test_cli_writes_one_png_per_set_with_a_panel_per_file(tmp_path):
     for seed, tag in enumerate(["FD002", "FD001"]):
         write_example(tmp_path / "in", "cmapss", tag, {"test": ([50, 10, 90], [60, 5, 125])}, seed)

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
+
 
 @pytest.mark.parametrize("module", ["nac.layers.nac", "baselines.cfc", "baselines.transformer", "baselines.rnn"])
 def test_layer_and_baselines_do_not_import_nac_models(module):

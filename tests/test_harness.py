@@ -130,6 +130,7 @@ def test_last_valid_step_picks_each_samples_last_valid_output():
     assert last_valid_step(seq, None).tolist() == [[4.0, 5.0], [10.0, 11.0]]
 
 
+@pytest.mark.slow
 def test_cli_unknown_model_lists_choices(tmp_path):
     proc = run_cli("experiment=none", "model=transformr", cwd=tmp_path)
     assert proc.returncode != 0
@@ -137,12 +138,14 @@ def test_cli_unknown_model_lists_choices(tmp_path):
     assert "Available options in 'model'" in out and "nac_official" in out
 
 
+@pytest.mark.slow
 def test_cli_bad_value_is_one_clear_line(tmp_path):
     proc = run_cli("experiment=none", "model.mode=fast", f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert proc.returncode == 2
     assert "nac-bench: error:" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_default_benchmark_runs_every_model_and_prints_table(tmp_path):
     """The no-argument command, with a tiny budget: every model of the default sweep, one table."""
     proc = run_cli(
@@ -176,6 +179,7 @@ def test_bare_command_gets_the_default_benchmark_and_any_override_one_run():
     assert with_default_experiment(["nac-bench", "-m", "seed=0,1"]) == ["nac-bench", "-m", "seed=0,1"]
 
 
+@pytest.mark.slow
 def test_cli_with_a_model_override_is_one_run(tmp_path):
     proc = run_cli(
         "model=cfc",
@@ -321,6 +325,7 @@ def test_every_shipped_experiment_passes_the_settings_check():
     assert checked >= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override", ["trainer.epochs=0", "trainer.batch_size=0"])
 def test_cli_bad_trainer_setting_is_one_line_exit_2_and_no_record(tmp_path, override):
     proc = run_cli("experiment=none", override, f"paths.output_root={tmp_path}", cwd=tmp_path)
@@ -340,6 +345,7 @@ TINY_CLI = [
 ]
 
 
+@pytest.mark.slow
 def test_cli_diverged_single_run_exits_3_with_one_line(tmp_path):
     proc = run_cli(*TINY_CLI, "trainer.optimizer.lr=1e30", f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr[-2000:]
@@ -349,6 +355,7 @@ def test_cli_diverged_single_run_exits_3_with_one_line(tmp_path):
     assert rec["status"] == "diverged" and rec["epochs_run"] == 0
 
 
+@pytest.mark.slow
 def test_cli_sweep_goes_on_past_a_diverged_run_and_its_table_says_so(tmp_path):
     proc = run_cli("-m", *TINY_CLI, "trainer.optimizer.lr=1e30,1e-3", f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

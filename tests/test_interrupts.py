@@ -16,6 +16,8 @@ from nac.harness.records import load_records
 from nac.harness.runner import run
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
+
 LONG = [
     "experiment=none",
     "dataset.builder.limit=200",

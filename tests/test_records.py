@@ -72,6 +72,7 @@ def test_records_are_readable_by_others(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_second_process_of_the_same_run_does_not_train(make_cfg, tmp_path, monkeypatch):
     """While a run trains (holding its lock), the same run in another process stops at once with
     one line naming the holder, exit 4, and leaves the first run's record alone."""

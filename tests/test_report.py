@@ -325,6 +325,7 @@ def test_records_outside_the_groups_are_listed_not_reported(tmp_path):
     assert row["model"] == "nac_official" and row["input_mode"] == "masked" and row["records"] == "1"
 
 
+@pytest.mark.slow
 def test_script_runs_and_bad_records_folder_is_one_line(tmp_path):
     for i, rec in enumerate(_authors()):
         write_json_atomic(tmp_path / "records" / f"r{i}.json", rec)

@@ -261,6 +261,7 @@ def test_the_time_only_csv_is_read(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_csv_of_another_format_is_one_line(tmp_path):
     pd.DataFrame({"test": ["pronostia"], "S": [1.0]}).to_csv(tmp_path / "other.csv", index=False)
     (tmp_path / "records").mkdir()

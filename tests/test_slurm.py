@@ -18,6 +18,8 @@ from nac.harness.records import load_records
 from tests.conftest import ROOT, run_cli
 from tests.test_sweeps import TINY
 
+pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
+
 SLURM = [
     "hydra/launcher=slurm",
     "hydra.launcher.partition=debug",

@@ -18,6 +18,8 @@ from nac.harness.records import load_records, write_json_atomic
 from nac.harness.tables import records_frame, summary_table
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
+
 launcher = pytest.importorskip(
     "hydra_plugins.nac_slurm_launcher.slurm_launcher", reason="hydra/launcher=slurm needs pip install -e '.[sweep]'"
 )

@@ -3,9 +3,12 @@
 import json
 
 import pandas as pd
+import pytest
 
 from nac.harness.records import load_records
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
 
 TINY = [
     "trainer.epochs=1",
