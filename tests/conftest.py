@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from nac.models.factory import model_name
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the real development data (read in place, never copied): $NAC_DATA_ROOT (set by .ci/run), else
@@ -27,13 +30,32 @@ TINY = [
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
+def compose_run(*overrides: str) -> DictConfig:
+    """The config a run of ``overrides`` gets, ready for ``runner.execute`` outside Hydra's CLI: of the
+    ``hydra`` node (only a Hydra job can resolve all of it) only ``hydra.runtime.choices`` is kept, where
+    :func:`model_name` finds the ``model=`` choice; ``hydra`` is not part of a run's identity, so the run
+    is the one the CLI makes."""
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg["hydra"] = {"runtime": {"choices": choices}}
+    return cfg
+
+
+def model_choice(*overrides: str) -> str:
+    """The model name a run of ``overrides`` records (Hydra's ``model=`` choice)."""
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return model_name(compose("config", overrides=list(overrides), return_hydra_config=True))
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """Compose the project config for a single run writing under tmp_path."""
 
     def _make(*overrides: str):
-        with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-            return compose("config", overrides=["experiment=none", f"paths.output_root={tmp_path}", *TINY, *overrides])
+        return compose_run("experiment=none", f"paths.output_root={tmp_path}", *TINY, *overrides)
 
     return _make
 

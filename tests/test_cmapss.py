@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from nac.data import cmapss
 from nac.harness.metrics import MetricAccumulator, asymmetric_score
 from nac.harness.runner import build_splits, run
+from nac.models.factory import model_name
 from tests.conftest import CONFIGS, SHARED_DATA
 
 FOLDER = SHARED_DATA / "cmapss"
@@ -398,7 +399,7 @@ def test_tuning_experiments_search_on_validation_with_one_budget():
             assert (sweeper.n_trials, sweeper.direction, sweeper.sampler.seed) == (20, "minimize", 0), name
             assert cfg.dataset.builder.subset == "FD001" and cfg.dataset.builder.stride == 1
             assert cfg.trainer.epochs == 50 and cfg.trainer.save_predictions is False
-            assert cfg.paths.records_dir.endswith("tune/records") and cfg.model.name == model
+            assert cfg.paths.records_dir.endswith("tune/records") and model_name(cfg) == model
             spaces[name] = dict(sweeper.params)
     assert all(space.pop("tag") == "tune" for space in spaces.values())
     assert spaces["cmapss_tune"] == {

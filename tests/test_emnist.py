@@ -19,6 +19,7 @@ from nac.data import emnist
 from nac.data.idx import MNIST_FILES, load_mnist, parse_idx, read_idx
 from nac.harness.records import load_records
 from nac.harness.runner import run
+from nac.models.factory import model_name
 from tests.conftest import CONFIGS, SHARED_DATA
 
 DATA_ROOT = SHARED_DATA
@@ -233,7 +234,7 @@ def _compose(*overrides: str):
 def test_experiment_configs_compose(experiment, sweep):
     cfg = _compose(f"experiment={experiment}")
     assert cfg.dataset.name == "emnist" and cfg.protocol.name == experiment.split("_")[1]
-    assert cfg.model.name == "nac"
+    assert model_name(cfg) == "nac" and "name" not in cfg.model  # the name is the model= choice
     assert (cfg.model.topk, cfg.model.mode, cfg.model.euler_steps, cfg.model.delta_t, cfg.model.sparsity) == (
         10,
         "euler",
@@ -249,7 +250,7 @@ def test_experiment_configs_compose(experiment, sweep):
     assert list(cfg.hydra.sweeper.params.values()) == [sweep]
     assert cfg.dataset.stem.channels == [64, 64] and cfg.dataset.stem.stride == 5
     other = _compose(f"experiment={experiment}", "model=cfc")
-    assert other.model.name == "cfc" and other.model.units == 64
+    assert model_name(other) == "cfc" and other.model.units == 64
 
 
 def test_emnist_stem_gives_the_papers_11_steps():

@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from nac.data import emnist
 from nac.harness.runner import build_model
+from nac.models.factory import model_name
 from nac.models.stems import ConvStem
 from tests.conftest import CONFIGS
 from tests.test_emnist import CLEAN, DATA_ROOT, needs_mnist
@@ -107,7 +108,7 @@ def test_authors_experiment_has_every_setting_of_the_authors_script():
     assert list(cfg.hydra.sweeper.params.values()) == ["0,1,2,3,4"]
     # NAC(d_model=64, num_heads=16, mode='euler', delta_t=1.5, sparsity=0.7, topk=10, euler_steps=6)
     m = cfg.model
-    assert m.name == "nac_official" and m.variant == "official"
+    assert model_name(cfg) == "nac_official" and m.variant == "official"
     assert (m.d_model, m.num_heads, m.topk, m.mode, m.euler_steps, m.delta_t, m.sparsity) == (
         64,
         16,
@@ -137,7 +138,7 @@ def test_authors_experiment_has_every_setting_of_the_authors_script():
 @pytest.mark.parametrize("model", ["nac", "lstm", "gru", "rnn", "cfc"])
 def test_other_models_run_the_same_pipeline_without_time(model):
     cfg = _compose("experiment=emnist_authors", f"model={model}")
-    assert cfg.model.name == model and cfg.dataset.builder.input_mode == "authors"
+    assert model_name(cfg) == model and cfg.dataset.builder.input_mode == "authors"
     if model in ("lstm", "gru", "rnn"):
         assert cfg.model.time_as_input is False  # RNN(LSTMCell(64)): no time column
     torch.manual_seed(0)

@@ -192,7 +192,9 @@ def test_cli_with_a_model_override_is_one_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (rec,) = _records(tmp_path)
-    assert rec["config"]["model"]["name"] == "cfc" and not (tmp_path / "multirun").exists()
+    assert rec["model"] == "cfc" and not (tmp_path / "multirun").exists()
+    assert "name" not in rec["config"]["model"]  # the CLI's model= choice names the run (model_name)
+    assert [p.parent.name for p in (tmp_path / "records").rglob("*.json")] == ["cfc"]  # records/<ds>/<proto>/cfc
 
 
 def test_finished_run_is_skipped_unless_forced(make_cfg, tmp_path, monkeypatch):

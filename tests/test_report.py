@@ -6,6 +6,7 @@ the shipped experiments resolve to, so the like-for-like check and the commands 
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from scipy import stats
 from nac.harness.records import write_json_atomic
 from nac.harness.report import EMNIST, _curve, input_mode, main, verdict, welch_interval
 from nac.harness.tables import Summary
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, model_choice
 
 T975_4 = 2.776  # two-sided 95 % Student-t quantile, 4 degrees of freedom (printed table)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -137,7 +138,8 @@ AUTHORS_CLEAN = "NAC (nac_official), authors' pipeline, clean protocol"
 def test_every_group_is_what_its_experiment_composes(spec):
     """A record of the group's command lands in the group: same protocol, model and input mode."""
     config = _config(spec.experiment, spec.model)
-    assert (config["protocol"]["name"], config["model"]["name"]) == (spec.protocol, spec.model)
+    model = model_choice(f"experiment={spec.experiment}", f"model={spec.model}")
+    assert (config["protocol"]["name"], model) == (spec.protocol, spec.model)
     assert input_mode(config) == spec.input_mode and config["trainer"]["epochs"] == 75
 
 
@@ -316,6 +318,16 @@ def test_provenance_reconstructs_the_command_and_other_settings_stay_apart(tmp_p
         "`nac-bench experiment=emnist_authors model=nac_official trainer.epochs=2 protocol.fold=0,1,2,3,4`" in smoke_row
     )
     assert "0123456-dirty-abcdef (5 with uncommitted changes)" in smoke_row and "| 1.67 " in smoke_row  # 5 x 2 x 600 s
+
+
+def test_records_whose_config_names_the_model_report_like_new_ones(tmp_path):
+    """Records made while the model configs had ``name:`` (config.model.name) get the same command."""
+    old = copy.deepcopy(_authors())
+    for rec in old:
+        rec["config"]["model"]["name"] = "nac_official"
+    text, _ = _write(tmp_path, old)
+    assert _table(text, "group")[AUTHORS]["runs (ok/total)"] == "5/5" and "model.name" not in text
+    assert "`nac-bench experiment=emnist_authors model=nac_official protocol.fold=0,1,2,3,4`" in text
 
 
 def test_records_outside_the_groups_are_listed_not_reported(tmp_path):

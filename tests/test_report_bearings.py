@@ -25,7 +25,7 @@ from scipy import stats
 from nac.harness.predictions import SetPredictions, predictions_path, read_predictions, write_predictions
 from nac.harness.records import write_json_atomic
 from nac.harness.report import BEARINGS, bearing_predictions_figure, main
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, model_choice
 
 T975_4, T975_2 = 2.7764, 4.3027  # two-sided 95 % Student-t quantiles, 4 and 2 degrees of freedom (printed table)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -389,5 +389,6 @@ def test_provenance_gives_each_groups_command(tmp_path):
 @pytest.mark.parametrize("group", BEARINGS.groups, ids=lambda g: g.key)
 def test_every_group_is_what_its_experiment_composes(group):
     config = _config(group.experiment, group.model, *group.overrides())
-    assert (config["protocol"]["name"], config["model"]["name"]) == (group.protocol, group.model)
+    model = model_choice(f"experiment={group.experiment}", f"model={group.model}", *group.overrides())
+    assert (config["protocol"]["name"], model) == (group.protocol, group.model)
     assert config["trainer"]["epochs"] == 50 and config["dataset"]["name"] == "bearings"

@@ -23,13 +23,14 @@ from nac.harness.records import write_json_atomic
 from nac.harness.tables import (
     LEGEND,
     paired_comparison,
+    pairing_context,
     paper_gaps,
     records_frame,
     short_commit,
     summary_table,
     to_markdown,
 )
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, model_choice
 
 #: two-sided 95 % Student-t quantiles t_{0.975, df}, from a printed table
 T975 = {1: 12.706, 2: 4.303, 4: 2.776}
@@ -212,7 +213,7 @@ def test_shipped_paper_experiments_meet_the_paper_setup(experiment, overrides):
 )
 def test_emnist_groups_that_differ_from_the_paper_say_why(overrides, folds, failed, gap):
     config = _shipped("emnist_paper", *overrides)
-    protocol, model = config["protocol"]["name"], config["model"]["name"]
+    protocol, model = config["protocol"]["name"], model_choice("experiment=emnist_paper", *overrides)
     runs = [{**r, "protocol": protocol, "model": model} for r in _paper_runs(config, folds=folds, failed=failed)]
     row = summary_table(records_frame(runs)).iloc[0]
     assert gap in row["vs paper"].split("; ") and row["vs paper"] != "like for like"
@@ -391,3 +392,15 @@ def test_sweep_table_has_commit_interval_and_legend(tmp_path):
     text = write_sweep_table(tmp_path).read_text()
     assert "| 0123456 " in text and "60.00 ± 14.14" in text and "2/2" in text and text.rstrip().endswith(LEGEND)
     assert pd.read_csv(tmp_path / "table.csv").loc[0, "test 95% CI"] == "[-67.06, 187.06]"
+
+
+def test_records_with_and_without_config_model_name_pair_and_group_together():
+    """A record made while the model configs had ``name:`` pairs with one made after (pairing leaves the
+    model node out), and tables group by the record's own group_hash, not by its config."""
+    new_cfg = {"protocol": {"n_folds": 5}, "model": {"_target_": "m.M", "units": 8}, "trainer": {"epochs": 2}}
+    old_cfg = {**new_cfg, "model": {**new_cfg["model"], "name": "m"}}
+    old, new = _rec("m", 0, 0.90, config=old_cfg), _rec("m", 1, 0.92, config=new_cfg)
+    assert pairing_context(old) == pairing_context(new)
+    assert pairing_context(new) != pairing_context(_rec("m", 1, 0.92, config={**new_cfg, "trainer": {"epochs": 3}}))
+    table = summary_table(records_frame([old, new]))
+    assert list(table.runs) == ["2/2"] and list(table.test) == ["91.00 ± 1.41"]

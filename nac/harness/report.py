@@ -64,6 +64,7 @@ IGNORED_KEYS = (
     "seed",
     "protocol.fold",
     "hydra",
+    "model.name",  # records made before the model configs dropped it (the name is the model= choice)
 )
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 

@@ -48,7 +48,7 @@ from nac.harness.resume import checkpoint_path, discard_checkpoint, load_checkpo
 from nac.harness.settings import validate_settings
 from nac.harness.tracking import make_tracker
 from nac.harness.train import Diverged, evaluate, fit, latency_per_sample, make_scheduler
-from nac.models.factory import build_predictor, make_sequence_model  # noqa: F401  (importable from here)
+from nac.models.factory import build_predictor, make_sequence_model, model_name  # noqa: F401  (importable from here)
 from nac.models.predictor import count_parameters
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class _Attempt:
         self.closed = False  # no more writes (skipped, locked out, or final record written)
         self.owned = False  # this process holds the run's lock
         self.record = RunRecord(
-            model=cfg.model.name,
+            model=model_name(cfg),
             dataset=cfg.dataset.name,
             protocol=cfg.protocol.name,
             fold=self.fold,
@@ -242,7 +242,7 @@ class _Attempt:
             Path(self.cfg.paths.records_dir),
             self.cfg.dataset.name,
             self.cfg.protocol.name,
-            self.cfg.model.name,
+            model_name(self.cfg),
             self.cfg.seed,
             self.fold,
             run_id,
@@ -255,7 +255,9 @@ class _Attempt:
         """This run already finished (``done`` is its record): nothing to write but the Hydra copy."""
         self.closed = True
         log.info(
-            "skipped: %s already has a finished record %s (force=true reruns it)", self.cfg.model.name, self.writer.path
+            "skipped: %s already has a finished record %s (force=true reruns it)",
+            model_name(self.cfg),
+            self.writer.path,
         )
         if self.hydra_dir is not None:
             write_json_atomic(self.hydra_dir / "record.json", done)
@@ -276,11 +278,11 @@ class _Attempt:
             parameters_sequence_model=count_parameters(model.sequence_model),
         )
         fold_part = "" if self.fold is None else f"-fold{self.fold}"
-        name = f"{self.cfg.model.name}-{meta.name}-{meta.protocol}-seed{self.cfg.seed}{fold_part}"
+        name = f"{model_name(self.cfg)}-{meta.name}-{meta.protocol}-seed{self.cfg.seed}{fold_part}"
         self.tracker = make_tracker(self.cfg, self.resolved, name=name)
         log.info(
             "%s on %s (%s protocol), seed %s: %s parameters, device %s",
-            self.cfg.model.name,
+            model_name(self.cfg),
             meta.name,
             meta.protocol,
             self.cfg.seed,
@@ -360,7 +362,7 @@ class _Attempt:
             where = self.save()
             raise interrupt.RunInterrupted(
                 interrupt.signal_of(err),
-                f"{cfg.model.name} interrupted by {interrupt.signal_name(err)} after "
+                f"{model_name(cfg)} interrupted by {interrupt.signal_name(err)} after "
                 f"{len(self.history)} of {cfg.trainer.epochs} epochs; record {where} (status interrupted)",
             ) from None
         except BaseException as err:
@@ -468,7 +470,7 @@ def _data(cfg: DictConfig) -> tuple[DatasetSplits, dict]:
 
 def _model(cfg: DictConfig, meta, device: torch.device):
     """The model on ``device``, and the optimizer and scheduler factories."""
-    with _setup_step("model", cfg.model.name):
+    with _setup_step("model", model_name(cfg)):
         model = build_model(cfg, meta.input_dim, meta.output_dim, per_step=meta.label_granularity == "step").to(device)
     with _setup_step("trainer", "optimizer/scheduler"):
         optimizer_factory, scheduler_factory = _optimizer_factories(cfg, meta.metric_mode)
@@ -570,7 +572,7 @@ def _save_predictions(
         device,
         meta,
         meta.label_granularity == "step",
-        {"dataset": meta.name, "model": cfg.model.name, "seed": cfg.seed, "tag": cfg.get("tag", "")},
+        {"dataset": meta.name, "model": model_name(cfg), "seed": cfg.seed, "tag": cfg.get("tag", "")},
     )
     record.predictions_file = saved.name
 
@@ -581,7 +583,7 @@ def _log_summary(cfg: DictConfig, record: RunRecord) -> None:
     metric = record.metric
     log.info(
         "%s: val %s %.4f (epoch %d), test %s %.4f, %.2fs/epoch, latency %.2f ms, peak memory %.0f MB (%s)",
-        cfg.model.name,
+        model_name(cfg),
         metric,
         record.val.get(metric, float("nan")),
         record.best_epoch,
