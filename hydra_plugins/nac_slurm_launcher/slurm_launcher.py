@@ -62,6 +62,7 @@ class JobEndedWithoutResult(RuntimeError):
 def marked_record(cfg: DictConfig, job_id: str, state: str, reason: str) -> dict:
     """The record of a run whose SLURM job ended without leaving one: enough for tables to count it."""
     from nac.harness.records import RECORD_SCHEMA
+    from nac.models.factory import model_name
 
     status = "interrupted" if (state.split() or ["UNKNOWN"])[0].upper() in INTERRUPTED_STATES else "failed"
     task = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
@@ -73,7 +74,7 @@ def marked_record(cfg: DictConfig, job_id: str, state: str, reason: str) -> dict
     return {
         "schema": RECORD_SCHEMA,
         "status": status,
-        "model": (config.get("model") or {}).get("name"),
+        "model": model_name(cfg),
         "dataset": (config.get("dataset") or {}).get("name"),
         "protocol": protocol.get("name"),
         "fold": protocol.get("fold") if protocol.get("name") == "paper" else None,
