@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no records at {missing}: run some experiments first (records go to runs/records)", file=sys.stderr)
         return 2
     frame = records_frame(load_records(args.records))
-    for column in ("dataset", "protocol"):
-        if getattr(args, column) and not frame.empty:
-            frame = frame[frame[column] == getattr(args, column)]
+    if args.dataset and not frame.empty:  # `bearings` also matches its per-test-set rows `bearings/<name>`
+        frame = frame[(frame.dataset == args.dataset) | frame.dataset.str.startswith(args.dataset + "/")]
+    if args.protocol and not frame.empty:
+        frame = frame[frame.protocol == args.protocol]
     if frame.empty:
         print("no matching records", file=sys.stderr)
         return 2

@@ -386,6 +386,23 @@ def test_make_tables_script_groups_by_commit_and_writes_paired_comparisons(tmp_p
     assert pd.read_csv(tmp_path / "t.csv").runs.tolist() == ["3/3", "2/2"]
 
 
+@pytest.mark.slow
+def test_make_tables_dataset_filter_keeps_the_rows_of_named_test_sets(tmp_path):
+    """`--dataset bearings` keeps the per-bearing rows `bearings/<name>`, and nothing of other datasets."""
+    bearing = {
+        **_rec("m", 0, None, dataset="bearings", protocol="paper", fold=0),
+        "metric": "mse",
+        "metric_mode": "min",
+        "test": {},
+        "tests": {"pronostia": {"mse": 0.01, "score": 30.0}, "hust": {"mse": 0.02, "score": 20.0}},
+    }
+    for i, rec in enumerate([bearing, _rec("m", 0, 0.5, dataset="bearings_x"), _rec("m", 0, 0.5)]):
+        write_json_atomic(tmp_path / "records" / f"r{i}.json", {"schema": 1, **rec})
+    proc = _script(tmp_path, "--dataset", "bearings")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(pd.read_csv(tmp_path / "t.csv").dataset) == ["bearings/hust", "bearings/pronostia"]
+
+
 def test_sweep_table_has_commit_interval_and_legend(tmp_path):
     for job, (seed, acc) in enumerate(((0, 0.5), (1, 0.7))):
         write_json_atomic(tmp_path / str(job) / "record.json", {"schema": 1, **_rec("m", seed, acc)})
