@@ -378,14 +378,12 @@ def test_non_causal_attention_sees_the_future(model):
 
 
 def test_clean_tags_say_causal():
-    """The table's tag (a sweep value, resolved per job): causal=True for the campaign's models,
+    """The table's tag (the experiment's own `tag`, resolved in each job): causal=True for the campaign's models,
     causal=False for the non-causal variant and for an attention model of par_clean with dataset.causal
     false; model.causal follows dataset.causal (recurrent models have none)."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    parser = OverridesParser.create()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for experiment, model, extra, expected in [
             *[(e, m, [], "causal=True") for e, m in CLEAN_CAMPAIGN],
@@ -393,12 +391,37 @@ def test_clean_tags_say_causal():
             ("par_clean", "transformer", ["dataset.causal=false"], "causal=False"),
             ("par_clean", "lstm", ["dataset.causal=false"], "causal=True"),
         ]:
-            sweep = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-            tag = f"tag={sweep.hydra.sweeper.params.tag}"  # the override the sweeper adds to every job
-            assert not parser.parse_override(tag).is_sweep_override()
-            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", *extra, tag])
+            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}", *extra])
             resolved = OmegaConf.to_container(cfg, resolve=True)
             assert resolved["tag"] == expected, (experiment, model, extra)
             recurrent = model in ("lstm", "cfc")
             assert ("causal" in resolved["model"]) is not recurrent
             assert resolved["model"].get("causal", True) is (expected == "causal=True")
+
+
+@pytest.mark.slow
+def test_a_noncausal_sweep_job_records_the_causal_false_tag(tmp_path):
+    """End to end through the launcher: a job of par_clean_noncausal records tag causal=False (a tag set
+    as a sweep value once came out causal=True in real jobs while model.causal was false)."""
+    import json
+
+    from tests.conftest import run_cli
+
+    proc = run_cli(
+        "-m",
+        "experiment=par_clean_noncausal",
+        "model=nac,transformer",
+        "seed=0",
+        "trainer.epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.latency_samples=2",
+        f"paths.data_root={DATA_ROOT}",
+        f"paths.output_root={tmp_path}",
+        "hydra/launcher=local_parallel",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "records").rglob("*.json") if ".attempt-" not in p.name]
+    assert sorted(r["model"] for r in records) == ["nac", "transformer"]  # two jobs: the tag is not resolved once
+    for record in records:
+        assert record["tag"] == "causal=False" and record["config"]["model"]["causal"] is False
