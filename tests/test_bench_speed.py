@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from nac.bench import fresh
-from nac.bench.epoch import bearings_root
+from nac.bench.epoch import EPOCHS, bearings_root, run_epoch
 from nac.bench.probe import MemoryProbe
 from nac.bench.report import Provenance, Report, Row
 from nac.bench.speed import PARTS, UsageError, attach_ratios, output_path, parse_args
 from nac.bench.timing import Summary, measure
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow  # end-to-end: processes, sweeps, a cluster (pytest -m 'not slow' skips them)
 
@@ -109,7 +109,8 @@ def test_verdicts():
 def test_options_aliases_and_defaults():
     full = parse_args([])
     assert full.parts == list(PARTS) and full.step_lengths == [11, 256] and full.long_lengths == [1024, 4096, 16384]
-    assert (full.threads, full.warmup, full.repeats, full.long_repeats) == (2, 2, 10, 3)
+    assert (full.threads, full.warmup, full.repeats, full.long_repeats, full.epoch_repeats) == (2, 2, 10, 3, 3)
+    assert parse_args(["--quick"]).epoch_repeats == 1 and parse_args(["--epoch-repeats", "5"]).epoch_repeats == 5
     assert (
         output_path(full, pd.Timestamp("2030-01-02").to_pydatetime()) == ROOT / "results" / "speed_2030-01-02_cpu2t.md"
     )
@@ -119,7 +120,8 @@ def test_options_aliases_and_defaults():
     assert subset.parts == ["step", "long"] and subset.step_lengths == [11, 32]
     assert output_path(subset, pd.Timestamp("2030-01-02").to_pydatetime()).parent == ROOT / "runs" / "bench"
     assert output_path(parse_args(["--out", "x/s.csv"]), pd.Timestamp("2030-01-02").to_pydatetime()) == Path("x/s.md")
-    for bad in (["--parts", "step,warp"], ["--threads", "0"], ["--part", "speed", "--parts", "step"], ["--nope"]):
+    bad_options = (["--parts", "step,warp"], ["--threads", "0"], ["--epoch-repeats", "0"], ["--nope"])
+    for bad in (*bad_options, ["--part", "speed", "--parts", "step"]):
         with pytest.raises(UsageError):
             parse_args(bad)
 
@@ -284,3 +286,16 @@ def test_every_query_layer_gives_the_last_query_layers_output():
         every = sequence_layer(variant + "+all", shape)
         assert every.layer.return_sequences and not last_only.return_sequences
         torch.testing.assert_close(every(x), last_only(x))
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_epoch_row_is_the_median_of_the_epochs_the_run_recorded(tmp_path):
+    spec = EPOCHS[1]  # emnist_clean official
+    result = run_epoch(
+        spec, device="cpu", threads=1, workdir=tmp_path, data_root=SHARED_DATA, quick=True, timeout=300, epochs=3
+    )
+    assert result.error == "" and "trainer.epochs=3" in result.command
+    record = json.loads((tmp_path / "hydra" / "record.json").read_text())
+    assert result.epoch_seconds == [h["epoch_time_s"] for h in record["history"]] and len(result.epoch_seconds) == 3
+    summary = Summary.of_times(result.epoch_seconds)
+    assert summary.median == sorted(result.epoch_seconds)[1] and summary.n == 3

@@ -98,6 +98,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps before the timed ones (default 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per step row (default 10)")
     p.add_argument("--long-repeats", type=int, default=None, help="timed passes after the cold one (default 3)")
+    p.add_argument(
+        "--epoch-repeats",
+        type=int,
+        default=None,
+        help="epochs trained per epoch row, the row being their median (default 3; 1 under --quick)",
+    )
     p.add_argument("--data-root", default=None, help="data root for the epoch part (default: the runner's)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per fresh process before it is given up")
     p.add_argument(
@@ -121,7 +127,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     alias = {"memory": ["long"], "speed": ["step"], "all": list(PARTS)}
     args.parts = alias[args.part] if args.part else (_split(args.parts, PARTS, "--parts") or list(PARTS))
     args.variants = _split(args.variants, NAC_VARIANTS, "--variants") or list(NAC_VARIANTS)
-    for name in ("threads", "repeats", "long_repeats", "warmup", "timeout"):
+    for name in ("threads", "repeats", "long_repeats", "epoch_repeats", "warmup", "timeout"):
         value, may_be_zero = getattr(args, name), name in ("warmup", "long_repeats")
         if value is not None and value < (0 if may_be_zero else 1):
             raise UsageError(
@@ -136,6 +142,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.warmup = (1 if quick else 2) if args.warmup is None else args.warmup
     args.repeats = args.repeats or (3 if quick else 10)
     args.long_repeats = (1 if quick else 3) if args.long_repeats is None else args.long_repeats
+    args.epoch_repeats = args.epoch_repeats or (1 if quick else 3)
     return args
 
 
@@ -325,6 +332,7 @@ def _epoch_rows(args: argparse.Namespace) -> list[Row]:
                 data_root=Path(args.data_root) if args.data_root else None,
                 quick=args.quick,
                 timeout=args.timeout,
+                epochs=args.epoch_repeats,
             )
             shape = f"{spec.experiment} {' '.join(spec.overrides)}" + (
                 f" limit={spec.quick_limit}" if args.quick else ""
@@ -336,10 +344,11 @@ def _epoch_rows(args: argparse.Namespace) -> list[Row]:
                 target=EPOCH_TARGET_S.get(spec.key),
                 load_cores=load.reading().cores,
             )
-            if result.seconds is None:
+            if not result.epoch_seconds:
                 row.note = f"not run: {result.error}"
             else:
-                row.median, row.n = result.seconds, 1
+                for key, value in _stats(Summary.of_times(result.epoch_seconds, spec.key)).items():
+                    setattr(row, key, value)
                 row.note = "; ".join([f"{result.n_train:,} training samples" if result.n_train else "", *result.notes])
                 row.note = row.note.strip("; ")
             rows.append(row)
@@ -365,8 +374,9 @@ def _settings(args: argparse.Namespace) -> list[str]:
         )
     if "epoch" in args.parts:
         lines.append(
-            "Epoch: `python -m nac experiment=<name> trainer.epochs=1` in a fresh process; its record's "
-            "train_time_per_epoch_s (the training loop, not validation or test)."
+            f"Epoch: `python -m nac experiment=<name> trainer.epochs={args.epoch_repeats}` in a fresh process; the "
+            "median of its record's per-epoch training times (history[*].epoch_time_s: the training loop, not "
+            "validation or test)."
         )
     lines += [
         "x LSTM / x MHA: the figure divided by the reference step's median (step rows: same T; long and epoch "
