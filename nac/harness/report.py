@@ -1315,11 +1315,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from nac.harness.records import load_records
 
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["cmapss"]:  # its own options (--predictions, --tune-records): nac/harness/report_cmapss.py
+        from nac.harness.report_cmapss import main as cmapss_main
+
+        return cmapss_main(given[1:])
     parser = argparse.ArgumentParser(
         description="Write a reproduction report (Markdown and a PNG: learning curves, "
-        "or predictions for the bearings) from run records."
+        "or predictions for the bearings) from run records. "
+        "C-MAPSS: make_report.py cmapss --help."
     )
-    parser.add_argument("dataset", choices=sorted(REPORTS), help="the benchmark to report on")
+    parser.add_argument("dataset", choices=sorted([*REPORTS, "cmapss"]), help="the benchmark to report on")
     parser.add_argument("--records", nargs="+", default=["results/records"], help="record folders or files")
     parser.add_argument("--out", default=None, help="the Markdown file (default: results/reproduction_<dataset>.md)")
     parser.add_argument(
@@ -1333,7 +1339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help=f"bearings: the clean-protocol Time-only CSV (default {TIME_ONLY_DEFAULTS['clean']})",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
+    if args.dataset == "cmapss":
+        print("make_report: cmapss must come first: make_report.py cmapss [options]", file=sys.stderr)
+        return 2
     time_only = {k: v for k, v in (("paper", args.time_only), ("clean", args.time_only_clean)) if v is not None}
     if time_only and not REPORTS[args.dataset].tests:
         print(
@@ -1353,7 +1362,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.suffix != ".md":
         print(f"make_report: --out {out} must name a .md file", file=sys.stderr)
         return 2
-    given = list(sys.argv[1:] if argv is None else argv)
     command = "python scripts/make_report.py " + shlex.join(given)
     try:
         build_report(REPORTS[args.dataset], load_records(args.records), out, command, time_only)
