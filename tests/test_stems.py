@@ -73,3 +73,33 @@ def test_conv_stem_with_stride_equal_to_kernel_equals_torch_conv1d():
     expected_grads = torch.autograd.grad(expected.square().sum(), [x, *stem.parameters()])
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_causal_stem_output_ignores_later_inputs_and_matches_a_plain_causal_convolution():
+    """padding=causal: changing inputs after step i leaves outputs 0..i unchanged (the left-padded
+    stem changes output i - 1 too), and the output equals conv1d over a (k - 1)-step left pad."""
+    torch.manual_seed(0)
+    stem = ConvStem(3, [5, 4], kernel_size=3, stride=1, padding="causal").double()
+    x = torch.randn(2, 12, 3, dtype=torch.float64)
+    later = x.clone()
+    later[:, 7:] = torch.randn(2, 5, 3, dtype=torch.float64)
+    out, later_out = stem(x)[0], stem(later)[0]
+    assert out.shape == (2, 12, 4)
+    torch.testing.assert_close(later_out[:, :7], out[:, :7], rtol=0, atol=0)
+    assert (later_out[:, 7:] - out[:, 7:]).abs().amax() > 0
+
+    h = x.transpose(1, 2)
+    for conv in stem.convs:
+        h = torch.relu(torch.nn.functional.conv1d(torch.nn.functional.pad(h, (2, 0)), conv.weight, conv.bias))
+    torch.testing.assert_close(out, h.transpose(1, 2))
+
+    centred = ConvStem(3, [5, 4], kernel_size=3, stride=1)
+    centred.load_state_dict(stem.float().state_dict())
+    assert (centred(later.float())[0][:, 6] - centred(x.float())[0][:, 6]).abs().amax() > 0
+
+
+def test_causal_stem_refuses_a_stride():
+    import pytest
+
+    with pytest.raises(ValueError, match="padding=causal needs stride 1"):
+        ConvStem(2, [4, 4], kernel_size=3, stride=[1, 2], padding="causal")

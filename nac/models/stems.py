@@ -38,6 +38,9 @@ class ConvStem(nn.Module):
     ``max((ceil(L/s) - 1) * s + k - L, 0)`` with its smaller half on the left (for the E-MNIST stem:
     2 left / 2 right on 256 steps, then 1 left / 2 right on 52; ``left`` pads 2 / 2 and 2 / 1). The
     left padding then depends on the batch's length, so use it on fixed-length data (``emnist_authors``).
+    ``padding="causal"`` pads ``k - 1`` steps on the left only (stride 1): output step i reads inputs
+    i - k + 1 .. i, never a later one, as per-step labels with a causal sequence model need
+    (``experiment=bearings_clean_causal``); ``left`` shows step i the input of step i + (k - 1) // 2.
     ``keep_time=False`` returns no time (``t=None``: every model sees unit steps, as a Keras model
     given no time does). ``init="keras"``: Glorot-uniform weights and zero biases (Keras' Conv1D
     defaults) instead of torch's.
@@ -55,13 +58,18 @@ class ConvStem(nn.Module):
         init: str = "torch",
     ):
         super().__init__()
-        if padding not in ("left", "keras"):
-            raise ValueError(f"stem.padding={padding!r} is not valid; use one of left, keras")
+        if padding not in ("left", "keras", "causal"):
+            raise ValueError(f"stem.padding={padding!r} is not valid; use one of left, keras, causal")
         check_init("stem.init", init)
         channels = [channels] if isinstance(channels, int) else list(channels)
         strides = [stride] * len(channels) if isinstance(stride, int) else list(stride)
         if len(strides) != len(channels):
             raise ValueError(f"ConvStem: {len(channels)} channel sizes but {len(strides)} strides")
+        if padding == "causal" and any(s != 1 for s in strides):
+            raise ValueError(
+                f"stem.padding=causal needs stride 1 in every layer, got stride {strides}: a strided output "
+                "step summarises a block of inputs that ends after the step it would be read at"
+            )
         widths = [in_features, *channels]
         self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, s) for a, b, s in zip(widths, widths[1:], strides))
         self.act = {"relu": nn.ReLU(), "elu": nn.ELU(), "tanh": nn.Tanh(), "gelu": nn.GELU()}[activation]
@@ -77,6 +85,8 @@ class ConvStem(nn.Module):
         if self.padding == "keras":
             total = max((out_len - 1) * stride + self.kernel_size - length, 0)
             return total // 2, total - total // 2
+        if self.padding == "causal":
+            return self.kernel_size - 1, 0  # stride 1: out_len == length
         left = (self.kernel_size - 1) // 2
         return left, max(0, (out_len - 1) * stride + self.kernel_size - length - left)
 
