@@ -497,18 +497,25 @@ def tuning_section(
     if tune_frame.empty:
         return "\n".join(text + [f"No tuning trial (tag `{TUNE_TAG}`) under {tune_dir} yet."]), []
     rows, lines, reruns = [], [], []
-    studies = tune_frame.assign(subset=tune_frame.config.map(subset_of)).groupby(["model", "subset"], sort=False)
+    order = {model: i for i, (model, _) in enumerate(MODELS)}
+    tune_frame = tune_frame.assign(subset=tune_frame.config.map(subset_of), order=tune_frame.model.map(order))
+    studies = tune_frame.sort_values(["order", "subset"], kind="stable").groupby(["model", "subset"], sort=False)
+    budgets = {}
     for (model, subset), trials in studies:
         study, provenance, rerun = study_rows(model, subset, trials, frame, splits)
         rows, lines, reruns = rows + study, lines + provenance, reruns + rerun
-    budgets = tune_frame.groupby("model", sort=False).size()
+        budgets[f"{model} ({subset})"] = len(trials)
     columns = ["model", "configuration", "settings", "runs", "val RMSE", "test RMSE", f"test RMSE {CI}", "NASA score"]
     text += [
         to_markdown(pd.DataFrame(rows, columns=columns)),
         "",
         "Trial budgets: "
-        + ", ".join(f"{m} {n}" for m, n in budgets.items())
-        + (" (the same for every model)." if budgets.nunique() == 1 else " (not the same: compare with care)."),
+        + ", ".join(f"{study} {n}" for study, n in budgets.items())
+        + (
+            " trials (the same for every model)."
+            if len(set(budgets.values())) == 1
+            else " trials (not the same: compare with care)."
+        ),
         "",
         "Trials and re-runs:",
         "",
