@@ -133,10 +133,6 @@ def _command(model: str, subset: str, extra: Sequence[str] = ()) -> str:
     )
 
 
-def _seeds(split: Split) -> list[int]:
-    return sorted(int(s) for s in split.ok.seed.dropna())
-
-
 def status(split: Split) -> str:
     """``complete`` (every expected seed ok, nothing failed), else what is missing and the command that
     runs it; ``single run`` where one ok run gives no spread."""
@@ -220,7 +216,7 @@ def results_section(splits: dict[str, list[Split]]) -> str:
         f"Student-t {CONFIDENCE:.0%} interval of the mean test RMSE (n − 1 degrees of freedom; a single run "
         "has neither). Epochs run/best: each ok run's epochs trained and selected epoch, in seed order. "
         "Literature rows: the figures of docs/PROTOCOLS.md section 3, as recalled there and not yet checked "
-        "against the papers; Li et al. use the same windows and RUL cap, Zheng et al. their own setup.",
+        "against the papers (the windows used here are Li et al.'s).",
     ]
     for subset in SUBSETS:
         table, others = subset_table(subset, splits)
