@@ -61,10 +61,12 @@ def _rec(
     drop_time: bool | None = None,
     status: str = "ok",
     overrides: tuple[str, ...] = (),
+    experiment: str | None = None,
 ) -> dict:
-    """A bearings record: ``paper`` when ``drop_time`` is None, else ``clean``; every test set gets S/row
-    ``per_row`` (S = per_row x rows); a failed record (``per_row`` None) has no test sets, as the runner writes."""
-    experiment = "bearings_paper" if drop_time is None else "bearings_clean"
+    """A bearings record: ``paper`` when ``drop_time`` is None, else ``clean`` (``experiment``, default
+    bearings_clean); every test set gets S/row ``per_row`` (S = per_row x rows); a failed record
+    (``per_row`` None) has no test sets, as the runner writes."""
+    experiment = "bearings_paper" if drop_time is None else experiment or "bearings_clean"
     extra = ("dataset.builder.drop_time=" + str(drop_time).lower(),) if drop_time is not None else ()
     config = _config(experiment, model, *extra, *overrides)
     tests = (
@@ -173,6 +175,33 @@ def _row(rows: list[dict], model: str, protocol: str) -> dict[str, str]:
 PRONOSTIA, XJTU = "### PRONOSTIA Bearing1_1", "### XJTU-SY Bearing1_1"
 
 
+def test_causal_runs_have_their_own_rows_and_records_older_than_the_key_count_as_non_causal(tmp_path):
+    """bearings_clean_causal runs go to the `clean` causal rows only; a record made before
+    ``dataset.causal`` existed (no such key) is a non-causal run, not dropped; the look-ahead difference
+    (as run − causal, Welch) is in section 2."""
+    old = _rec("nac", 0.010, seed=0, drop_time=False)
+    del old["config"]["dataset"]["causal"]
+    kept = [old] + [_rec("nac", v, seed=s, drop_time=False) for s, v in list(enumerate(KEPT))[1:]]
+    causal = [
+        _rec("nac", v, seed=s, drop_time=False, experiment="bearings_clean_causal")
+        for s, v in enumerate([0.02, 0.03, 0.04])
+    ]
+    text, _ = _write(tmp_path, kept + causal)
+    rows = _table(text, PRONOSTIA, "model")
+    assert _row(rows, "NAC (nac)", "`clean`, Time kept")["S/row"] == "0.012000 ± 0.002000"
+    assert _row(rows, "NAC (nac)", "`clean` causal, Time kept")["S/row"] == "0.030000 ± 0.010000"
+    assert _row(rows, "NAC (nac)", "`clean` causal, Time dropped")["status"] == "not run yet"
+    effect = _table(text, "## 2. The protocol's effect", "test bearing")
+    look_ahead = next(
+        r
+        for r in effect
+        if r["model"] == "NAC (nac)" and "causal" in r["difference (S/row)"] and r["test bearing"].startswith("PRON")
+    )
+    welch = stats.ttest_ind(KEPT, [0.02, 0.03, 0.04], equal_var=False).confidence_interval(0.95)
+    assert look_ahead["value"] == "-0.018000"
+    assert look_ahead["95% CI"] == f"[{welch.low:+.6f}, {welch.high:+.6f}]"
+
+
 # ---------------------------------------------------------------- section 1
 
 
@@ -188,7 +217,7 @@ def test_per_bearing_figures_match_hand_computed_numbers(tmp_path):
     assert paper["S/row 95% CI"] == f"[{(40 - half) / n:.6f}, {(40 + half) / n:.6f}]"
     assert paper["n"] == "5" and paper["runs (ok/total)"] == "5/5" and paper["status"] == "complete"
     assert paper["settings"] == "as the experiment"
-    assert len([r for r in rows if r["model"] == "NAC (nac)"]) == 3  # one row per setting: none pooled or listed twice
+    assert len([r for r in rows if r["model"] == "NAC (nac)"]) == 5  # one row per setting: none pooled or listed twice
     kept = _row(rows, "NAC (nac)", "`clean`, Time kept")  # 0.010, 0.012, 0.014: std 0.002
     assert kept["S/row"] == "0.012000 ± 0.002000" and kept["n"] == "3" and kept["status"] == "complete"
     half_kept = T975_2 * 0.002 / math.sqrt(3)
@@ -216,7 +245,8 @@ def test_missing_groups_say_not_run_yet(tmp_path):
     make = f"python scripts/bearing_time_reference.py --protocol clean --out {tmp_path}/tc.csv"
     assert f"`clean`: not run yet (`{make}`)" in text
     assert (
-        "Not run yet: groups of `nac-bench experiment=bearings_clean`, `nac-bench experiment=bearings_paper`." in text
+        "Not run yet: groups of `nac-bench experiment=bearings_clean`, `nac-bench experiment=bearings_clean_causal`, "
+        "`nac-bench experiment=bearings_paper`." in text
     )
     effect = _table(text, "## 2.", "test bearing")
     assert {r["value"] for r in effect} == {"not run yet"}  # no clean runs: no difference anywhere
