@@ -22,6 +22,13 @@ with neuron i (upstream issues 81-83). So it is never called with timespans: the
 give NaN outputs and NaN gradients even through masked steps; above it the result is ncps' own.
 ``t=None`` means ``dt = 1``, as ncps' default.
 
+Speed: ``compile_solver=true`` runs ncps' cell step through ``torch.compile`` (Inductor; the same
+ncps code, fused into generated kernels): measured 2.1x faster per training step (batch 64, 30
+steps, 32 units, 1 thread: 0.26 -> 0.12 s) after a one-off compilation of about 40 s per process
+(and about 10 s more for the first evaluation pass), so it pays off on long runs only (a C-MAPSS or
+E-MNIST run, not the default benchmark). Outputs equal the eager cell up to float round-off
+(tests/test_ltc_compiled.py). Off by default.
+
 Non-trainable ncps parameters (the wiring's sparsity masks) are turned into buffers of the same
 name (state-dict compatible with the ncps module), so that every parameter is trainable. The
 fully connected wiring's synapse polarities use ``wiring_seed`` (ncps fixes 1111 for an int).
@@ -64,6 +71,21 @@ def frozen_parameters_to_buffers(module: nn.Module) -> None:
                 sub.register_buffer(name, param.detach())
 
 
+def _cell_step(cell: nn.Module, x_t: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor):
+    return cell(x_t, h, elapsed)
+
+
+_compiled_cell_step = None
+
+
+def compiled_cell_step(cell: nn.Module, x_t: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor):
+    """``cell(x_t, h, elapsed)`` through ``torch.compile`` (compiled on first use, shapes dynamic)."""
+    global _compiled_cell_step
+    if _compiled_cell_step is None:
+        _compiled_cell_step = torch.compile(_cell_step, dynamic=True)
+    return _compiled_cell_step(cell, x_t, h, elapsed)
+
+
 class NcpsStepper(RecurrentSequenceModel):
     """Steps the cell of an ``ncps.torch`` LTC/CfC module (``self.rnn``) one observation at a time,
     exactly as that module's forward does, but with (B, 1) elapsed times (ncps issues 81-83)."""
@@ -82,12 +104,16 @@ class NcpsStepper(RecurrentSequenceModel):
         """The cell output mapped to the model output."""
         return out
 
+    def cell(self, x_t: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor):
+        """The recurrent cell's (output, state): ncps' own cell."""
+        return self.rnn.rnn_cell(x_t, h, elapsed)
+
     def step(self, x_t: torch.Tensor, state, dt: torch.Tensor):
         if self.rnn.use_mixed:
             h, c = self.rnn.lstm(x_t, state)
         else:
             h, c = state, None
-        out, h = self.rnn.rnn_cell(x_t, h, self.elapsed(dt))
+        out, h = self.cell(x_t, h, self.elapsed(dt))
         return self.output(out), ((h, c) if self.rnn.use_mixed else h)
 
 
@@ -113,6 +139,7 @@ class LTC(NcpsStepper):
         implicit_param_constraints: bool = True,
         min_elapsed: float = 1e-6,
         return_sequences: bool = False,
+        compile_solver: bool = False,
     ):
         wired = autoncp_wiring(wiring, units, motor_neurons, sparsity, wiring_seed)
         if wired is None:
@@ -133,6 +160,7 @@ class LTC(NcpsStepper):
         self.rnn = rnn
         frozen_parameters_to_buffers(self.rnn)
         self.min_elapsed = float(min_elapsed)
+        self.compile_solver = bool(compile_solver)
 
     def _sync_cell_params(self) -> None:
         """LTCCell reads its tensors through a ``_params`` dict: point it at the current ones."""
@@ -146,3 +174,8 @@ class LTC(NcpsStepper):
 
     def elapsed(self, dt: torch.Tensor) -> torch.Tensor:
         return dt.clamp(min=self.min_elapsed)
+
+    def cell(self, x_t: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor):
+        if self.compile_solver:
+            return compiled_cell_step(self.rnn.rnn_cell, x_t, h, elapsed)
+        return super().cell(x_t, h, elapsed)
