@@ -367,3 +367,23 @@ def test_script_runs_and_bad_records_folder_is_one_line(tmp_path):
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no records at" in bad.stderr
     assert not bad_out.exists()  # nothing written on bad input
+
+
+def test_nac_against_each_baseline_is_paired_by_seed(tmp_path):
+    """NAC − LSTM under clean over the seeds both have (a third NAC seed has no partner): the mean of
+    the per-seed differences and its paired-t interval (scipy's ttest_rel), in points; baselines without
+    runs are listed as not compared."""
+    nac = [0.950, 0.955, 0.940, 0.960]  # seeds 0-3; LSTM has 0-2 only, in another order on disk
+    lstm = {2: 0.930, 0: 0.945, 1: 0.945}
+    records = [_rec("emnist_clean", "nac", a, seed=s) for s, a in enumerate(nac)]
+    records += [_rec("emnist_clean", "lstm", a, seed=s) for s, a in lstm.items()]
+    text, _ = _write(tmp_path, records)
+    section = text[text.index("### NAC against the baselines") : text.index("## 2.")]
+    row = _table(section, "comparison")["nac − lstm"]
+    diffs = [100 * (nac[s] - lstm[s]) for s in (0, 1, 2)]  # +0.5, +1.0, +1.0
+    ci = stats.ttest_rel([100 * nac[s] for s in (0, 1, 2)], [100 * lstm[s] for s in (0, 1, 2)]).confidence_interval()
+    assert row["difference"] == f"{np.mean(diffs):.2f} ± {np.std(diffs, ddof=1):.2f}" == "0.83 ± 0.29"
+    assert row["95% CI"] == f"[{ci.low:.2f}, {ci.high:.2f}]"
+    assert row["pairs"] == "3" and row["paired by"] == "seed" and row["unpaired"] == "seed 3 (nac only)"
+    assert row["verdict"] == "nac better"  # the interval [0.12, 1.55] excludes 0
+    assert "Not compared yet (a side has no ok run):" in section and "− CfC, masked input, clean protocol" in section
