@@ -295,6 +295,16 @@ def test_tuned_against_default_picks_the_trial_on_validation(tmp_path):
     assert "Strongest baseline on FD001 by the default runs' mean validation RMSE: `lstm` (13.00;" in text
 
 
+def test_the_rerun_command_keeps_the_best_trials_values_at_full_precision(tmp_path):
+    """The table rounds the learning rate; the command must not, or its runs would not be the best trial's."""
+    lr = 0.00041321999401009157
+    tune = [_trial("lstm", lr, 16, 11.0, 13.0), _trial("lstm", 2e-3, 32, 12.0, 12.0)]
+    text = _write(tmp_path, _nac_and_baselines(), tune=tune)
+    chosen, rerun = [r for r in _table(text, "## 4.", "model") if r["model"] == "LSTM, FD001"][1:]
+    assert "trainer.optimizer.lr=0.000413 (default 0.001)" in chosen["settings"]
+    assert f"trainer.optimizer.lr={lr} dataset.width=16 tag=FD001_tuned" in rerun["runs"]
+
+
 def test_tuning_without_trials_says_so(tmp_path):
     text = _write(tmp_path, _nac_and_baselines())
     assert "No trial records given (`--tune-records <output root>/tune/records`)." in text

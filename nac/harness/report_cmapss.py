@@ -444,7 +444,10 @@ def study_rows(
     )
     same = rerun_of(best, frame)
     if same.empty:
-        extra = [p.split(" (default")[0] for p in params] + [f"tag={subset}_tuned", "seed=0,1,2"]
+        # the command takes each value at full precision (the table rounds floats): a rounded learning
+        # rate would give runs whose config is not the best trial's
+        exact = [f"{key}={_value(_get(best.config, key))}" for key in (p.split("=")[0] for p in params)]
+        extra = exact + [f"tag={subset}_tuned", "seed=0,1,2"]
         command = _command(model, subset, extra)
         return (
             rows + [{"model": label, "configuration": "tuned, re-run", "runs": f"not run yet: `{command}`"}],
