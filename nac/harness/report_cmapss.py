@@ -43,7 +43,17 @@ from nac.harness.report import (
     provenance_section,
     splits_of,
 )
-from nac.harness.tables import CONFIDENCE, Summary, _fmt, _fmt_interval, _get, short_commit, summarize, to_markdown
+from nac.harness.tables import (
+    CONFIDENCE,
+    Summary,
+    _fmt,
+    _fmt_interval,
+    _get,
+    _verdict,
+    short_commit,
+    summarize,
+    to_markdown,
+)
 
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 #: the campaign's models (its order) and their titles
@@ -293,14 +303,10 @@ def paired_difference(a: Split, b: Split) -> tuple[Summary, list[int], list[str]
 
 
 def paired_verdict(diff: Summary, a: str, b: str) -> str:
-    """Which model has the lower test RMSE, named only when the paired interval excludes 0."""
-    if diff.n == 0:
-        return "no pairs"
-    if diff.low is None:
-        return "single pair: no ranking"
-    if diff.low <= 0.0 <= diff.high:
-        return "not distinguishable"
-    return f"{a if diff.high < 0 else b} better (lower RMSE)"
+    """Which model has the lower test RMSE, named only when the paired interval excludes 0
+    (:func:`nac.harness.tables._verdict` with RMSE's mode, lower is better)."""
+    verdict = _verdict(diff, a, b, "min")
+    return f"{verdict} (lower RMSE)" if verdict.endswith(" better") else verdict
 
 
 def paired_section(splits: dict[str, list[Split]]) -> str:
