@@ -22,6 +22,7 @@ from nac.harness.callbacks import write_sweep_table
 from nac.harness.records import write_json_atomic
 from nac.harness.tables import (
     LEGEND,
+    pair_units,
     paired_comparison,
     pairing_context,
     paper_gaps,
@@ -310,6 +311,28 @@ def test_paired_comparison_follows_the_metric_mode_and_refuses_to_rank_within_no
         "no pairs",
         "seed 0 (x only), seed 1 (x only), seed 2 (y only)",
     )
+
+
+def test_pair_units_matches_a_plain_loop_and_drops_ambiguous_units():
+    a = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 5.5], index=[3, 0, 1, 2, 6, 6])
+    b = pd.Series([0.5, 1.5, 9.0, 7.0, 8.0], index=[0, 1, 4, 3, 2])
+    b = pd.concat([b, pd.Series([1.0], index=[4])])  # unit 4 twice on b's side, absent on a's
+    # reference: a plain loop over units
+    count_a, count_b = {u: list(a.index).count(u) for u in a.index}, {u: list(b.index).count(u) for u in b.index}
+    ambiguous = sorted(u for u in set(count_a) | set(count_b) if count_a.get(u, 0) > 1 or count_b.get(u, 0) > 1)
+    expected = {}
+    for unit in sorted(set(count_a) & set(count_b)):
+        if unit not in ambiguous:
+            expected[unit] = float(a[unit]) - float(b[unit])
+    pairing = pair_units(a, b)
+    assert pairing.differences.to_dict() == expected == {0: 1.5, 1: 1.5, 2: -4.0, 3: -6.0}
+    assert list(pairing.differences.index) == [0, 1, 2, 3]  # sorted by unit
+    assert (pairing.only_a, pairing.only_b, pairing.duplicated) == ([], [], [4, 6])
+    lone = pair_units(pd.Series([1.0, 2.0], index=[0, 5]), pd.Series([1.0], index=[7]))
+    assert (lone.differences.empty, lone.only_a, lone.only_b, lone.duplicated) == (True, [0, 5], [7], [])
+    tuples = pd.MultiIndex.from_tuples([(0, 0), (1, 0)], names=["fold", "seed"])
+    folds = pair_units(pd.Series([0.9, 0.8], index=tuples), pd.Series([0.7], index=tuples[1:]))
+    assert folds.differences.tolist() == pytest.approx([0.1]) and folds.only_a == [(0, 0)]
 
 
 def test_paper_protocol_pairs_by_fold_and_other_settings_or_commits_are_not_paired():

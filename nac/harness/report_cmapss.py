@@ -50,6 +50,7 @@ from nac.harness.tables import (
     _fmt_interval,
     _get,
     _verdict,
+    pair_units,
     short_commit,
     summarize,
     to_markdown,
@@ -292,13 +293,12 @@ def paired_difference(a: Split, b: Split) -> tuple[Summary, list[int], list[str]
     for split in (a, b):
         ok = split.ok[split.ok.test.notna() & split.ok.seed.notna()]
         sides.append(pd.Series(_numbers(ok.test).to_numpy(), index=ok.seed.astype(int).to_numpy()))
-    dup = sorted(set(sides[0].index[sides[0].index.duplicated()]) | set(sides[1].index[sides[1].index.duplicated()]))
-    sides = [s[~s.index.isin(dup)] for s in sides]
-    shared = sorted(set(sides[0].index) & set(sides[1].index))
-    unpaired = [f"seed {s} ({a.spec.model} only)" for s in sorted(set(sides[0].index) - set(shared))]
-    unpaired += [f"seed {s} ({b.spec.model} only)" for s in sorted(set(sides[1].index) - set(shared))]
-    unpaired += [f"seed {s} (several runs)" for s in dup]
-    diff = summarize([sides[0][s] - sides[1][s] for s in shared])
+    pairing = pair_units(*sides)
+    shared = [int(s) for s in pairing.differences.index]
+    unpaired = [f"seed {s} ({a.spec.model} only)" for s in pairing.only_a]
+    unpaired += [f"seed {s} ({b.spec.model} only)" for s in pairing.only_b]
+    unpaired += [f"seed {s} (several runs)" for s in pairing.duplicated]
+    diff = summarize(pairing.differences.to_numpy())
     return diff, shared, unpaired
 
 

@@ -524,6 +524,33 @@ def _verdict(summary: Summary, model_a: str, model_b: str, mode: str | None) -> 
     return f"{model_a if a_higher == (mode == 'max') else model_b} better"
 
 
+@dataclass(frozen=True)
+class Pairing:
+    """Two models' per-run values matched on a unit (seed, fold, ...): see :func:`pair_units`."""
+
+    differences: pd.Series  #: a − b per shared unit, sorted by unit
+    only_a: list  #: units with a run of ``a`` alone
+    only_b: list  #: units with a run of ``b`` alone
+    duplicated: list  #: units with several runs on either side (dropped: which would pair is ambiguous)
+
+
+def pair_units(a: pd.Series, b: pd.Series) -> Pairing:
+    """Pair ``a`` and ``b`` (values indexed by their unit: seed, fold, or a tuple of both) unit by unit.
+
+    Units with more than one run on either side are dropped and listed, never guessed; the others
+    pair where both sides have them. The single rule behind :func:`paired_comparison` and the
+    reports' paired sections."""
+    duplicated = set(a.index[a.index.duplicated()]) | set(b.index[b.index.duplicated()])
+    a, b = a[~a.index.isin(duplicated)], b[~b.index.isin(duplicated)]
+    shared = a.index.intersection(b.index).sort_values()
+    return Pairing(
+        differences=a[shared] - b[shared],
+        only_a=list(a.index.difference(shared)),
+        only_b=list(b.index.difference(shared)),
+        duplicated=sorted(duplicated),
+    )
+
+
 def paired_comparison(frame: pd.DataFrame, model_a: str, model_b: str, merge_commits: bool = False) -> pd.DataFrame:
     """Model A minus model B, run by run: one row per dataset, protocol, tag, pairing context
     (:func:`pairing_context`: same data, device type and settings other than the model) and commit
@@ -562,16 +589,13 @@ def paired_comparison(frame: pd.DataFrame, model_a: str, model_b: str, merge_com
             continue
         metric = _group_metric(group, usable)
         pair_on = _pair_key(protocol, a, b)
-        a_units, b_units = (side.set_index(pair_on).test.astype(float) for side in (a, b))
-        duplicated = set(a_units.index[a_units.index.duplicated()]) | set(b_units.index[b_units.index.duplicated()])
-        a_units, b_units = a_units[~a_units.index.isin(duplicated)], b_units[~b_units.index.isin(duplicated)]
-        shared = a_units.index.intersection(b_units.index).sort_values()
-        diff = summarize((a_units[shared] - b_units[shared]) * _scale(metric))
+        pairing = pair_units(*(side.set_index(pair_on).test.astype(float) for side in (a, b)))
+        diff = summarize(pairing.differences * _scale(metric))
         as_tuple = lambda index: index if isinstance(index, tuple) else (index,)  # noqa: E731
         unpaired = (
-            [f"{_unit(pair_on, as_tuple(i))} ({model_a} only)" for i in a_units.index.difference(shared)]
-            + [f"{_unit(pair_on, as_tuple(i))} ({model_b} only)" for i in b_units.index.difference(shared)]
-            + [f"{_unit(pair_on, as_tuple(i))} (several runs)" for i in sorted(duplicated)]
+            [f"{_unit(pair_on, as_tuple(i))} ({model_a} only)" for i in pairing.only_a]
+            + [f"{_unit(pair_on, as_tuple(i))} ({model_b} only)" for i in pairing.only_b]
+            + [f"{_unit(pair_on, as_tuple(i))} (several runs)" for i in pairing.duplicated]
         )
         modes = group.metric_mode.dropna()
         rows.append(
