@@ -387,3 +387,13 @@ def test_nac_against_each_baseline_is_paired_by_seed(tmp_path):
     assert row["pairs"] == "3" and row["paired by"] == "seed" and row["unpaired"] == "seed 3 (nac only)"
     assert row["verdict"] == "nac better"  # the interval [0.12, 1.55] excludes 0
     assert "Not compared yet (a side has no ok run):" in section and "− CfC, masked input, clean protocol" in section
+
+
+def test_provenance_names_runs_resumed_from_a_checkpoint(tmp_path):
+    runs = _authors()
+    runs[1] = {**runs[1], "resumed_from_epoch": 2, "wall_time_s": 600.0}  # the resumed process ran one epoch
+    text, _ = _write(tmp_path, runs)
+    row = next(line for line in text[text.index("## 4. Provenance") :].splitlines() if line.startswith(f"| {AUTHORS} "))
+    wall = 4 * 9000 + 600  # the other four as in the fixture (2.5 h each)
+    assert f"| {wall / 3600:.2f} (1 resumed: from the resumption) " in row
+    assert "(`resumed_from_epoch`) counts only the process that finished it" in text

@@ -833,6 +833,14 @@ def _train_hours(records: Sequence[dict]) -> float:
     return total / 3600.0
 
 
+def _wall_hours(records: Sequence[dict]) -> str:
+    """Sum of the records' ``wall_time_s`` in hours; runs resumed from a checkpoint are counted and
+    named, since their wall time starts at the resumption."""
+    hours = f"{sum(float(r.get('wall_time_s') or 0.0) for r in records) / 3600:.2f}"
+    resumed = sum(r.get("resumed_from_epoch") is not None for r in records)
+    return hours + (f" ({resumed} resumed: from the resumption)" if resumed else "")
+
+
 def provenance_section(spec: ReportSpec, splits: dict[str, list[Split]]) -> str:
     rows = []
     for group in spec.groups:
@@ -858,7 +866,7 @@ def provenance_section(spec: ReportSpec, splits: dict[str, list[Split]]) -> str:
                     "device": ", ".join(sorted({str(r.get("device") or "-") for r in records})),
                     "dates": _dates(records),
                     "train time (h)": f"{_train_hours(records):.2f}",
-                    "run wall time (h)": f"{sum(float(r.get('wall_time_s') or 0.0) for r in records) / 3600:.2f}",
+                    "run wall time (h)": _wall_hours(records),
                 }
             )
     text = ["## 4. Provenance", ""]
@@ -874,7 +882,9 @@ def provenance_section(spec: ReportSpec, splits: dict[str, list[Split]]) -> str:
             "time: the sum of every epoch's training pass (`history[*].epoch_time_s`, wall clock, validation "
             "excluded) over all the group's records, ok or not; each run uses one thread (`threads: 1`) unless its "
             "command says otherwise, so this approximates the training CPU time. Run wall time: the sum of the "
-            "records' `wall_time_s` (data, training, validation, testing). Dates: first start to last finish.",
+            "records' `wall_time_s` (data, training, validation, testing); a run resumed from its checkpoint "
+            "(`resumed_from_epoch`) counts only the process that finished it, so the train time can exceed it. Dates: "
+            "first start to last finish.",
         ]
     )
 
