@@ -470,6 +470,29 @@ def study_rows(
     return rows, lines, [(f"{title}, tuned (tag {tags})", split)]
 
 
+def tuned_pairs(reruns: Sequence[tuple[str, Split]]) -> list[dict[str, Any]]:
+    """Each tuned NAC re-run minus each tuned baseline re-run of the same subset, paired by seed."""
+    rows = []
+    for a_label, a in reruns:
+        for b_label, b in reruns:
+            subset = a.spec.key.split("/")[0]
+            if a.spec.model not in NAC or b.spec.model in NAC or b.spec.key.split("/")[0] != subset:
+                continue
+            diff, shared, unpaired = paired_difference(a, b)
+            rows.append(
+                {
+                    "subset": subset,
+                    "comparison": f"{a_label} − {b_label}",
+                    "pairs (seeds)": f"{diff.n} ({', '.join(map(str, shared))})" if shared else "0",
+                    "difference (RMSE)": _fmt(diff, RMSE_DIGITS),
+                    f"paired-t {CI}": _fmt_interval(diff, RMSE_DIGITS, "single pair"),
+                    "verdict": paired_verdict(diff, a.spec.model, b.spec.model),
+                    "unpaired": ", ".join(unpaired),
+                }
+            )
+    return rows
+
+
 def tuning_section(
     tune_frame: pd.DataFrame | None, frame: pd.DataFrame, splits: dict[str, list[Split]], tune_dir: str | None
 ) -> tuple[str, list[tuple[str, Split]]]:
@@ -526,6 +549,15 @@ def tuning_section(
         "",
         *lines,
     ]
+    pairs = tuned_pairs(reruns)
+    if pairs:
+        text += [
+            "",
+            "Tuned against tuned, paired by seed (as in section 3: test RMSE of the NAC re-run minus the baseline's, "
+            "same seeds; a ranking only when the paired interval excludes 0):",
+            "",
+            to_markdown(pd.DataFrame(pairs)),
+        ]
     return "\n".join(text), reruns
 
 
