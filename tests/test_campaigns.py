@@ -193,3 +193,33 @@ def test_the_script_runs_the_code_of_its_own_checkout(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"# checkout {tree.resolve()} at unknown;")  # not a git checkout
+
+
+def test_collect_takes_the_tuning_trials_to_their_own_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    _record(out, "cmapss/clean/nac/seed0-a.json")
+    trial = out / "tune" / "records" / "cmapss/clean/nac/seed0-t.json"
+    trial.parent.mkdir(parents=True)
+    trial.write_text(json.dumps({"status": "ok", "git_commit": "b" * 40, "tag": "tune"}))
+    dest, tune = tmp_path / "records", tmp_path / "tune_records"
+    args = ["cmapss", "--collect", "--output-root", str(out), "--dest", str(dest), "--tune-dest", str(tune)]
+    assert main(args) == 0
+    assert (dest / "cmapss/clean/nac/seed0-a.json").exists() and (tune / "cmapss/clean/nac/seed0-t.json").exists()
+    assert not (dest / "cmapss/clean/nac/seed0-t.json").exists()
+    assert "2 record(s) copied" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "emnist",
+                "--collect",
+                "--output-root",
+                str(out),
+                "--dest",
+                str(dest),
+                "--tune-dest",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 0
+    )
+    assert not (tmp_path / "none").exists()  # E-MNIST has no tuning

@@ -45,6 +45,9 @@ class Campaign:
     groups: tuple[Group, ...]
     report: str
     note: str = ""
+    #: where the Optuna trials' records go (``paths.records_dir`` of the tuning experiments), relative to the
+    #: output root; ``--collect`` copies them to ``results/tune_records``
+    tune_records: str | None = None
 
 
 def _cmapss_groups() -> tuple[Group, ...]:
@@ -108,6 +111,7 @@ CAMPAIGNS: dict[str, Campaign] = {
             "python scripts/make_report.py cmapss --records results/records --predictions <output root>/records "
             "--tune-records <output root>/tune/records",
             "the tuned re-runs depend on the trials: the report prints their commands",
+            tune_records="tune/records",
         ),
         Campaign(
             "par",
@@ -162,11 +166,13 @@ def check_clean(root: Path = PROJECT_ROOT) -> str:
     return commit
 
 
-def collect(output_root: Path, datasets: Sequence[str], dest: Path) -> tuple[list[Path], list[str]]:
-    """Copy the finished records (status ok, clean commit) of ``datasets`` from ``<output_root>/records`` to
+def collect(
+    output_root: Path, datasets: Sequence[str], dest: Path, records: str = "records"
+) -> tuple[list[Path], list[str]]:
+    """Copy the finished records (status ok, clean commit) of ``datasets`` from ``<output_root>/<records>`` to
     ``dest`` at the same relative path. Returns the files copied and one line per record left out because
     ``dest`` already has another file at its path (never overwritten)."""
-    source = output_root / "records"
+    source = output_root / records
     copied, clashes = [], []
     for dataset in datasets:
         for path in sorted((source / dataset).rglob("*.json")):
@@ -219,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--output-root", default=os.environ.get("NAC_OUTPUT_ROOT", "runs"), help="NAC_OUTPUT_ROOT (default: runs)"
     )
     parser.add_argument("--dest", default="results/records", help="where --collect copies records")
+    parser.add_argument(
+        "--tune-dest", default="results/tune_records", help="where --collect copies tuning trials' records"
+    )
     parser.add_argument("--allow-dirty", action="store_true", help="run from a checkout with uncommitted code")
     args = parser.parse_args(argv)
     if args.list or args.campaign is None:
@@ -228,11 +237,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         found, groups = select(args.campaign, args.only)
         if args.collect:
             copied, clashes = collect(Path(args.output_root), found.datasets, Path(args.dest))
+            if found.tune_records:
+                more = collect(Path(args.output_root), found.datasets, Path(args.tune_dest), found.tune_records)
+                copied, clashes = copied + more[0], clashes + more[1]
             for path in copied:
                 print(f"new {path}")
             for line in clashes:
                 print(f"campaign: {line}", file=sys.stderr)
-            print(f"{len(copied)} record(s) copied to {args.dest}; then: {found.report}")
+            print(f"{len(copied)} record(s) copied; then: {found.report}")
             return 0
         commands = [command(group) for group in groups]
         if args.dry_run:
