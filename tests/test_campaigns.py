@@ -124,6 +124,8 @@ def test_collect_copies_finished_clean_records_only_and_never_overwrites(tmp_pat
     _record(out, "emnist/clean/lstm/seed1-b.json", status="failed")
     _record(out, "emnist/clean/lstm/seed2-c.json", commit="a" * 40 + "-dirty-123")
     _record(out, "par/clean/lstm/seed0-d.json")  # another dataset
+    _record(out, "emnist/clean/cfc/seed0-g.json", status="diverged")  # a result: tables count it
+    _record(out, "emnist/clean/cfc/seed1-h.json", commit="unknown")  # made outside git: untraceable
     (out / "records/emnist/clean/lstm/seed0-a.ckpt.pt").write_bytes(b"checkpoint")
     (out / "records/emnist/clean/lstm/broken.json").write_text("{")
     same = _record(out, "emnist/paper/nac/seed0-fold0-e.json")
@@ -132,7 +134,7 @@ def test_collect_copies_finished_clean_records_only_and_never_overwrites(tmp_pat
     (dest / "emnist/paper/nac/seed0-fold0-e.json").write_bytes(same.read_bytes())
     (dest / "emnist/paper/nac/seed0-fold1-f.json").write_text("{}")
     copied, clashes = collect(out, ["emnist"], dest)
-    assert copied == [dest / "emnist/clean/lstm/seed0-a.json"]
+    assert copied == [dest / "emnist/clean/cfc/seed0-g.json", dest / "emnist/clean/lstm/seed0-a.json"]
     assert (dest / "emnist/clean/lstm/seed0-a.json").read_bytes() == (
         out / "records/emnist/clean/lstm/seed0-a.json"
     ).read_bytes()
@@ -142,6 +144,7 @@ def test_collect_copies_finished_clean_records_only_and_never_overwrites(tmp_pat
     assert (dest / "emnist/paper/nac/seed0-fold1-f.json").read_text() == "{}"
     assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == [
         "seed0-a.json",
+        "seed0-g.json",
         "seed0-fold0-e.json",
         "seed0-fold1-f.json",
     ]

@@ -132,6 +132,10 @@ CAMPAIGNS: dict[str, Campaign] = {
 RUN_ARGS = ("hydra/launcher=local_parallel", "threads=1", "trainer.progress=false")
 
 
+#: record statuses of a finished run (a diverged run is a result, and tables count it); failed runs are not
+FINISHED = ("ok", "diverged")
+
+
 class CampaignError(ValueError):
     """A campaign or group name that does not exist, or a checkout the runner will not run from."""
 
@@ -169,9 +173,9 @@ def check_clean(root: Path = PROJECT_ROOT) -> str:
 def collect(
     output_root: Path, datasets: Sequence[str], dest: Path, records: str = "records"
 ) -> tuple[list[Path], list[str]]:
-    """Copy the finished records (status ok, clean commit) of ``datasets`` from ``<output_root>/<records>`` to
-    ``dest`` at the same relative path. Returns the files copied and one line per record left out because
-    ``dest`` already has another file at its path (never overwritten)."""
+    """Copy the finished records (status ok or diverged, a known clean commit) of ``datasets`` from
+    ``<output_root>/<records>`` to ``dest`` at the same relative path. Returns the files copied and one
+    line per record left out because ``dest`` already has another file at its path (never overwritten)."""
     source = output_root / records
     copied, clashes = [], []
     for dataset in datasets:
@@ -180,7 +184,8 @@ def collect(
                 record = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if record.get("status") != "ok" or "-dirty" in str(record.get("git_commit", "-dirty")):
+            commit = str(record.get("git_commit") or "unknown")
+            if record.get("status") not in FINISHED or "-dirty" in commit or commit == "unknown":
                 continue
             target = dest / path.relative_to(source)
             if target.exists():
@@ -219,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--collect",
         action="store_true",
-        help="copy the finished records (ok, clean commit) from <output root>/records to --dest, run nothing",
+        help="copy the finished records (ok or diverged, clean commit) from <output root>/records to --dest; "
+        "run nothing",
     )
     parser.add_argument(
         "--output-root", default=os.environ.get("NAC_OUTPUT_ROOT", "runs"), help="NAC_OUTPUT_ROOT (default: runs)"
