@@ -144,9 +144,9 @@ def test_collect_copies_finished_clean_records_only_and_never_overwrites(tmp_pat
     assert (dest / "emnist/paper/nac/seed0-fold1-f.json").read_text() == "{}"
     assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == [
         "seed0-a.json",
-        "seed0-g.json",
         "seed0-fold0-e.json",
         "seed0-fold1-f.json",
+        "seed0-g.json",
     ]
 
 
