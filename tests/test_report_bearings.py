@@ -24,7 +24,8 @@ from scipy import stats
 
 from nac.harness.predictions import SetPredictions, predictions_path, read_predictions, write_predictions
 from nac.harness.records import write_json_atomic
-from nac.harness.report import BEARINGS, bearing_predictions_figure, main
+from nac.harness.report import main
+from nac.harness.report_bearings import BEARINGS, bearing_predictions_figure
 from tests.conftest import CONFIGS, ROOT, model_choice
 
 T975_4, T975_2 = 2.7764, 4.3027  # two-sided 95 % Student-t quantiles, 4 and 2 degrees of freedom (printed table)
