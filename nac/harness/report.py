@@ -92,7 +92,8 @@ class ReportSpec:
     """What one report covers: the dataset, its groups, the group whose runs the verdict is about,
     the (paper, clean) pairs whose difference is the selection-on-test inflation, and the groups plotted.
     ``tests``: the named test sets (name, title) of a dataset whose records hold several (the bearings;
-    :func:`bearing_sections` then writes the report); ``families``: (family, models) per prediction panel."""
+    :func:`nac.harness.report_bearings.bearing_sections` then writes the report); ``families``: (family,
+    models) per prediction panel."""
 
     dataset: str
     title: str
