@@ -309,6 +309,20 @@ def paired_verdict(diff: Summary, a: str, b: str) -> str:
     return f"{verdict} (lower RMSE)" if verdict.endswith(" better") else verdict
 
 
+def paired_row(subset: str, comparison: str, a: Split, b: Split) -> dict[str, Any]:
+    """One row of a paired table: test RMSE of ``a`` minus ``b`` by seed, its paired-t interval and verdict."""
+    diff, shared, unpaired = paired_difference(a, b)
+    return {
+        "subset": subset,
+        "comparison": comparison,
+        "pairs (seeds)": f"{diff.n} ({', '.join(map(str, shared))})" if shared else "0",
+        "difference (RMSE)": _fmt(diff, RMSE_DIGITS),
+        f"paired-t {CI}": _fmt_interval(diff, RMSE_DIGITS, "single pair"),
+        "verdict": paired_verdict(diff, a.spec.model, b.spec.model),
+        "unpaired": ", ".join(unpaired),
+    }
+
+
 def paired_section(splits: dict[str, list[Split]]) -> str:
     rows, absent = [], []
     for subset in SUBSETS:
@@ -320,18 +334,11 @@ def paired_section(splits: dict[str, list[Split]]) -> str:
                 if not a or not b:
                     absent.append(f"{subset} {nac} − {model}")
                     continue
-                diff, shared, unpaired = paired_difference(a[0], b[0])
                 other = [f"{s.spec.model}: {s.label()}" for s in (a[0], b[0]) if s.label() != "as the experiment"]
                 rows.append(
                     {
-                        "subset": subset,
-                        "comparison": f"{nac} − {model}",
+                        **paired_row(subset, f"{nac} − {model}", a[0], b[0]),
                         "settings": "; ".join(other) or "as the experiment",
-                        "pairs (seeds)": f"{diff.n} ({', '.join(map(str, shared))})" if shared else "0",
-                        "difference (RMSE)": _fmt(diff, RMSE_DIGITS),
-                        f"paired-t {CI}": _fmt_interval(diff, RMSE_DIGITS, "single pair"),
-                        "verdict": paired_verdict(diff, nac, model),
-                        "unpaired": ", ".join(unpaired),
                     }
                 )
     columns = ["subset", "comparison", "pairs (seeds)", "difference (RMSE)", f"paired-t {CI}", "verdict", "unpaired"]
@@ -472,25 +479,16 @@ def study_rows(
 
 def tuned_pairs(reruns: Sequence[tuple[str, Split]]) -> list[dict[str, Any]]:
     """Each tuned NAC re-run minus each tuned baseline re-run of the same subset, paired by seed."""
-    rows = []
-    for a_label, a in reruns:
-        for b_label, b in reruns:
-            subset = a.spec.key.split("/")[0]
-            if a.spec.model not in NAC or b.spec.model in NAC or b.spec.key.split("/")[0] != subset:
-                continue
-            diff, shared, unpaired = paired_difference(a, b)
-            rows.append(
-                {
-                    "subset": subset,
-                    "comparison": f"{a_label} − {b_label}",
-                    "pairs (seeds)": f"{diff.n} ({', '.join(map(str, shared))})" if shared else "0",
-                    "difference (RMSE)": _fmt(diff, RMSE_DIGITS),
-                    f"paired-t {CI}": _fmt_interval(diff, RMSE_DIGITS, "single pair"),
-                    "verdict": paired_verdict(diff, a.spec.model, b.spec.model),
-                    "unpaired": ", ".join(unpaired),
-                }
-            )
-    return rows
+
+    def subset(split: Split) -> str:
+        return split.spec.key.split("/")[0]  # keys are <subset>/<model>/tuned
+
+    return [
+        paired_row(subset(a), f"{a_label} − {b_label}", a, b)
+        for a_label, a in reruns
+        for b_label, b in reruns
+        if a.spec.model in NAC and b.spec.model not in NAC and subset(a) == subset(b)
+    ]
 
 
 def tuning_section(
