@@ -13,7 +13,6 @@ in your own checkout.
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nac.harness.environment import PROJECT_ROOT, git_commit
+from nac.harness.records import read_record
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,8 @@ def collect(
     copied, clashes = [], []
     for dataset in datasets:
         for path in sorted((source / dataset).rglob("*.json")):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+            record = read_record(path)
+            if record is None:
                 continue
             commit = str(record.get("git_commit") or "unknown")
             if record.get("status") not in FINISHED or "-dirty" in commit or commit == "unknown":
