@@ -935,7 +935,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "or predictions for the bearings) from run records. "
         "C-MAPSS: make_report.py cmapss --help."
     )
-    parser.add_argument("dataset", choices=sorted([*reports(), "cmapss"]), help="the benchmark to report on")
+    specs = reports()
+    parser.add_argument("dataset", choices=sorted([*specs, "cmapss"]), help="the benchmark to report on")
     parser.add_argument("--records", nargs="+", default=["results/records"], help="record folders or files")
     parser.add_argument("--out", default=None, help="the Markdown file (default: results/reproduction_<dataset>.md)")
     parser.add_argument(
@@ -954,7 +955,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("make_report: cmapss must come first: make_report.py cmapss [options]", file=sys.stderr)
         return 2
     time_only = {k: v for k, v in (("paper", args.time_only), ("clean", args.time_only_clean)) if v is not None}
-    if time_only and not reports()[args.dataset].tests:
+    if time_only and not specs[args.dataset].tests:
         print(
             f"make_report: --time-only and --time-only-clean are for the bearings report, not {args.dataset}",
             file=sys.stderr,
@@ -974,11 +975,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = "python scripts/make_report.py " + shlex.join(given)
     try:
-        build_report(reports()[args.dataset], load_records(args.records), out, command, time_only)
+        build_report(specs[args.dataset], load_records(args.records), out, command, time_only)
     except ValueError as err:  # a Time-only CSV of another format
         print(f"make_report: {err}", file=sys.stderr)
         return 2
-    if reports()[args.dataset].tests:
+    if specs[args.dataset].tests:
         print(f"wrote {out} and {out.with_name(out.stem + '_predictions.png')} (if any run saved predictions)")
     else:
         print(f"wrote {out} and {out.with_name(out.stem + '_curves.png')} (if any run has a history)")
