@@ -198,6 +198,21 @@ def test_the_script_runs_the_code_of_its_own_checkout(tmp_path):
     assert result.stdout.startswith(f"# checkout {tree.resolve()} at unknown;")  # not a git checkout
 
 
+def test_collect_leaves_out_an_attempt_kept_beside_an_ok_record(tmp_path):
+    """A later, worse attempt sits beside its run's ok record; the reports count the ok record only,
+    and so does collect. An attempt whose own record is gone stands for its run and is collected."""
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    _record(out, "emnist/clean/lstm/seed0-a.json")
+    _record(out, "emnist/clean/lstm/seed0-a.attempt-20261130T010203Z-77.json", status="diverged")
+    _record(out, "emnist/clean/lstm/seed1-b.attempt-20261130T010203Z-78.json", status="diverged")
+    copied, clashes = collect(out, ["emnist"], dest)
+    assert copied == [
+        dest / "emnist/clean/lstm/seed0-a.json",
+        dest / "emnist/clean/lstm/seed1-b.attempt-20261130T010203Z-78.json",
+    ]
+    assert clashes == []
+
+
 def test_collect_takes_the_tuning_trials_to_their_own_folder(tmp_path, capsys):
     out = tmp_path / "out"
     _record(out, "cmapss/clean/nac/seed0-a.json")

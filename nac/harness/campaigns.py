@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nac.harness.environment import PROJECT_ROOT, git_commit
-from nac.harness.records import read_record
+from nac.harness.records import read_record, run_files
 
 
 @dataclass(frozen=True)
@@ -174,12 +174,13 @@ def collect(
     output_root: Path, datasets: Sequence[str], dest: Path, records: str = "records"
 ) -> tuple[list[Path], list[str]]:
     """Copy the finished records (status ok or diverged, a known clean commit) of ``datasets`` from
-    ``<output_root>/<records>`` to ``dest`` at the same relative path. Returns the files copied and one
+    ``<output_root>/<records>`` to ``dest`` at the same relative path, one file per run as the reports count
+    it (an attempt kept beside an ok record is left out: ``records.run_files``). Returns the files copied and one
     line per record left out because ``dest`` already has another file at its path (never overwritten)."""
     source = output_root / records
     copied, clashes = [], []
     for dataset in datasets:
-        for path in sorted((source / dataset).rglob("*.json")):
+        for path in sorted(run_files(source / dataset)):
             record = read_record(path)
             if record is None:
                 continue

@@ -98,13 +98,13 @@ def _run_key(file: Path) -> tuple[str, str]:
     return (str(file.with_name(match["stem"])), match["stamp"]) if match else (str(file.with_suffix("")), "")
 
 
-def load_records(paths) -> list[dict]:
-    """Load every ``*.json`` record under the given folders/files (skipping unreadable ones).
+def run_files(paths) -> list[Path]:
+    """The record file that stands for each run under the given folders/files, one per run.
 
-    Each run counts once: its own record ``<stem>.json`` wins over the attempts kept beside it
+    A run's own record ``<stem>.json`` wins over the attempts kept beside it
     (``<stem>.attempt-*.json``, written only while ``<stem>.json`` holds an ok record); an attempt
-    whose own record is gone counts as the run, the latest such attempt if there are several.
-    Pass attempt files explicitly to load them as they are.
+    whose own record is gone stands for the run, the latest such attempt if there are several.
+    Files given explicitly are taken as they are.
     """
     chosen: dict[str, tuple[str, Path]] = {}  # in the order given (a sweep's job order), then by name
     for root in [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]:
@@ -117,7 +117,13 @@ def load_records(paths) -> list[dict]:
             # the run's own record (stamp '') beats any attempt; among attempts the latest wins
             if best is None or (best[0] != "" and (stamp == "" or stamp > best[0])):
                 chosen[stem] = (stamp, file)
-    files = [file for _, file in chosen.values()]
+    return [file for _, file in chosen.values()]
+
+
+def load_records(paths) -> list[dict]:
+    """Load every ``*.json`` record under the given folders/files (skipping unreadable ones), one
+    per run as :func:`run_files` chooses it (an ok record wins over later attempts kept beside it)."""
+    files = run_files(paths)
     records = []
     for file in files:
         data = read_record(file)
