@@ -222,6 +222,10 @@ def test_groups_without_records_say_not_run_yet(tmp_path):
     assert "Authors' pipeline, paper protocol:** not run yet, so no verdict on 96.64 %." in text
     assert "Not measured yet: authors' pipeline" in text and "(no difference measured yet)" in text
     assert "No curve yet (not run): " + AUTHORS in text
+    # the command that would run a missing group carries its settings (here the NAC mode)
+    assert f"{AUTHORS} (`nac-bench experiment=emnist_authors model=nac_official model.mode=euler`)" in text
+    exact = "exact mode, paper protocol (`nac-bench experiment=emnist_authors model=nac_official model.mode=exact`)"
+    assert exact in text
     assert (out.parent / "reproduction_emnist_curves.png").is_file()  # the LSTM has a curve
 
 
@@ -309,13 +313,17 @@ def test_provenance_reconstructs_the_command_and_other_settings_stay_apart(tmp_p
             ][:2]
         )
     )
-    assert main_row["command"] == "`nac-bench experiment=emnist_authors model=nac_official protocol.fold=0,1,2,3,4`"
+    assert (
+        main_row["command"]
+        == "`nac-bench experiment=emnist_authors model=nac_official model.mode=euler protocol.fold=0,1,2,3,4`"
+    )
     assert main_row["commit(s)"] == "0123456" and main_row["data digest"] == "166732ddb10e3d7a"
     assert main_row["train time (h)"] == "2.50"  # 5 runs x 3 epochs x 600 s
     assert main_row["run wall time (h)"] == "12.50" and main_row["dates"] == "2026-12-01 10:00 – 2026-12-01 12:30 UTC"
     smoke_row = next(line for line in provenance.splitlines() if line.startswith(f"| {AUTHORS} [other settings]"))
     assert (
-        "`nac-bench experiment=emnist_authors model=nac_official trainer.epochs=2 protocol.fold=0,1,2,3,4`" in smoke_row
+        "`nac-bench experiment=emnist_authors model=nac_official model.mode=euler trainer.epochs=2 "
+        "protocol.fold=0,1,2,3,4`" in smoke_row
     )
     assert "0123456-dirty-abcdef (5 with uncommitted changes)" in smoke_row and "| 1.67 " in smoke_row  # 5 x 2 x 600 s
 
@@ -327,7 +335,7 @@ def test_records_whose_config_names_the_model_report_like_new_ones(tmp_path):
         rec["config"]["model"]["name"] = "nac_official"
     text, _ = _write(tmp_path, old)
     assert _table(text, "group")[AUTHORS]["runs (ok/total)"] == "5/5" and "model.name" not in text
-    assert "`nac-bench experiment=emnist_authors model=nac_official protocol.fold=0,1,2,3,4`" in text
+    assert "`nac-bench experiment=emnist_authors model=nac_official model.mode=euler protocol.fold=0,1,2,3,4`" in text
 
 
 def test_records_outside_the_groups_are_listed_not_reported(tmp_path):
@@ -397,3 +405,30 @@ def test_provenance_names_runs_resumed_from_a_checkpoint(tmp_path):
     wall = 4 * 9000 + 600  # the other four as in the fixture (2.5 h each)
     assert f"| {wall / 3600:.2f} (1 resumed: from the resumption) " in row
     assert "(`resumed_from_epoch`) counts only the process that finished it" in text
+
+
+def test_the_authors_exact_mode_is_its_own_group_paired_by_fold_with_euler(tmp_path):
+    """Runs of the authors' pipeline with model.mode=exact: a group of their own (not an "other settings"
+    split of the euler group, whose verdict they leave alone), and exact − euler paired fold by fold,
+    checked against scipy's ttest_rel."""
+    exact = [0.96, 0.965, 0.975, 0.95, 0.985]
+    records = _authors() + _authors(exact, overrides=("model.mode=exact",))
+    text, _ = _write(tmp_path, records)
+    table = _table(text, "group")
+    assert table[AUTHORS]["test acc. (%)"] == "96.00 ± 1.58"  # the euler folds only (FOLD_ACC)
+    assert table[AUTHORS]["runs (ok/total)"] == "5/5"
+    assert table["NAC (nac_official), authors' pipeline in exact mode, paper protocol"]["test acc. (%)"] == (
+        f"{100 * np.mean(exact):.2f} ± {100 * np.std(exact, ddof=1):.2f}"
+    )
+    assert "other settings" not in text
+    section = text[text.index("### NAC against the baselines") : text.index("## 2.")]
+    row = _table(section, "comparison")["nac_official (exact) − nac_official (euler)"]
+    diffs = [100 * (e - a) for e, a in zip(exact, FOLD_ACC)]  # +1.0, +0.5, +0.5, +1.0, +0.5
+    ci = stats.ttest_rel([100 * e for e in exact], [100 * a for a in FOLD_ACC]).confidence_interval()
+    assert row["difference"] == f"{np.mean(diffs):.2f} ± {np.std(diffs, ddof=1):.2f}" == "0.70 ± 0.27"
+    assert row["95% CI"] == f"[{ci.low:.2f}, {ci.high:.2f}]"
+    assert row["pairs"] == "5" and row["paired by"] == "fold" and row["verdict"] == "nac_official (exact) better"
+    provenance = _table(text[text.index("## 4. Provenance") :], "group")
+    assert provenance[AUTHORS]["command"].startswith(
+        "`nac-bench experiment=emnist_authors model=nac_official model.mode=euler protocol.fold=0,1,2,3,4`"
+    )
