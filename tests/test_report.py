@@ -407,27 +407,28 @@ def test_provenance_names_runs_resumed_from_a_checkpoint(tmp_path):
     assert "(`resumed_from_epoch`) counts only the process that finished it" in text
 
 
-def test_the_authors_exact_mode_is_its_own_group_paired_by_fold_with_euler(tmp_path):
-    """Runs of the authors' pipeline with model.mode=exact: a group of their own (not an "other settings"
-    split of the euler group, whose verdict they leave alone), and exact − euler paired fold by fold,
-    checked against scipy's ttest_rel."""
+@pytest.mark.parametrize("mode", ["exact", "steady"])
+def test_the_authors_other_modes_are_groups_paired_by_fold_with_euler(tmp_path, mode):
+    """Runs of the authors' pipeline with model.mode=exact or steady: a group of their own (not an "other
+    settings" split of the euler group, whose verdict they leave alone), and mode − euler paired fold by
+    fold, checked against scipy's ttest_rel."""
     exact = [0.96, 0.965, 0.975, 0.95, 0.985]
-    records = _authors() + _authors(exact, overrides=("model.mode=exact",))
+    records = _authors() + _authors(exact, overrides=(f"model.mode={mode}",))
     text, _ = _write(tmp_path, records)
     table = _table(text, "group")
     assert table[AUTHORS]["test acc. (%)"] == "96.00 ± 1.58"  # the euler folds only (FOLD_ACC)
     assert table[AUTHORS]["runs (ok/total)"] == "5/5"
-    assert table["NAC (nac_official), authors' pipeline in exact mode, paper protocol"]["test acc. (%)"] == (
+    assert table[f"NAC (nac_official), authors' pipeline in {mode} mode, paper protocol"]["test acc. (%)"] == (
         f"{100 * np.mean(exact):.2f} ± {100 * np.std(exact, ddof=1):.2f}"
     )
     assert "other settings" not in text
     section = text[text.index("### NAC against the baselines") : text.index("## 2.")]
-    row = _table(section, "comparison")["nac_official (exact) − nac_official (euler)"]
+    row = _table(section, "comparison")[f"nac_official ({mode}) − nac_official (euler)"]
     diffs = [100 * (e - a) for e, a in zip(exact, FOLD_ACC)]  # +1.0, +0.5, +0.5, +1.0, +0.5
     ci = stats.ttest_rel([100 * e for e in exact], [100 * a for a in FOLD_ACC]).confidence_interval()
     assert row["difference"] == f"{np.mean(diffs):.2f} ± {np.std(diffs, ddof=1):.2f}" == "0.70 ± 0.27"
     assert row["95% CI"] == f"[{ci.low:.2f}, {ci.high:.2f}]"
-    assert row["pairs"] == "5" and row["paired by"] == "fold" and row["verdict"] == "nac_official (exact) better"
+    assert row["pairs"] == "5" and row["paired by"] == "fold" and row["verdict"] == f"nac_official ({mode}) better"
     provenance = _table(text[text.index("## 4. Provenance") :], "group")
     assert provenance[AUTHORS]["command"].startswith(
         "`nac-bench experiment=emnist_authors model=nac_official model.mode=euler protocol.fold=0,1,2,3,4`"

@@ -82,6 +82,9 @@ CAMPAIGNS: dict[str, Campaign] = {
             (
                 Group("authors_paper", ("experiment=emnist_authors",), 5),
                 Group("authors_exact", ("experiment=emnist_authors", "model.mode=exact"), 5, "the authors' exact mode"),
+                Group(
+                    "authors_steady", ("experiment=emnist_authors", "model.mode=steady"), 5, "the authors' steady mode"
+                ),
                 Group("authors_clean", ("experiment=emnist_authors_clean",), 3),
                 Group("nac_paper", ("experiment=emnist_paper", "model=nac"), 5),
                 Group("nac_clean", ("experiment=emnist_clean", "model=nac"), 3),
@@ -90,7 +93,7 @@ CAMPAIGNS: dict[str, Campaign] = {
                 Group("ode_rnn", ("experiment=emnist_clean", "model=ode_rnn", "seed=0"), 1),
             ),
             "python scripts/make_report.py emnist",
-            "about 16 CPU-hours at one thread per run (LTC and ODE-RNN: 1-2 hours each)",
+            "about 17 CPU-hours at one thread per run (LTC and ODE-RNN: 1-2 hours each)",
         ),
         Campaign(
             "bearings",

@@ -135,16 +135,19 @@ EMNIST = ReportSpec(
             where=(("model.mode", "euler"),),
             label="nac_official (euler)",
         ),
-        GroupSpec(
-            "authors_exact",
-            "NAC (nac_official), authors' pipeline in exact mode, paper protocol",
-            "emnist_authors",
-            "nac_official",
-            "paper",
-            "authors",
-            FOLDS,
-            where=(("model.mode", "exact"),),
-            label="nac_official (exact)",
+        *(
+            GroupSpec(
+                f"authors_{mode}",
+                f"NAC (nac_official), authors' pipeline in {mode} mode, paper protocol",
+                "emnist_authors",
+                "nac_official",
+                "paper",
+                "authors",
+                FOLDS,
+                where=(("model.mode", mode),),
+                label=f"nac_official ({mode})",
+            )
+            for mode in ("exact", "steady")  # the authors' script's other two NAC modes
         ),
         GroupSpec(
             "authors_clean",
@@ -197,6 +200,7 @@ EMNIST = ReportSpec(
     curve_groups=(
         "authors_paper",
         "authors_exact",
+        "authors_steady",
         "authors_clean",
         "nac_paper",
         "nac_clean",
@@ -211,6 +215,7 @@ EMNIST = ReportSpec(
     paired=(
         *(("nac_clean", baseline) for baseline in ("lstm", "cfc", "transformer", "ltc", "ode_rnn")),
         ("authors_exact", "authors_paper"),
+        ("authors_steady", "authors_paper"),
     ),
 )
 
