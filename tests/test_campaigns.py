@@ -224,7 +224,11 @@ def test_collect_takes_the_tuning_trials_to_their_own_folder(tmp_path, capsys):
     assert main(args) == 0
     assert (dest / "cmapss/clean/nac/seed0-a.json").exists() and (tune / "cmapss/clean/nac/seed0-t.json").exists()
     assert not (dest / "cmapss/clean/nac/seed0-t.json").exists()
-    assert "2 record(s) copied" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 record(s) copied" in printed
+    # the report command it suggests reads what was just collected, and predictions where the runs wrote them
+    assert f"--records {dest} " in printed and f"--tune-records {tune}" in printed
+    assert f"--predictions {out}/records" in printed and "<" not in printed
     assert (
         main(
             [

@@ -112,8 +112,8 @@ CAMPAIGNS: dict[str, Campaign] = {
             "C-MAPSS FD001-FD004 at the full budget, and the FD001 tuning",
             ("cmapss",),
             _cmapss_groups(),
-            "python scripts/make_report.py cmapss --records results/records --predictions <output root>/records "
-            "--tune-records <output root>/tune/records",
+            "python scripts/make_report.py cmapss --records <records> --predictions <output root>/records "
+            "--tune-records <tune records>",
             "the tuned re-runs depend on the trials: the report prints their commands",
             tune_records="tune/records",
         ),
@@ -202,6 +202,15 @@ def collect(
     return copied, clashes
 
 
+def report_command(campaign: Campaign, output_root: str, records: str, tune_records: str) -> str:
+    """The campaign's report command with its places filled: collected records, tuning records, output root."""
+    return (
+        campaign.report.replace("<output root>", output_root)
+        .replace("<tune records>", tune_records)
+        .replace("<records>", records)
+    )
+
+
 def describe(campaign: Campaign) -> str:
     """The campaign's groups, one line each, with their commands."""
     lines = [f"{campaign.name}: {campaign.title}" + (f" ({campaign.note})" if campaign.note else "")]
@@ -254,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"new {path}")
             for line in clashes:
                 print(f"campaign: {line}", file=sys.stderr)
-            print(f"{len(copied)} record(s) copied; then: {found.report}")
+            report = report_command(found, args.output_root, args.dest, args.tune_dest)
+            print(f"{len(copied)} record(s) copied; then: {report}")
             return 0
         commands = [command(group) for group in groups]
         if args.dry_run:
@@ -284,5 +294,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"campaign: group {group.name} exited with {code}; the same command resumes it", file=sys.stderr)
             return code
     print(f"done. Collect: python scripts/campaign.py {found.name} --collect --output-root {args.output_root}")
-    print(f"then: {found.report}")
+    print(f"then: {report_command(found, args.output_root, args.dest, args.tune_dest)}")
     return 0
