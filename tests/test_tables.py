@@ -301,6 +301,12 @@ def test_paired_comparison_follows_the_metric_mode_and_refuses_to_rank_within_no
         _rec("y", s, v) for s, v in enumerate([0.6, 0.7, 0.6])
     ]
     assert paired_comparison(records_frame(noisy), "x", "y").loc[0, "verdict"] == "not distinguishable"
+    same = [_rec(m, s, v) for m in "xy" for s, v in enumerate([0.5, 0.9, 0.6])]
+    assert paired_comparison(records_frame(same), "x", "y").loc[0, "verdict"] == "identical in every pair"
+    offset = [_rec("x", s, v) for s, v in enumerate([0.5, 0.9, 0.6])] + [
+        _rec("y", s, v - 0.25) for s, v in enumerate([0.5, 0.9, 0.6])
+    ]
+    assert paired_comparison(records_frame(offset), "x", "y").loc[0, "verdict"] == "x better"
     single = [_rec("x", 0, 0.9), _rec("y", 0, 0.5)]
     row = paired_comparison(records_frame(single), "x", "y").iloc[0]
     assert (row["pairs"], row["95% CI"], row["verdict"]) == (1, "single pair", "single pair: no ranking")

@@ -516,6 +516,8 @@ def _verdict(summary: Summary, model_a: str, model_b: str, mode: str | None) -> 
         return "no pairs"
     if summary.low is None:
         return "single pair: no ranking"
+    if summary.mean == 0.0 and summary.std == 0.0:
+        return "identical in every pair"
     if summary.low <= 0.0 <= summary.high:
         return "not distinguishable"
     a_higher = summary.low > 0.0
