@@ -146,10 +146,13 @@ def test_subset_table_matches_hand_computed_numbers(tmp_path):
     assert nac["settings"] == "as the experiment"
     fd002 = _row(_table(text, "### FD002", "model"), "NAC (nac)")
     assert fd002["test RMSE"] == "31.00 ± 1.00" and fd002["runs (ok/expected)"] == "3/3"
-    li = _row(_table(text, "### FD002", "model"), "Li, Ding & Sun 2018, CNN (literature, as recalled, unchecked)")
+    quoted, recalled = "(literature; RMSE as later work quotes it, score unchecked)", "(literature, as recalled, unchecked)"
+    li = _row(_table(text, "### FD002", "model"), f"Li, Ding & Sun 2018, CNN {quoted}")
     assert li["test RMSE"] == "22.36" and li["NASA score"] == "10,412" and li["status"] == "reference"
-    zheng = _row(_table(text, "### FD001", "model"), "Zheng et al. 2017, LSTM (literature, as recalled, unchecked)")
+    zheng = _row(_table(text, "### FD001", "model"), f"Zheng et al. 2017, LSTM {quoted}")
     assert zheng["test RMSE"] == "16.14" and zheng["NASA score"] == "338"
+    zheng = _row(_table(text, "### FD002", "model"), f"Zheng et al. 2017, LSTM {recalled}")  # not found quoted
+    assert zheng["test RMSE"] == "24.49"
     other = _table(text, "## Other C-MAPSS records", "model")  # listed apart, not pooled
     assert other == [{"model": "nac", "subset": "FD001", "tag": "FD001_tuned", "status": "ok", "records": "3"}]
 
