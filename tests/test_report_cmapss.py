@@ -177,6 +177,20 @@ def test_incomplete_single_and_absent_groups_say_what_to_run(tmp_path):
     assert "- **NAC (nac) on FD001**: not run yet" in text
 
 
+def test_a_variant_rerun_with_as_many_runs_never_takes_the_main_row(tmp_path):
+    """Every LTC run of the campaign sets one key (the compiled solver). A later diagnostic re-run that
+    changes more keys, with as many ok runs and read first, stays among the other settings."""
+    compiled = {"model.compile_solver": True}
+    patience = {**compiled, "trainer.early_stopping_patience": 50, "trainer.scheduler.patience": 10}
+    records = [_rec("ltc", "FD003", s, 25.0 + s, settings=patience) for s in range(3)]
+    records += [_rec("ltc", "FD003", s, 20.0 + s, settings=compiled) for s in range(3)]
+    text = _write(tmp_path, records)
+    main_row = _row(_table(text, "### FD003", "model"), "LTC")
+    assert main_row["test RMSE"] == "21.00 ± 1.00" and main_row["settings"] == "model.compile_solver=true"
+    (other,) = _table(text, "FD003, runs with other settings", "model")
+    assert other["test RMSE"] == "26.00 ± 1.00" and "trainer.early_stopping_patience=50" in other["settings"]
+
+
 def test_empty_records_folder_reports_every_group_not_run(tmp_path):
     (tmp_path / "none").mkdir()
     out = tmp_path / "r.md"

@@ -439,7 +439,8 @@ def _setting(config: dict | None, key: str) -> Any:
 
 def splits_of(frame: pd.DataFrame, dataset: str, spec: GroupSpec) -> list[Split]:
     """The group's runs split by settings, the main one first: the split as the experiment (no overrides),
-    then the one with most ok runs."""
+    then the one with most ok runs, then the one with fewest overrides (a campaign's one setting beats a
+    diagnostic re-run that changes more), then the one with most records."""
     rows = frame[_member(frame, dataset, spec)]
     composed = _composed(spec.experiment, spec.model, tuple(spec.overrides()))
     splits = []
@@ -450,7 +451,7 @@ def splits_of(frame: pd.DataFrame, dataset: str, spec: GroupSpec) -> list[Split]
             overrides, predates = config_overrides(part.config.iloc[0], dict(composed))
             note = ""
         splits.append(Split(spec, part, overrides, predates, note))
-    return sorted(splits, key=lambda s: (bool(s.overrides or s.note), -len(s.ok), -len(s.frame)))
+    return sorted(splits, key=lambda s: (bool(s.overrides or s.note), -len(s.ok), len(s.overrides), -len(s.frame)))
 
 
 def _not_run_command(spec: GroupSpec) -> list[str]:
