@@ -112,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-root", type=Path, default=None, help="data root (default: the config's paths.data_root)"
     )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="also write the table to this .csv and beside it a .md"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this .csv and beside it a .md")
     args = parser.parse_args(argv)
     if args.out is not None and args.out.suffix != ".csv":
         parser.error(f"--out {args.out}: name a .csv file (the Markdown goes beside it as .md)")
@@ -127,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for subset in (s.upper() for s in args.subsets):
             cfg = compose_config(subset, args.data_root)
-            rows.append({"subset": subset, "window": int(cfg.dataset.builder.window), **reference(build_splits(cfg), args.alphas)})
+            figures_of_subset = reference(build_splits(cfg), args.alphas)
+            rows.append({"subset": subset, "window": int(cfg.dataset.builder.window), **figures_of_subset})
     except (DataError, FileNotFoundError) as err:
         print(f"cmapss_linear_reference: {err}", file=sys.stderr)
         return 2
     table = pd.DataFrame(rows, columns=COLUMNS)
-    command = shlex.join(["python", "scripts/cmapss_linear_reference.py", *(argv if argv is not None else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    command = shlex.join(["python", "scripts/cmapss_linear_reference.py", *given])
     text = markdown(table, command)
     print(text)
     if args.out is not None:

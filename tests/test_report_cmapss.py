@@ -13,6 +13,7 @@ import sys
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -146,7 +147,8 @@ def test_subset_table_matches_hand_computed_numbers(tmp_path):
     assert nac["settings"] == "as the experiment"
     fd002 = _row(_table(text, "### FD002", "model"), "NAC (nac)")
     assert fd002["test RMSE"] == "31.00 ± 1.00" and fd002["runs (ok/expected)"] == "3/3"
-    quoted, recalled = "(literature; RMSE as later work quotes it, score unchecked)", "(literature, as recalled, unchecked)"
+    quoted = "(literature; RMSE as later work quotes it, score unchecked)"
+    recalled = "(literature, as recalled, unchecked)"
     li = _row(_table(text, "### FD002", "model"), f"Li, Ding & Sun 2018, CNN {quoted}")
     assert li["test RMSE"] == "22.36" and li["NASA score"] == "10,412" and li["status"] == "reference"
     zheng = _row(_table(text, "### FD001", "model"), f"Zheng et al. 2017, LSTM {quoted}")
@@ -189,6 +191,37 @@ def test_a_variant_rerun_with_as_many_runs_never_takes_the_main_row(tmp_path):
     assert main_row["test RMSE"] == "21.00 ± 1.00" and main_row["settings"] == "model.compile_solver=true"
     (other,) = _table(text, "FD003, runs with other settings", "model")
     assert other["test RMSE"] == "26.00 ± 1.00" and "trainer.early_stopping_patience=50" in other["settings"]
+
+
+def _linear_csv(path, rows) -> str:
+    columns = ["subset", "window", "alpha", "train RMSE", "val RMSE", "test RMSE", "test NASA score", "test engines"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return str(path)
+
+
+def test_the_linear_reference_row_and_the_models_not_below_it(tmp_path):
+    csv = _linear_csv(tmp_path / "linear.csv", [["FD001", 30, 10.0, 16.8, 16.12, 13.1, 427.84, 100]])
+    text = _write(tmp_path, _nac_and_baselines(), "--linear-reference", csv)
+    row = _row(_table(text, "### FD001", "model"), "Ridge on the flattened window (linear reference)")
+    assert (row["test RMSE"], row["NASA score"], row["val RMSE"]) == ("13.10", "427.8", "16.12")
+    assert row["status"] == "reference" and row["settings"] == "alpha 10 (chosen on val RMSE)"
+    # means: NAC 12.70, CfC 13.17, LSTM 13.67 (the constants above): CfC and LSTM are not below 13.10
+    assert "Mean test RMSE not below the linear reference (13.10): LSTM 13.67; CfC 13.17." in text
+    assert f"Read from `{csv}`." in text
+    fd002 = _table(text, "### FD002", "model")  # the CSV has no FD002: no row, no sentence
+    assert not [r for r in fd002 if r["model"].startswith("Ridge")] and "reference (" not in text.split("### FD002")[1]
+
+
+def test_a_missing_or_malformed_linear_reference_is_refused(tmp_path, capsys):
+    (tmp_path / "records").mkdir()
+    args = ["cmapss", "--records", str(tmp_path / "records"), "--out", str(tmp_path / "r.md")]
+    assert main([*args, "--linear-reference", str(tmp_path / "none.csv")]) == 2
+    assert "none.csv does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"subset": ["FD001"], "rmse": [1.0]}).to_csv(bad, index=False)
+    assert main([*args, "--linear-reference", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the column(s)" in err and "scripts/cmapss_linear_reference.py --out" in err
 
 
 def test_empty_records_folder_reports_every_group_not_run(tmp_path):

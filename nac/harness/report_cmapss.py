@@ -91,6 +91,12 @@ def literature_label(source: str, subset: str, rmse_quoted: Sequence[str]) -> st
     if subset in rmse_quoted:
         return f"{source} (literature; RMSE as later work quotes it, score unchecked)"
     return f"{source} (literature, as recalled, unchecked)"
+
+
+#: the linear reference's CSV (scripts/cmapss_linear_reference.py --out) and the command that writes it
+LINEAR_DEFAULT = "results/cmapss_linear_reference.csv"
+LINEAR_COMMAND = f"python scripts/cmapss_linear_reference.py --out {LINEAR_DEFAULT}"
+LINEAR_TITLE = "Ridge on the flattened window (linear reference)"
 TUNE_TAG = "tune"
 #: the settings the Optuna experiments search (configs/experiment/cmapss_tune*.yaml)
 TUNE_KEYS = ("trainer.optimizer.lr", "dataset.width", "model.topk", "model.mode", "dataset.cnn1d.units")
@@ -196,6 +202,51 @@ def group_row(split: Split, title: str) -> dict[str, Any]:
     }
 
 
+def read_linear(path: Path) -> pd.DataFrame:
+    """The linear reference per subset (index), from ``scripts/cmapss_linear_reference.py --out``."""
+    table = pd.read_csv(path)
+    needed = {"subset", "alpha", "val RMSE", "test RMSE", "test NASA score"}
+    if not needed <= set(table.columns):
+        raise ValueError(
+            f"{path} lacks the column(s) {', '.join(sorted(needed - set(table.columns)))}; "
+            f"write it with: {LINEAR_COMMAND}"
+        )
+    return table.set_index("subset")
+
+
+def linear_row(subset: str, linear: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The subset's linear-reference row (none when the CSV lacks the subset or was not given)."""
+    if linear is None or subset not in linear.index:
+        return []
+    row = linear.loc[subset]
+    return [
+        {
+            "model": LINEAR_TITLE,
+            "runs (ok/expected)": "1 fit",
+            "test RMSE": f"{row['test RMSE']:.2f}",
+            "NASA score": f"{row['test NASA score']:,.1f}",
+            "val RMSE": f"{row['val RMSE']:.2f}",
+            "status": "reference",
+            "settings": f"alpha {row['alpha']:g} (chosen on val RMSE)",
+        }
+    ]
+
+
+def not_below_linear(subset: str, splits: dict[str, list[Split]], linear: pd.DataFrame | None) -> str:
+    """The sentence naming the models whose mean test RMSE is not below the linear reference's."""
+    if linear is None or subset not in linear.index:
+        return ""
+    line = float(linear.loc[subset, "test RMSE"])
+    above = []
+    for model, title in MODELS:
+        found = splits[f"{subset}/{model}"]
+        mean = summarize(found[0].ok.test).mean if found else None
+        if mean is not None and mean >= line:
+            above.append(f"{title} {mean:.2f}")
+    names = "; ".join(above) if above else "none"
+    return f"Mean test RMSE not below the linear reference ({line:.2f}): {names}."
+
+
 def literature_rows(subset: str) -> list[dict[str, Any]]:
     return [
         {
@@ -208,8 +259,11 @@ def literature_rows(subset: str) -> list[dict[str, Any]]:
     ]
 
 
-def subset_table(subset: str, splits: dict[str, list[Split]]) -> tuple[str, list[str]]:
-    """The subset's table (main settings, then the literature) and its runs with other settings."""
+def subset_table(
+    subset: str, splits: dict[str, list[Split]], linear: pd.DataFrame | None = None
+) -> tuple[str, list[str]]:
+    """The subset's table (main settings, then the linear reference and the literature) and its runs with
+    other settings."""
     rows, others = [], []
     for model, title in MODELS:
         found = splits[f"{subset}/{model}"]
@@ -221,11 +275,11 @@ def subset_table(subset: str, splits: dict[str, list[Split]]) -> tuple[str, list
             continue
         rows.append(group_row(found[0], title))
         others += [group_row(s, title) for s in found[1:]]
-    table = to_markdown(pd.DataFrame(rows + literature_rows(subset), columns=COLUMNS))
+    table = to_markdown(pd.DataFrame(rows + linear_row(subset, linear) + literature_rows(subset), columns=COLUMNS))
     return table, ([to_markdown(pd.DataFrame(others, columns=COLUMNS))] if others else [])
 
 
-def results_section(splits: dict[str, list[Split]]) -> str:
+def results_section(splits: dict[str, list[Split]], linear: pd.DataFrame | None = None, linear_source: str = "") -> str:
     text = [
         "## 1. Test RMSE and NASA score per subset",
         "",
@@ -239,10 +293,23 @@ def results_section(splits: dict[str, list[Split]]) -> str:
         "Literature rows: the figures of docs/PROTOCOLS.md section 3, not checked against the papers "
         "themselves: each row says whether its RMSE matches what later work quotes (section 3 names where) or "
         "is as recalled; no NASA score was checked (the windows used here are Li et al.'s).",
+        "",
+        "Linear reference: scikit-learn's ridge regression on each flattened window (cycles x sensors), same "
+        "data, alpha chosen on the validation engines' RMSE, one deterministic fit per subset "
+        "(`scripts/cmapss_linear_reference.py`). A model at or above it has learned no more than a linear map "
+        "of the window. "
+        + (
+            f"Read from `{linear_source}`."
+            if linear is not None
+            else f"Not computed yet: `{LINEAR_COMMAND}`, then rerun this report."
+        ),
     ]
     for subset in SUBSETS:
-        table, others = subset_table(subset, splits)
+        table, others = subset_table(subset, splits, linear)
         text += ["", f"### {subset}", "", table]
+        sentence = not_below_linear(subset, splits, linear)
+        if sentence:
+            text += ["", sentence]
         if others:
             text += ["", f"{subset}, runs with other settings (left out of sections 2, 3 and 5):", "", *others]
     return "\n".join(text)
@@ -681,8 +748,11 @@ def build_report(
     predictions: Path | None = None,
     tune_records: Sequence[dict] | None = None,
     tune_dir: str | None = None,
+    linear: pd.DataFrame | None = None,
+    linear_source: str = "",
 ) -> str:
-    """The report's Markdown, written to ``out`` with the subset PNGs beside it."""
+    """The report's Markdown, written to ``out`` with the subset PNGs beside it; ``linear``: the linear
+    reference per subset (:func:`read_linear`), read from ``linear_source``."""
     frame = frame_of([r for r in records if r.get("dataset") == CMAPSS.dataset])
     splits = campaign_splits(frame)
     tune_frame = None
@@ -695,7 +765,7 @@ def build_report(
         f"# {CMAPSS.title}",
         f"Generated by `{command}` from {len(frame)} C-MAPSS record(s) ({len(records)} read). Rerun the same "
         "command when records land. Not in the NAC paper: the comparison is with the RUL literature only.",
-        results_section(splits),
+        results_section(splits, linear, linear_source),
         goal_section(splits, reruns),
         paired_section(splits),
         tuning,
@@ -728,8 +798,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder holding the .predictions.npz files at the records' relative paths (default: beside the records)",
     )
     parser.add_argument("--tune-records", default=None, help="the Optuna trials' records (<output root>/tune/records)")
+    parser.add_argument(
+        "--linear-reference",
+        default=None,
+        help=f"the linear reference's CSV (default {LINEAR_DEFAULT} when it exists; written by {LINEAR_COMMAND})",
+    )
     args = parser.parse_args(given)
-    missing = [p for p in [*args.records, args.predictions, args.tune_records] if p and not Path(p).exists()]
+    given_paths = [*args.records, args.predictions, args.tune_records, args.linear_reference]
+    missing = [p for p in given_paths if p and not Path(p).exists()]
     if missing:
         print(f"make_report: {', '.join(missing)} does not exist; pass existing folders", file=sys.stderr)
         return 2
@@ -737,10 +813,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.suffix != ".md":
         print(f"make_report: --out {out} must name a .md file", file=sys.stderr)
         return 2
+    linear_source = args.linear_reference or (LINEAR_DEFAULT if Path(LINEAR_DEFAULT).exists() else "")
+    try:
+        linear = read_linear(Path(linear_source)) if linear_source else None
+    except (ValueError, pd.errors.ParserError) as err:
+        print(f"make_report: {err}", file=sys.stderr)
+        return 2
     tune = load_records([args.tune_records]) if args.tune_records else None
     command = "python scripts/make_report.py " + shlex.join(["cmapss", *given])
     roots = [Path(p) for p in args.records]
     predictions = Path(args.predictions) if args.predictions else None
-    build_report(load_records(args.records), out, command, roots, predictions, tune, args.tune_records)
+    build_report(
+        load_records(args.records), out, command, roots, predictions, tune, args.tune_records, linear, linear_source
+    )
     print(f"wrote {out} and {out.stem}_<subset>.png beside it (for subsets with predictions files)")
     return 0
