@@ -37,7 +37,7 @@ from nac.harness.tables import to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
-ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+ALPHAS = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 COLUMNS = ["subset", "window", "alpha", "train RMSE", "val RMSE", "test RMSE", "test NASA score", "test engines"]
 
 
