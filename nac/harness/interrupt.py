@@ -97,12 +97,37 @@ def sigterm_stops_run(snapshot: Callable[[], None]) -> Iterator[None]:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends (so a second Ctrl-C cannot cut a record write)."""
+    """Hold SIGINT and SIGTERM until the block ends (so a second Ctrl-C cannot cut a record write).
+
+    Within the block a handler only notes the signal; on leaving it the handlers in place before see
+    the first one noted (the default action where that was ``SIG_DFL``). Blocking the signals with
+    ``pthread_sigmask`` is not enough: the kernel hands a process-directed signal to another thread
+    (torch starts some), and Python then runs the handler in the main thread inside the block; raised
+    within ``torch.save``'s pickling, the exception was lost and the run went on as if never stopped.
+    """
     if not _main_thread():
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is None or handler is signal.SIG_IGN:  # set outside Python, or ignored: left alone
+            continue
+        previous[signum] = handler
+        signal.signal(signum, lambda received, frame: caught.append(received))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            _deliver(caught[0], previous[caught[0]])
+
+
+def _deliver(signum: int, handler) -> None:
+    """What ``handler`` (as :func:`signal.getsignal` gives it) does on ``signum``, now."""
+    if handler is signal.SIG_DFL:
+        signal.raise_signal(signum)  # the default action (SIGTERM, SIGINT: the process ends)
+    elif callable(handler):
+        handler(signum, None)
