@@ -41,6 +41,14 @@ def sigterm_raises():
     signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler (an earlier test in the session may have left another one)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _body(done: list, thread: threading.Thread) -> None:
     # sent to the other thread, as the kernel may pick one that does not block it: Python's C-level handler
     # runs there and the Python handler in the main thread at its next check, inside the block
@@ -62,7 +70,7 @@ def test_sigterm_in_the_block_is_raised_after_it(other_thread, sigterm_raises):
     assert signal.getsignal(signal.SIGTERM) is interrupt._raise_terminated  # the handler is back
 
 
-def test_sigint_in_the_block_is_raised_after_it(other_thread):
+def test_sigint_in_the_block_is_raised_after_it(other_thread, sigint_raises):
     steps = [False]  # _body sends SIGINT when given a non-empty list
     with pytest.raises(KeyboardInterrupt):
         with interrupt.signals_deferred():
