@@ -8,6 +8,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 
 import pytest
 
@@ -53,10 +54,12 @@ def _body(done: list, thread: threading.Thread) -> None:
     # sent to the other thread, as the kernel may pick one that does not block it: Python's C-level handler
     # runs there and the Python handler in the main thread at its next check, inside the block
     signal.pthread_kill(thread.ident, signal.SIGTERM if not done else signal.SIGINT)
-    for _ in range(2000):  # Python work, pickling included, while the signal is pending
-        if "__slotnames__" in Slotted.__dict__:
-            del Slotted.__slotnames__  # so that every dump calls copyreg._slotnames again
-        pickle.dumps(Slotted())
+    for _ in range(40):  # Python work, pickling included, with pauses that let the other thread run
+        time.sleep(0.005)
+        for _ in range(50):
+            if "__slotnames__" in Slotted.__dict__:
+                del Slotted.__slotnames__  # so that every dump calls copyreg._slotnames again
+            pickle.dumps(Slotted())
     done.append(True)
 
 
