@@ -385,16 +385,7 @@ class Split:
 
     def command(self) -> str:
         sweep = _sweep(self.spec.protocol, self.frame.seed.dropna(), self.frame.fold.dropna())
-        return " ".join(
-            [
-                "nac-bench",
-                f"experiment={self.spec.experiment}",
-                f"model={self.spec.model}",
-                *self.spec.overrides(),
-                *self.overrides,
-                *sweep,
-            ]
-        )
+        return " ".join([*_not_run_command(self.spec), *self.overrides, *sweep])
 
     def label(self) -> str:
         return "as the experiment" if not (self.overrides or self.note) else " ".join(self.overrides) or self.note
@@ -455,6 +446,7 @@ def splits_of(frame: pd.DataFrame, dataset: str, spec: GroupSpec) -> list[Split]
 
 
 def _not_run_command(spec: GroupSpec) -> list[str]:
+    """The group's command without a sweep: what runs it (``Split.command`` adds a split's settings and units)."""
     return ["nac-bench", f"experiment={spec.experiment}", f"model={spec.model}", *spec.overrides()]
 
 
